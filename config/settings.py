@@ -1,0 +1,213 @@
+"""The node's one configuration object.
+
+Everything the node reads from its environment goes through `Settings`: environment variables with the
+`CREDITNODE_` prefix (nested sections joined by `__`, e.g. `CREDITNODE_DATABASE__URL`), over an optional TOML
+file (written by `creditnode init`), over the defaults below. In `production` mode the node refuses to start
+when a secret is missing or still has its development default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "DEV_SECRET_MARK",
+    "DatabaseSettings",
+    "FederationSettings",
+    "ImportSettings",
+    "InsecureConfiguration",
+    "NodeSettings",
+    "RegionProfile",
+    "SecuritySettings",
+    "Settings",
+    "load_region",
+    "region_names",
+]
+
+REGIONS_DIR = Path(__file__).parent / "regions"
+# Every development default secret contains this mark, so production mode can recognise and refuse it.
+DEV_SECRET_MARK = "insecure-development-default"
+
+
+class InsecureConfiguration(RuntimeError):
+    """Production mode with a missing or default secret."""
+
+
+@dataclass(frozen=True)
+class FrameworkLevel:
+    code: str
+    name_zh: str
+    reference_level: str
+
+
+@dataclass(frozen=True)
+class RegionProfile:
+    """A founding region's file from `config/regions/`."""
+
+    node_id: str
+    name_zh: str
+    name_en: str
+    base_url: str
+    default_port: int
+    sqlite_file: str
+    hours_per_credit: Decimal
+    account_prefix: str
+    framework_levels: tuple[FrameworkLevel, ...] = field(default=())
+
+
+def region_names() -> list[str]:
+    return sorted(p.stem for p in REGIONS_DIR.glob("*.toml"))
+
+
+@lru_cache(maxsize=16)
+def load_region(name: str) -> RegionProfile:
+    path = REGIONS_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ValueError(f"unknown region {name!r}; known regions: {', '.join(region_names())}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    levels = tuple(FrameworkLevel(**lv) for lv in data.pop("framework_levels", []))
+    data["hours_per_credit"] = Decimal(data["hours_per_credit"])
+    return RegionProfile(framework_levels=levels, **data)
+
+
+class NodeSettings(BaseModel):
+    region: str = "shanghai"
+    node_id: str | None = None  # defaults to the region file's node_id
+    base_url: str | None = None  # defaults to the region file's base_url
+    data_dir: Path = Path("data")
+    mode: Literal["development", "production", "test"] = "development"
+    log_level: str = "INFO"
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = None  # defaults to SQLite under data_dir
+    echo: bool = False
+    pool_size: int = 10
+
+
+class SecuritySettings(BaseModel):
+    # AES-256-GCM key for ID numbers and names at rest (urlsafe base64 of 32 bytes) and its key id.
+    database_key: SecretStr = SecretStr(f"{DEV_SECRET_MARK}-database-key")
+    database_key_id: str = "k1"
+    # Older keys still needed to decrypt rows written before a rotation: {key_id: key}.
+    retired_database_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    blind_index_key: SecretStr = SecretStr(f"{DEV_SECRET_MARK}-blind-index-key")
+    token_secret: SecretStr = SecretStr(f"{DEV_SECRET_MARK}-token-secret")
+    token_ttl_seconds: int = 3600
+    # Node signing keys (Ed25519), encrypted with the database key; see docs/operations.md.
+    node_key_file: Path | None = None
+    verify_rate_limit_per_minute: int = 60
+
+
+class ImportSettings(BaseModel):
+    batch_size: int = 5000
+    max_evidence_bytes: int = 10 * 1024 * 1024
+    evidence_types: list[str] = Field(
+        default_factory=lambda: ["application/pdf", "image/jpeg", "image/png"]
+    )
+    run_in_background: bool = True
+
+
+class FederationSettings(BaseModel):
+    membership_file: Path | None = None
+    signature_window_seconds: int = 300
+    max_body_bytes: int = 1024 * 1024
+    outbox_max_attempts: int = 12
+    scheduler_enabled: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CREDITNODE_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.node.mode == "production":
+            problems = self.insecure_secrets()
+            if problems:
+                raise InsecureConfiguration(
+                    "refusing to start in production mode: " + "; ".join(problems)
+                )
+        return self
+
+    def insecure_secrets(self) -> list[str]:
+        problems = []
+        for name in ("database_key", "blind_index_key", "token_secret"):
+            value = getattr(self.security, name).get_secret_value()
+            if not value:
+                problems.append(f"security.{name} is missing")
+            elif DEV_SECRET_MARK in value:
+                problems.append(f"security.{name} still has its development default")
+        if self.node.mode == "production" and not self.database.url:
+            problems.append("database.url must be set explicitly in production")
+        return problems
+
+    # -- derived values -------------------------------------------------------------------------
+    @property
+    def region(self) -> RegionProfile:
+        return load_region(self.node.region)
+
+    @property
+    def node_id(self) -> str:
+        return self.node.node_id or self.region.node_id
+
+    @property
+    def base_url(self) -> str:
+        return (self.node.base_url or self.region.base_url).rstrip("/")
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.node.data_dir / self.region.sqlite_file).resolve()}"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.node.data_dir / "evidence"
+
+    @property
+    def node_key_file(self) -> Path:
+        return self.security.node_key_file or (self.node.data_dir / "node-keys.json")
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by CREDITNODE_CONFIG (written by `creditnode init`)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("CREDITNODE_CONFIG")
+        if not path:
+            return {}
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"CREDITNODE_CONFIG points to {file}, which does not exist")
+        return tomllib.loads(file.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""A region's credit-bank node: API, ledger, workflows, rules."""

@@ -1,0 +1,85 @@
+"""The node's web application: `create_app(settings)` builds it; its lifespan owns the resources."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from config.settings import Settings
+from node.context import NodeContext
+from node.errors import NodeError
+from node.logging import configure_logging
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("creditnode")
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.node.log_level)
+    ctx = NodeContext.build(settings, engine=engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in app.state.startup_hooks:
+            hook(ctx)
+        yield
+        for hook in reversed(app.state.shutdown_hooks):
+            hook(ctx)
+        if engine is None:
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title=f"creditnode · {settings.region.name_en}",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    _install_error_handlers(app)
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from node.routers import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NodeError)
+    async def _node_error(_request: Request, exc: NodeError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"code": "validation_error", "message": "the request is not valid", "detail": {"errors": errors}},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__)
+        return JSONResponse({"code": "internal_error", "message": "internal error"}, status_code=500)

@@ -1,0 +1,99 @@
+"""Revocation: reviewed staff action (maker-checker), a ledger event, and the signed Bitstring Status List
+credential the node serves at /status/{n} (131,072 entries a list)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from crypto.statuslist import StatusList
+from node.credentials.context import VC_V2
+from node.credentials.service import STATUS_LIST_SIZE, ensure_status_index
+from node.errors import BadRequest, Conflict, Forbidden, NotFound
+from node.ledger.service import EventSpec, append_events, subject_hash
+from node.models import Achievement, Learner, RevocationRequest, utcnow
+
+__all__ = ["decide_revocation", "request_revocation", "status_list_credential"]
+
+
+def status_list_credential(session: Session, ctx, list_no: int) -> dict:
+    if list_no < 0:
+        raise NotFound("no such status list")
+    start, end = list_no * STATUS_LIST_SIZE, (list_no + 1) * STATUS_LIST_SIZE
+    revoked = session.execute(
+        sa.select(Achievement.status_index).where(
+            Achievement.status == "revoked", Achievement.status_index >= start, Achievement.status_index < end
+        )
+    ).scalars()
+    bits = StatusList(size=STATUS_LIST_SIZE)
+    for index in revoked:
+        bits.set(index - start, True)
+    url = f"{ctx.settings.base_url}/status/{list_no}"
+    unsigned = {
+        "@context": [VC_V2],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": ctx.identity.did,
+        "validFrom": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "credentialSubject": {
+            "id": f"{url}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": bits.encode(),
+        },
+    }
+    return ctx.identity.sign(unsigned)
+
+
+def request_revocation(session: Session, *, achievement_id: int, reason: str, staff_id: int) -> RevocationRequest:
+    achievement = session.get(Achievement, achievement_id)
+    if achievement is None:
+        raise NotFound("no such achievement")
+    if achievement.status != "deposited":
+        raise Conflict(f"the achievement is {achievement.status}, not deposited", code="illegal_transition")
+    if not reason.strip():
+        raise BadRequest("a revocation needs a reason", code="reason_required")
+    open_request = session.execute(
+        sa.select(RevocationRequest.id).where(
+            RevocationRequest.achievement_id == achievement_id, RevocationRequest.state == "requested"
+        )
+    ).first()
+    if open_request:
+        raise Conflict("a revocation of this achievement is already awaiting review", code="duplicate")
+    req = RevocationRequest(achievement_id=achievement_id, reason=reason, requested_by=staff_id)
+    session.add(req)
+    session.flush()
+    return req
+
+
+def decide_revocation(
+    session: Session, *, request_id: int, approve: bool, reason: str | None, staff_id: int
+) -> RevocationRequest:
+    """The second pair of eyes: approving flips the status bit and appends `achievement.revoked`."""
+    req = session.get(RevocationRequest, request_id, with_for_update=True)
+    if req is None:
+        raise NotFound("no such revocation request")
+    if req.state != "requested":
+        raise Conflict(f"the request is already {req.state}", code="illegal_transition")
+    if req.requested_by == staff_id:
+        raise Forbidden("the requester cannot review their own revocation request", code="self_review")
+    req.state = "approved" if approve else "rejected"
+    req.decided_by, req.decided_at, req.decision_reason = staff_id, utcnow(), reason
+    if approve:
+        achievement = session.get(Achievement, req.achievement_id, with_for_update=True)
+        if achievement.status != "deposited":
+            raise Conflict(f"the achievement is {achievement.status}", code="illegal_transition")
+        achievement.status = "revoked"
+        index = ensure_status_index(session, achievement)
+        learner = session.get(Learner, achievement.learner_id)
+        append_events(session, [EventSpec(
+            kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id,
+            subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+            data={"achievement": achievement.id, "status_index": index, "request": req.id},
+        )])
+        session.add(achievement)
+    session.add(req)
+    session.flush()
+    return req

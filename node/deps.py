@@ -1,0 +1,149 @@
+"""FastAPI dependencies: the node context, the request's session, the authenticated principal, roles.
+
+Deny by default: every route declares `Depends(require_roles(...))` or `Depends(public)`; a test walks the
+routes and fails if one declares neither. Refusals are audited in the request's session before it is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import Session, select
+
+from node.audit.service import record
+from node.context import NodeContext
+from node.errors import Forbidden, Unauthorized
+from node.models import ApiKey, StaffAccount
+from node.roles import Role
+from node.security.tokens import read_token
+
+__all__ = [
+    "CtxDep",
+    "Principal",
+    "PrincipalDep",
+    "SessionDep",
+    "get_ctx",
+    "get_principal",
+    "get_session",
+    "public",
+    "require_roles",
+]
+
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a staff member, a learner, an institution system (API key)."""
+
+    kind: str  # staff | learner | api_key
+    id: int
+    name: str
+    roles: tuple[str, ...]
+    organisation_id: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def has_any(self, roles: frozenset[str]) -> bool:
+        return bool(roles.intersection(self.roles))
+
+    @property
+    def learner_id(self) -> int | None:
+        return self.id if self.kind == "learner" else None
+
+
+def get_ctx(request: Request) -> NodeContext:
+    return request.app.state.ctx
+
+
+CtxDep = Annotated[NodeContext, Depends(get_ctx)]
+
+
+def get_session(ctx: CtxDep) -> Iterator[Session]:
+    """One unit of work per request: commit on success, roll back on error."""
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(
+    request: Request, ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_oauth2)]
+) -> Principal:
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return _principal_from_api_key(session, api_key)
+    if not token:
+        raise Unauthorized("sign in first (bearer token or X-API-Key)")
+    claims = read_token(token, secret=ctx.token_secret, issuer=ctx.node_id)
+    kind, _, ident = str(claims["sub"]).partition(":")
+    if kind == "staff":
+        staff = session.get(StaffAccount, int(ident))
+        if staff is None or not staff.active:
+            raise Unauthorized("this staff account is disabled", code="account_disabled")
+        return Principal("staff", staff.id, staff.username, tuple(staff.roles), staff.organisation_id)
+    if kind == "learner":
+        return Principal("learner", int(ident), f"learner:{ident}", (Role.LEARNER,))
+    raise Unauthorized("the token is not valid", code="invalid_token")
+
+
+def _principal_from_api_key(session: Session, presented: str) -> Principal:
+    prefix = presented.split(".", 1)[0]
+    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    digest = hashlib.sha256(presented.encode()).hexdigest()
+    if key is None or key.revoked_at is not None or not _consteq(key.key_hash, digest):
+        raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    return Principal("api_key", key.id, f"api_key:{key.prefix}", tuple(key.roles), key.organisation_id)
+
+
+def _consteq(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Principal]:
+    """A dependency that lets the call through only for a principal holding one of `roles`."""
+    allowed = frozenset(roles)
+    if not allowed:
+        raise ValueError("name at least one role")
+
+    def dependency(request: Request, principal: PrincipalDep, session: SessionDep) -> Principal:
+        if not principal.has_any(allowed):
+            # Audit the refusal in the request's own session: nothing was written yet, so roll back (releasing
+            # SQLite's write lock, which a second connection would wait on), record, commit, then refuse.
+            session.rollback()
+            template = getattr(request.scope.get("route"), "path", request.url.path)
+            record(
+                session,
+                actor=principal,
+                action=f"http.{request.method.lower()} {template}"[:60],
+                outcome="denied",
+                detail={"allowed_roles": sorted(allowed), "path": request.url.path[:200]},
+            )
+            session.commit()
+            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
+        return principal
+
+    dependency.allowed_roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+def public() -> None:
+    """Marks a route as open to anyone (discovery, DID document, verification, sign-in)."""
+
+
+public.is_public = True  # type: ignore[attr-defined]

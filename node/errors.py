@@ -1,0 +1,95 @@
+"""Errors the node reports, each with an HTTP status and a stable machine-readable code.
+
+One handler (`node.app`) renders every `NodeError` as `{"code": ..., "message": ...}`; the codes are listed in
+`docs/errors.md` and peers and the conformance suite rely on them.
+
+Exception tree::
+
+    NodeError
+    ├── BadRequest (400)            invalid_* codes for semantically bad input
+    │   └── InvalidIdNumber         invalid_id_number
+    ├── Unauthorized (401)          not_authenticated, invalid_credentials, invalid_token
+    ├── Forbidden (403)             forbidden, self_review, same_reviewer
+    ├── NotFound (404)              not_found
+    ├── Conflict (409)              illegal_transition, duplicate, stale_version, already_appealed
+    ├── PayloadTooLarge (413)       payload_too_large
+    ├── UnsupportedMediaType (415)  unsupported_media_type
+    └── TooManyRequests (429)       rate_limited
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "InvalidIdNumber",
+    "NodeError",
+    "NotFound",
+    "PayloadTooLarge",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]
+
+
+class NodeError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, detail: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.detail = detail
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+class BadRequest(NodeError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidIdNumber(BadRequest):
+    code = "invalid_id_number"
+
+
+class Unauthorized(NodeError):
+    status_code = 401
+    code = "not_authenticated"
+
+
+class Forbidden(NodeError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(NodeError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(NodeError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(NodeError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(NodeError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class TooManyRequests(NodeError):
+    status_code = 429
+    code = "rate_limited"

@@ -1,0 +1,122 @@
+"""The node's Ed25519 signing keys.
+
+The key ring lives in one file (settings.node_key_file, default `<data_dir>/node-keys.json`), written with mode
+0600 and encrypted with the node's database key (AES-256-GCM), so a copied file alone reveals nothing. Rotation
+adds a new current key and keeps the old ones with an `expires` time, so signatures made with them still verify
+against the published DID document; a compromised key is marked `revoked` instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from config.settings import Settings
+from crypto.keys import Ed25519Key
+from node.security.fields import key_bytes
+
+__all__ = ["KeyRing", "NodeKey", "create_keyring", "load_keyring", "revoke_key", "rotate_keyring"]
+
+_AAD = b"creditnode-keyring-v1"
+
+
+@dataclass
+class NodeKey:
+    key_id: str  # the DID fragment, e.g. "key-1"
+    seed_b64: str
+    created: str
+    expires: str | None = None
+    revoked: str | None = None
+
+    @property
+    def signing_key(self) -> Ed25519Key:
+        return Ed25519Key.from_seed(base64.b64decode(self.seed_b64))
+
+
+@dataclass
+class KeyRing:
+    current: str
+    keys: list[NodeKey]
+
+    def get(self, key_id: str) -> NodeKey:
+        for key in self.keys:
+            if key.key_id == key_id:
+                return key
+        raise KeyError(key_id)
+
+    @property
+    def current_key(self) -> NodeKey:
+        return self.get(self.current)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _aead(settings: Settings) -> AESGCM:
+    return AESGCM(key_bytes(settings.security.database_key.get_secret_value()))
+
+
+def _write(settings: Settings, ring: KeyRing) -> None:
+    path: Path = settings.node_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = json.dumps({"current": ring.current, "keys": [asdict(k) for k in ring.keys]}).encode()
+    nonce = os.urandom(12)
+    blob = {"format": "creditnode-keyring-v1", "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(_aead(settings).encrypt(nonce, plain, _AAD)).decode()}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(blob, fh)
+    os.replace(tmp, path)
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    path: Path = settings.node_key_file
+    if not path.is_file():
+        raise FileNotFoundError(f"no node key ring at {path}; run `creditnode init` or `creditnode keys create`")
+    blob = json.loads(path.read_text())
+    plain = _aead(settings).decrypt(base64.b64decode(blob["nonce"]), base64.b64decode(blob["ciphertext"]), _AAD)
+    data = json.loads(plain)
+    return KeyRing(current=data["current"], keys=[NodeKey(**k) for k in data["keys"]])
+
+
+def create_keyring(settings: Settings, *, exist_ok: bool = True) -> KeyRing:
+    if settings.node_key_file.is_file():
+        if exist_ok:
+            return load_keyring(settings)
+        raise FileExistsError(f"{settings.node_key_file} exists")
+    key = NodeKey("key-1", base64.b64encode(os.urandom(32)).decode(), _now())
+    ring = KeyRing(current=key.key_id, keys=[key])
+    _write(settings, ring)
+    return ring
+
+
+def rotate_keyring(settings: Settings, *, keep_old_days: int = 365) -> KeyRing:
+    """A new current key; the old one stays published, expiring after `keep_old_days`."""
+    ring = load_keyring(settings)
+    old = ring.current_key
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=keep_old_days)
+    old.expires = old.expires or expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    number = max(int(k.key_id.rsplit("-", 1)[-1]) for k in ring.keys) + 1
+    new = NodeKey(f"key-{number}", base64.b64encode(os.urandom(32)).decode(), _now())
+    ring.keys.append(new)
+    ring.current = new.key_id
+    _write(settings, ring)
+    return ring
+
+
+def revoke_key(settings: Settings, key_id: str) -> KeyRing:
+    """Mark a key compromised: signatures by it no longer verify. The current key cannot be revoked."""
+    ring = load_keyring(settings)
+    if key_id == ring.current:
+        raise ValueError("rotate first: the current key cannot be revoked")
+    ring.get(key_id).revoked = _now()
+    _write(settings, ring)
+    return ring

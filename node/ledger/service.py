@@ -1,0 +1,105 @@
+"""Appending ledger events.
+
+An event's published form (its *leaf*) is canonical JSON (RFC 8785) with personal data replaced by a salted
+hash of the learner's pseudonym, and carries the previous event's hash; its hash is the RFC 9162 Merkle leaf
+hash of those bytes. So the hash chain and the Merkle log are one structure (docs/ledger.md).
+
+Appenders lock the single `ledger_head` row (`FOR UPDATE` on PostgreSQL; SQLite transactions start
+IMMEDIATE), so sequence numbers are gapless and the chain is linear even with several worker processes.
+Events are inserted with one Core `executemany`, never through the ORM unit of work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from crypto.jcs import canonicalize
+from crypto.merkle import CompactRange, leaf_hash
+from node.models import LedgerEvent, LedgerHead, utcnow
+
+__all__ = ["LEAF_VERSION", "EventSpec", "LedgerTip", "append_events", "subject_hash"]
+
+LEAF_VERSION = 1
+_events = LedgerEvent.__table__
+_head = LedgerHead.__table__
+
+
+def subject_hash(leaf_salt: bytes, pseudonym: str) -> str:
+    """The learner as a ledger leaf shows them: unlinkable without the node's per-learner salt."""
+    return hashlib.sha256(leaf_salt + pseudonym.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    kind: str
+    data: dict[str, Any]
+    learner_id: int | None = None
+    subject: str | None = None  # subject_hash(...) of the learner, when the event concerns one
+    achievement_id: int | None = None
+    at: dt.datetime | None = None
+
+
+@dataclass
+class LedgerTip:
+    size: int
+    last_hash: bytes
+    frontier: CompactRange = field(repr=False)
+
+    @property
+    def root(self) -> bytes:
+        return self.frontier.root()
+
+
+def lock_tip(session: Session) -> LedgerTip:
+    stmt = sa.select(_head.c.size, _head.c.last_hash, _head.c.frontier).where(_head.c.id == 1)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).one()
+    frontier = CompactRange.from_list([bytes.fromhex(h) for h in row.frontier], size=row.size)
+    return LedgerTip(size=row.size, last_hash=bytes(row.last_hash), frontier=frontier)
+
+
+def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
+    """Append events in order, in the caller's transaction; returns their sequence numbers."""
+    if not specs:
+        return []
+    tip = lock_tip(session)
+    now = utcnow()
+    rows = []
+    prev = tip.last_hash
+    seq = tip.size
+    for spec in specs:
+        at = (spec.at or now).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        leaf = {"v": LEAF_VERSION, "seq": seq, "prev": prev.hex(), "at": at, "kind": spec.kind, "data": spec.data}
+        if spec.subject is not None:
+            leaf["subject"] = spec.subject
+        leaf_bytes = canonicalize(leaf)
+        digest = leaf_hash(leaf_bytes)
+        rows.append(
+            {
+                "seq": seq,
+                "kind": spec.kind,
+                "learner_id": spec.learner_id,
+                "achievement_id": spec.achievement_id,
+                "leaf": leaf_bytes.decode("utf-8"),
+                "hash": digest,
+                "created_at": now,
+            }
+        )
+        tip.frontier.append(digest)
+        prev = digest
+        seq += 1
+    session.execute(sa.insert(_events), rows)
+    session.execute(
+        sa.update(_head)
+        .where(_head.c.id == 1)
+        .values(size=seq, last_hash=prev, frontier=[h.hex() for h in tip.frontier.to_list()])
+    )
+    return [r["seq"] for r in rows]

@@ -1,0 +1,1 @@
+"""Identity documents, field encryption, blind indexes, passwords and tokens."""

@@ -1,0 +1,48 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from config.settings import InsecureConfiguration, Settings, load_region, region_names
+
+
+def test_four_founding_regions() -> None:
+    assert region_names() == ["anhui", "jiangsu", "shanghai", "zhejiang"]
+    for name in region_names():
+        profile = load_region(name)
+        assert profile.node_id == name
+        assert profile.base_url.startswith("http://127.0.0.1:")
+        assert {lv.reference_level for lv in profile.framework_levels} == {"R2", "R3", "R4"}
+
+
+def test_production_refuses_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITNODE_NODE__MODE", "production")
+    with pytest.raises(InsecureConfiguration) as err:
+        Settings()
+    assert "database_key" in str(err.value) and "token_secret" in str(err.value)
+
+
+def test_production_refuses_missing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDITNODE_NODE__MODE", "production")
+    monkeypatch.setenv("CREDITNODE_DATABASE__URL", "postgresql://x@127.0.0.1/db")
+    monkeypatch.setenv("CREDITNODE_SECURITY__DATABASE_KEY", "")
+    monkeypatch.setenv("CREDITNODE_SECURITY__BLIND_INDEX_KEY", "A" * 43)
+    monkeypatch.setenv("CREDITNODE_SECURITY__TOKEN_SECRET", "B" * 43)
+    with pytest.raises(InsecureConfiguration) as err:
+        Settings()
+    assert "database_key is missing" in str(err.value)
+
+
+def test_init_writes_working_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.cli import initialise_node
+
+    monkeypatch.delenv("CREDITNODE_CONFIG", raising=False)
+    config_path, password = initialise_node(region="jiangsu", data_dir=tmp_path / "js", mode="production",
+                                            database_url=f"sqlite:///{tmp_path / 'js' / 'js.db'}")
+    assert oct(config_path.stat().st_mode & 0o777) == "0o600"
+    assert len(password) >= 12 and password not in config_path.read_text()
+    settings = Settings()  # reads CREDITNODE_CONFIG set by init; production mode accepts fresh secrets
+    assert settings.node_id == "jiangsu" and settings.insecure_secrets() == []
+    with pytest.raises(FileExistsError):
+        initialise_node(region="jiangsu", data_dir=tmp_path / "js")
+    os.environ.pop("CREDITNODE_CONFIG", None)
