@@ -1,0 +1,37 @@
+"""The learner's archive: the learner reads their own; front-office staff read a learner's (audited)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from node.archive.schemas import ArchivePublic
+from node.archive.service import learner_archive
+from node.audit.service import record, refusals_recorded
+from node.deps import CtxDep, Principal, SessionDep, require_roles
+from node.roles import Role
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["archive"])
+
+LearnerOnly = Annotated[Principal, Depends(require_roles(Role.LEARNER))]
+StaffFront = Annotated[
+    Principal, Depends(require_roles(Role.OUTLET_STAFF, Role.BRANCH_REVIEWER, Role.CENTRE_REVIEWER))
+]
+
+
+@router.get("/me/archive", response_model=ArchivePublic)
+def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> ArchivePublic:
+    """Your deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours and count per group."""
+    return learner_archive(session, ctx, me.id)
+
+
+@router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
+def read_learner_archive(learner_id: int, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> ArchivePublic:
+    with refusals_recorded(session, actor=staff, action="archive.read", target_type="learner",
+                           target_id=learner_id):
+        archive = learner_archive(session, ctx, learner_id)
+    record(session, actor=staff, action="archive.read", target_type="learner", target_id=learner_id)
+    return archive

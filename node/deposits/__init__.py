@@ -1,0 +1,1 @@
+"""Individual deposits (个人申请存入) with two-stage review, appeals, and corrections of achievements."""

@@ -1,0 +1,1 @@
+"""Evidence files of individual deposits: content-addressed storage, type and size checks, access rules."""
