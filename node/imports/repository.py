@@ -1,0 +1,231 @@
+"""All SQL of bulk import: Core statements, one per batch and table (never the ORM unit of work, BRIEF §6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Collection, Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from node.imports.validate import RowError
+from node.ledger.service import subject_hash
+from node.models import Achievement, CodeListEntry, ImportJob, ImportRowError, Learner, Organisation
+from node.models.types import SCALE
+
+__all__ = [
+    "achievements_by_key",
+    "add_progress",
+    "claim_job",
+    "code_lists",
+    "finish_job",
+    "insert_achievements",
+    "insert_learners",
+    "insert_row_errors",
+    "learners_by_blind",
+    "next_achievement_ids",
+    "organisation_by_code",
+    "recoverable_jobs",
+    "row_errors_after",
+    "update_achievements",
+]
+
+_ach = Achievement.__table__
+_learner = Learner.__table__
+_job = ImportJob.__table__
+_err = ImportRowError.__table__
+_codes = CodeListEntry.__table__
+_IN_CHUNK = 2000  # parameters per IN list (well under SQLite's limit)
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def organisation_by_code(session: Session, code: str) -> Organisation | None:
+    return session.execute(sa.select(Organisation).where(Organisation.code == code)).scalars().first()
+
+
+def code_lists(session: Session, version: str) -> dict[str, dict[str, str]]:
+    """list name → {code → code, label → code}: a cell may hold the code or its label."""
+    lists: dict[str, dict[str, str]] = {}
+    rows = session.execute(sa.select(_codes.c.list_name, _codes.c.code, _codes.c.label)
+                           .where(_codes.c.version == version))
+    for name, code, label in rows:
+        entries = lists.setdefault(name, {})
+        entries[code] = code
+        entries.setdefault(label, code)
+    return lists
+
+
+# -- the job row ---------------------------------------------------------------------------------
+
+
+def claim_job(session: Session, job_id: str, *, now: dt.datetime, stale_before: dt.datetime) -> bool:
+    claimable = sa.or_(
+        _job.c.status.in_(("queued", "failed")),
+        sa.and_(_job.c.status == "running", sa.or_(_job.c.heartbeat_at.is_(None), _job.c.heartbeat_at < stale_before)),
+    )
+    result = session.execute(
+        sa.update(_job).where(_job.c.id == job_id, claimable)
+        .values(status="running", error=None, heartbeat_at=now, started_at=sa.func.coalesce(_job.c.started_at, now))
+    )
+    return result.rowcount == 1
+
+
+def add_progress(session: Session, job_id: str, result: Any, *, now: dt.datetime) -> None:
+    c = _job.c
+    session.execute(
+        sa.update(_job).where(c.id == job_id).values(
+            rows_read=c.rows_read + result.rows, rows_committed=c.rows_committed + result.rows,
+            deposited=c.deposited + result.deposited, updated=c.updated + result.updated,
+            duplicates=c.duplicates + result.duplicates, rejected=c.rejected + result.rejected, heartbeat_at=now,
+        )
+    )
+
+
+def finish_job(session: Session, job_id: str, *, status: str, error: str | None, now: dt.datetime | None) -> None:
+    """End a job (done, failed) or put it back in the queue (`now` None: interrupted, to be resumed)."""
+    session.execute(sa.update(_job).where(_job.c.id == job_id)
+                    .values(status=status, error=error, finished_at=now, heartbeat_at=now))
+
+
+def recoverable_jobs(session: Session, *, stale_before: dt.datetime) -> list[str]:
+    c = _job.c
+    rows = session.execute(
+        sa.select(c.id).where(sa.or_(
+            c.status == "queued",
+            sa.and_(c.status == "running", sa.or_(c.heartbeat_at.is_(None), c.heartbeat_at < stale_before)),
+        )).order_by(c.created_at)
+    )
+    return [r[0] for r in rows]
+
+
+def insert_row_errors(session: Session, job_id: str, errors: Sequence[RowError]) -> None:
+    session.execute(sa.insert(_err), [
+        {"job_id": job_id, "row_no": e.row_no, "column": e.column[:40], "value": e.value[:200],
+         "reason": e.reason[:300]}
+        for e in errors
+    ])
+
+
+def row_errors_after(session: Session, job_id: str, *, after: tuple[int, int], limit: int) -> list[Any]:
+    c = _err.c
+    row_no, last_id = after
+    return list(session.execute(
+        sa.select(c.id, c.row_no, c.column, c.value, c.reason)
+        .where(c.job_id == job_id, sa.tuple_(c.row_no, c.id) > sa.tuple_(row_no, last_id))
+        .order_by(c.row_no, c.id).limit(limit)
+    ))
+
+
+# -- learners ------------------------------------------------------------------------------------
+
+
+def learners_by_blind(session: Session, blinds: Collection[str]) -> dict[str, tuple[int, str]]:
+    """blind index → (learner id, the learner's subject hash in ledger leaves)."""
+    c = _learner.c
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(list(blinds)):
+        for row in session.execute(sa.select(c.id, c.id_blind, c.leaf_salt, c.pseudonym).where(c.id_blind.in_(chunk))):
+            found[row.id_blind] = (row.id, subject_hash(bytes(row.leaf_salt), row.pseudonym))
+    return found
+
+
+def insert_learners(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new learners in one statement batch; blind index → id."""
+    result = session.execute(sa.insert(_learner).returning(_learner.c.id, _learner.c.id_blind), rows)
+    return {row.id_blind: row.id for row in result}
+
+
+# -- achievements --------------------------------------------------------------------------------
+
+
+def achievements_by_key(session: Session, keys: Collection[str]) -> dict[str, Any]:
+    c = _ach.c
+    found: dict[str, Any] = {}
+    for chunk in _chunks(list(keys)):
+        for row in session.execute(
+            sa.select(c.id, c.dedupe_key, c.score_text, c.score_value, c.credits, c.hours).where(c.dedupe_key.in_(chunk))
+        ):
+            found[row.dedupe_key] = row
+    return found
+
+
+def next_achievement_ids(session: Session, count: int) -> list[int]:
+    """Reserve `count` achievement ids, so rows and their ledger events are built before one insert.
+
+    PostgreSQL: from the table's sequence. SQLite: after the current maximum (the batch's transaction began
+    IMMEDIATE, so it holds the database's write lock and nobody else can take these ids)."""
+    if _is_pg(session):
+        rows = session.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence('achievement', 'id')) FROM generate_series(1, :n)"),
+            {"n": count},
+        )
+        return [r[0] for r in rows]
+    top = session.execute(sa.select(sa.func.coalesce(sa.func.max(_ach.c.id), 0))).scalar_one()
+    return list(range(top + 1, top + 1 + count))
+
+
+_ACH_COLUMNS = (
+    "id", "learner_id", "type", "issuer_org_id", "issuer_code", "issuer_name", "code", "title", "programme_name",
+    "credits", "hours", "score_text", "score_value", "level", "earned_on", "term", "expires_on", "student_no",
+    "education_level_code", "education_type_code", "graduation_year", "graduation_status", "graduation_season",
+    "remark", "source", "status", "dedupe_key", "import_job_id", "status_index", "created_at",
+)
+_SCALED = frozenset({"credits", "hours", "score_value"})  # ExactDecimal: integers in thousandths
+
+
+def _scaled(value: Decimal | None) -> int | None:
+    return None if value is None else int(value * SCALE)  # validation allowed at most three decimals
+
+
+def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One driver-level `executemany` in the batch's transaction (rows share one `created_at`).
+
+    This is the one table a million-row import writes a million rows to, so the values are converted here as
+    the column types would (`ExactDecimal` to thousandths; dates and times in SQLAlchemy's SQLite text format)
+    and SQLAlchemy's per-row parameter processing is skipped (profiled: it cost more than the insert itself)."""
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    marker = "?" if sqlite else "%s"
+    sql = (f"INSERT INTO achievement ({', '.join(_ACH_COLUMNS)}) "
+           f"VALUES ({', '.join([marker] * len(_ACH_COLUMNS))})")
+    created = rows[0]["created_at"] if rows else None
+    if sqlite and created is not None:
+        created = created.strftime("%Y-%m-%d %H:%M:%S.%f")
+    row_tuple = operator.itemgetter(*_ACH_COLUMNS)
+    params = []
+    for r in rows:
+        r = dict(r, credits=_scaled(r["credits"]), hours=_scaled(r["hours"]), score_value=_scaled(r["score_value"]),
+                 created_at=created)
+        if sqlite:
+            r["earned_on"] = r["earned_on"] and r["earned_on"].isoformat()
+            r["expires_on"] = r["expires_on"] and r["expires_on"].isoformat()
+        params.append(row_tuple(r))
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    finally:
+        cursor.close()
+
+
+def update_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
+    b = sa.bindparam
+    session.execute(
+        sa.update(_ach).where(_ach.c.id == b("_id")).values(
+            score_text=b("_score_text"), score_value=b("_score_value", type_=_ach.c.score_value.type),
+            credits=b("_credits", type_=_ach.c.credits.type), hours=b("_hours", type_=_ach.c.hours.type),
+            import_job_id=b("_job"),
+        ),
+        [{"_id": r["_id"], "_score_text": r["score_text"], "_score_value": r["score_value"],
+          "_credits": r["credits"], "_hours": r["hours"], "_job": r["_job"]} for r in rows],
+    )

@@ -1,0 +1,456 @@
+"""Bulk deposit (集中存入): storing an upload, creating a job, and running it batch by batch.
+
+The one import path — used by the background worker, the `creditnode import` command and the benchmark — is
+`run_job`. It streams the file's records, validates each one, and writes them in batches of
+`settings.imports.batch_size` records. Each batch is one transaction holding everything it causes: new learners,
+new and corrected achievements, their ledger events, the batch's rejected-row report lines and the job's progress
+(`rows_committed`). A crash therefore loses at most the batch in flight, and a restarted job skips exactly
+`rows_committed` records. See docs/imports.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+
+from node.audit.service import record
+from node.context import NodeContext
+from node.db import session_scope
+from node.deps import Principal
+from node.errors import BadRequest, Forbidden, NodeError, NotFound
+from node.imports import repository as repo
+from node.imports.formats import detect_encoding, format_for, iter_records, read_header_check
+from node.imports.validate import CODE_LIST_VERSION, Deposit, RowError, Validator
+from node.learners.service import new_learner_row, reserve_account_numbers
+from node.ledger.service import EventSpec, append_events, subject_hash
+from node.models import ImportJob, Organisation, utcnow
+from node.rules.grades import numeric_score
+
+__all__ = [
+    "SYSTEM",
+    "BatchResult",
+    "create_job",
+    "dedupe_key",
+    "institution_for",
+    "run_job",
+    "store_upload",
+]
+
+log = logging.getLogger("creditnode.imports")
+
+SYSTEM = Principal(kind="system", id=0, name="imports.worker", roles=())
+STALE_AFTER = dt.timedelta(minutes=10)  # a running job without a heartbeat for this long was abandoned
+_CACHE_LIMIT = 20_000  # learner and blind-index caches are cleared beyond this: memory stays flat
+
+
+def dedupe_key(blind: str, institution_code: str, course: str, term: str) -> str:
+    """learner (blind index) + institution + course (code, else title) + term: one achievement per key."""
+    return hashlib.sha256(f"{blind}\x1f{institution_code}\x1f{course}\x1f{term}".encode()).hexdigest()
+
+
+# -- before the job ------------------------------------------------------------------------------
+
+
+def institution_for(session: Session, *, principal: Principal, institution_code: str | None) -> Organisation:
+    """The institution a deposit is for: an uploader's own organisation; staff of the centre (node_admin,
+    centre_reviewer) name one."""
+    privileged = principal.has_any(frozenset({"node_admin", "centre_reviewer"}))
+    if institution_code:
+        org = repo.organisation_by_code(session, institution_code)
+        if org is None or org.kind != "institution":
+            raise BadRequest(f"unknown institution {institution_code!r}: no organisation of kind institution has "
+                             "this code", code="unknown_institution")
+        if not privileged and org.id != principal.organisation_id:
+            raise Forbidden("an uploader deposits for their own institution only")
+        return org
+    if principal.organisation_id is None:
+        raise BadRequest("name the institution (institution_code)", code="unknown_institution")
+    org = session.get(Organisation, principal.organisation_id)
+    if org is None or org.kind != "institution":
+        raise BadRequest("your organisation is not an institution; name one (institution_code)",
+                         code="unknown_institution")
+    return org
+
+
+def store_upload(ctx: NodeContext, source: IO[bytes], filename: str) -> tuple[str, Path]:
+    """Copy an upload under `<data_dir>/imports/`, named by its SHA-256 (stored once however often sent)."""
+    directory = ctx.settings.node.data_dir / "imports"
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        sha = digest.hexdigest()
+        suffix = Path(filename).suffix.lower()[:10]
+        target = directory / f"{sha}{suffix}"
+        if target.exists():
+            os.unlink(tmp_name)
+        else:
+            os.replace(tmp_name, target)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp_name)
+        raise
+    return sha, target
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def create_job(
+    session: Session, ctx: NodeContext, *, institution: Organisation, path: Path, sha256: str, filename: str,
+    requested_format: str | None, actor: Principal,
+) -> ImportJob:
+    """Check the file's format and header (so a wrong template is refused now, not later) and queue a job."""
+    fmt = format_for(filename, requested_format)
+    encoding = detect_encoding(path) if fmt == "shanghai-csv" else None
+    read_header_check(path, fmt, encoding)
+    job = ImportJob(
+        id=str(uuid.uuid4()), organisation_id=institution.id, filename=Path(filename).name[:255] or "upload",
+        file_sha256=sha256, format=fmt, encoding=encoding, stored_path=str(path), created_by=actor.name[:64],
+    )
+    session.add(job)
+    session.flush()
+    record(session, actor=actor, action="import.create", target_type="import_job", target_id=job.id,
+           detail={"institution": institution.code, "format": fmt, "sha256": sha256, "filename": job.filename})
+    return job
+
+
+# -- running a job -------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    rows: int = 0
+    deposited: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class _JobState:
+    """What a running job keeps between batches (bounded caches only)."""
+
+    job_id: str
+    institution: Organisation
+    account_prefix: str
+    blinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    learners: dict[str, tuple[int, str]] = field(default_factory=dict)  # blind → (learner id, subject hash)
+
+
+def _claim(ctx: NodeContext, job_id: str) -> ImportJob | None:
+    """Mark the job running if nobody else runs it: queued, failed, or running with a stale heartbeat."""
+    now = utcnow()
+    with session_scope(ctx.engine) as session:
+        claimed = repo.claim_job(session, job_id, now=now, stale_before=now - STALE_AFTER)
+        return session.get(ImportJob, job_id) if claimed else None
+
+
+def run_job(
+    ctx: NodeContext, job_id: str, *, progress: Callable[[ImportJob], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ImportJob:
+    """Run (or resume) a job to its end; returns the job's final state. Safe to call from several workers:
+    only the one that claims the job runs it. When `should_stop()` turns true the job stops after the batch
+    in flight and goes back to `queued` (resumable)."""
+    job = _claim(ctx, job_id)
+    if job is None:
+        with Session(ctx.engine) as session:
+            found = session.get(ImportJob, job_id)
+            if found is None:
+                raise NotFound("no such import job")
+            return found
+    try:
+        _run_claimed(ctx, job, progress, should_stop or (lambda: False))
+    except Exception as exc:
+        message = exc.message if isinstance(exc, NodeError) else f"{type(exc).__name__} (see the node's log)"
+        if isinstance(exc, NodeError):
+            log.warning("import job %s failed: %s", job_id, message)
+        else:
+            log.error("import job %s failed: %s", job_id, type(exc).__name__,
+                      exc_info=not isinstance(exc, sa.exc.StatementError))  # statements may carry row values
+        with session_scope(ctx.engine) as session:
+            repo.finish_job(session, job_id, status="failed", error=message[:1000], now=utcnow())
+            record(session, actor=SYSTEM, action="import.fail", outcome="failed", target_type="import_job",
+                   target_id=job_id, detail={"error": message[:300]})
+    with Session(ctx.engine) as session:
+        return session.get(ImportJob, job_id)  # type: ignore[return-value]
+
+
+def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob], None] | None,
+                 should_stop: Callable[[], bool]) -> None:
+    with Session(ctx.engine) as session:
+        institution = session.get(Organisation, job.organisation_id)
+        code_lists = repo.code_lists(session, CODE_LIST_VERSION)
+    assert institution is not None
+    validator = Validator(institution_code=institution.code, code_lists=code_lists)
+    check = validator.jsonl if job.format == "jsonl" else validator.shanghai
+    state = _JobState(job_id=job.id, institution=institution, account_prefix=ctx.settings.region.account_prefix)
+    batch_size = max(1, ctx.settings.imports.batch_size)
+    path = Path(job.stored_path)
+    if not path.is_file():
+        raise BadRequest("the uploaded file is no longer stored", code="upload_missing")
+
+    records = iter_records(path, job.format, job.encoding)
+    skipped = 0
+    for _ in range(job.rows_committed):  # resume: skip what committed batches already hold
+        if next(records, None) is None:
+            break
+        skipped += 1
+    batch_no = job.rows_committed // batch_size
+    while True:
+        good: list[Deposit] = []
+        bad: list[RowError] = []
+        count = 0
+        for row_no, rec in records:
+            outcome = check(row_no, rec)
+            if isinstance(outcome, Deposit):
+                good.append(outcome)
+            else:
+                bad.extend(outcome)
+            count += 1
+            if count >= batch_size:
+                break
+        if count == 0:
+            break
+        batch_no += 1
+        job = _commit_batch(ctx, state, job, batch_no, count, good, bad)
+        if progress is not None:
+            progress(job)
+        if count < batch_size:
+            break
+        if should_stop():
+            with session_scope(ctx.engine) as session:
+                repo.finish_job(session, job.id, status="queued", error=None, now=None)
+            return
+    with session_scope(ctx.engine) as session:
+        repo.finish_job(session, job.id, status="done", error=None, now=utcnow())
+        final = session.get(ImportJob, job.id)
+        record(session, actor=SYSTEM, action="import.finish", target_type="import_job", target_id=job.id,
+               detail={k: getattr(final, k) for k in ("rows_read", "deposited", "updated", "duplicates",
+                                                        "rejected")})
+
+
+def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: int, count: int,
+                  good: list[Deposit], bad: list[RowError]) -> ImportJob:
+    """One batch, one transaction; retried when a concurrent writer took a key first (PostgreSQL)."""
+    for attempt in range(3):
+        try:
+            with session_scope(ctx.engine) as session:
+                result, new_learners = write_batch(session, ctx, state, batch_no, good, bad)
+                result.rows = count
+                repo.add_progress(session, job.id, result, now=utcnow())
+        except (IntegrityError, OperationalError):
+            if attempt == 2:
+                raise
+            log.info("import job %s: batch %d met a concurrent writer, retrying", job.id, batch_no)
+            continue
+        if len(state.learners) > _CACHE_LIMIT:
+            state.learners.clear()
+        state.learners.update(new_learners)  # only once committed
+        job.rows_committed += count
+        job.rows_read += count
+        job.deposited += result.deposited
+        job.updated += result.updated
+        job.duplicates += result.duplicates
+        job.rejected += result.rejected
+        return job
+    raise AssertionError("unreachable")
+
+
+def _better(new: Deposit, old_text: str | None, old_value: Decimal | None) -> bool:
+    old = numeric_score(score_text=old_text, score_value=old_value)
+    neu = numeric_score(score_text=new.values["score_text"], score_value=new.values["score_value"])
+    if neu is None:
+        return False
+    return old is None or neu > old
+
+
+def write_batch(
+    session: Session, ctx: NodeContext, state: _JobState, batch_no: int, good: list[Deposit],
+    bad: list[RowError],
+) -> tuple[BatchResult, dict[str, tuple[int, str]]]:
+    """Write one batch in the caller's transaction. Returns its counts and the learners it created."""
+    result = BatchResult(rejected=len({e.row_no for e in bad}))
+    if bad:
+        repo.insert_row_errors(session, state.job_id, bad)
+    institution_code = state.institution.code
+
+    # 1. keys: blind index once per distinct ID number, dedupe key per row; the best row per key wins
+    blinds = state.blinds
+    if len(blinds) > _CACHE_LIMIT:
+        blinds.clear()
+    best: dict[str, tuple[Deposit, str]] = {}
+    for dep in good:
+        ident = (dep.id_type, dep.id_number)
+        blind = blinds.get(ident)
+        if blind is None:
+            blind = blinds[ident] = ctx.blind_index(dep.id_type, dep.id_number)
+        key = dedupe_key(blind, institution_code, dep.course_key, dep.values["term"])
+        held = best.get(key)
+        if held is None:
+            best[key] = (dep, blind)
+        else:
+            result.duplicates += 1
+            if _better(dep, held[0].values["score_text"], held[0].values["score_value"]):
+                best[key] = (dep, blind)
+
+    # 2. learners: cached, else one IN query, else created for the whole batch at once
+    known = state.learners
+    wanted = {blind for _, blind in best.values() if blind not in known}
+    found = repo.learners_by_blind(session, wanted) if wanted else {}
+    created: dict[str, tuple[int, str]] = {}
+    opened: list[EventSpec] = []
+    missing = [b for b in wanted if b not in found]
+    if missing:
+        firsts: dict[str, Deposit] = {}
+        for dep, blind in best.values():
+            if blind in wanted and blind not in found and blind not in firsts:
+                firsts[blind] = dep
+        numbers = reserve_account_numbers(session, prefix=state.account_prefix, count=len(firsts))
+        rows = [
+            new_learner_row(ctx, id_type=dep.id_type, normalised=dep.id_number, blind=blind, name=dep.name,
+                            account_no=account_no)
+            for (blind, dep), account_no in zip(firsts.items(), numbers, strict=True)
+        ]
+        ids = repo.insert_learners(session, rows)
+        for row in rows:
+            subject = subject_hash(row["leaf_salt"], row["pseudonym"])
+            learner_id = ids[row["id_blind"]]
+            created[row["id_blind"]] = (learner_id, subject)
+            opened.append(EventSpec(kind="learner.opened", learner_id=learner_id, subject=subject,
+                                    data={"account": row["account_no"], "id_type": row["id_type"]}))
+    learner_of = {**found, **created}
+
+    # 3. achievements: existing keys with one IN query; better scores update, the rest are duplicates
+    existing = repo.achievements_by_key(session, best.keys())
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[EventSpec] = []
+    fresh: list[tuple[str, Deposit, int, str]] = []
+    for key, (dep, blind) in best.items():
+        learner_id, subject = known.get(blind) or learner_of[blind]
+        old = existing.get(key)
+        if old is None:
+            fresh.append((key, dep, learner_id, subject))
+        elif _better(dep, old.score_text, old.score_value):
+            values = dep.values
+            updates.append({"_id": old.id, "score_text": values["score_text"], "score_value": values["score_value"],
+                            "credits": values["credits"], "hours": values["hours"], "_job": state.job_id})
+            events.append(EventSpec(
+                kind="achievement.corrected", learner_id=learner_id, subject=subject, achievement_id=old.id,
+                data={
+                    "achievement": old.id, "issuer": institution_code, "title": values["title"],
+                    "old": {"score": old.score_text, "credits": _s(old.credits), "hours": _s(old.hours)},
+                    "new": {"score": values["score_text"], "credits": _s(values["credits"]),
+                            "hours": _s(values["hours"])},
+                    "reason": "better score in a later upload", "source": "bulk", "import_job": state.job_id,
+                },
+            ))
+            result.updated += 1
+        else:
+            result.duplicates += 1
+    if fresh:
+        ids = repo.next_achievement_ids(session, len(fresh))
+        now = utcnow()
+        org_id, org_name = state.institution.id, state.institution.name
+        for achievement_id, (key, dep, learner_id, subject) in zip(ids, fresh, strict=True):
+            values = dep.values
+            inserts.append({
+                "id": achievement_id, "learner_id": learner_id, "issuer_org_id": org_id,
+                "issuer_code": institution_code, "issuer_name": org_name, "source": "bulk", "status": "deposited",
+                "dedupe_key": key, "import_job_id": state.job_id, "status_index": None, "created_at": now,
+                **values,
+            })
+            events.append(EventSpec(
+                kind="achievement.deposited", learner_id=learner_id, subject=subject, achievement_id=achievement_id,
+                data={
+                    "achievement": achievement_id, "type": values["type"], "issuer": institution_code,
+                    "code": values["code"], "title": values["title"], "credits": _s(values["credits"]),
+                    "score": values["score_text"], "term": values["term"], "source": "bulk",
+                    "import_job": state.job_id,
+                },
+            ))
+        result.deposited = len(inserts)
+        repo.insert_achievements(session, inserts)
+    if updates:
+        repo.update_achievements(session, updates)
+
+    # 4. the ledger last: its head row stays locked only from here to the commit
+    append_events(session, opened + events)
+    return result, created
+
+
+@functools.lru_cache(maxsize=4096)
+def _s(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+# -- reading results -----------------------------------------------------------------------------
+
+
+def report_rows(ctx: NodeContext, job_id: str, *, chunk: int = 5000) -> Iterator[tuple[int, str, str, str]]:
+    """The rejected rows of a job, in file order, read in chunks (the report can be large)."""
+    last = (0, 0)
+    while True:
+        with Session(ctx.engine) as session:
+            rows = repo.row_errors_after(session, job_id, after=last, limit=chunk)
+        if not rows:
+            return
+        for row in rows:
+            yield row.row_no, row.column, row.value, row.reason
+        last = (rows[-1].row_no, rows[-1].id)
+
+
+def write_report(ctx: NodeContext, job_id: str, target: Path | IO[str]) -> int:
+    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese headers)."""
+    import csv
+
+    def write(fh: IO[str]) -> int:
+        writer = csv.writer(fh)
+        writer.writerow(["row", "column", "value", "reason"])
+        n = 0
+        for n, row in enumerate(report_rows(ctx, job_id), start=1):
+            writer.writerow(row)
+        return n
+
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8-sig", newline="") as fh:
+            return write(fh)
+    return write(target)
+
+
+def enqueue_recoverable(ctx: NodeContext) -> list[str]:
+    """Jobs a restarted worker should run: queued ones, and running ones whose worker stopped beating."""
+    with Session(ctx.engine) as session:
+        return repo.recoverable_jobs(session, stale_before=utcnow() - STALE_AFTER)
+
+
+def copy_file(source: Path, ctx: NodeContext) -> tuple[str, Path]:
+    with source.open("rb") as fh:
+        return store_upload(ctx, fh, source.name)
+
