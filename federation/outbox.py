@@ -1,0 +1,282 @@
+"""Reliable delivery of one-way messages (docs/federation.md §4).
+
+`enqueue(session, peer, type, body)` stores a message in the caller's transaction with the next per-peer `seq`.
+`flush_outbox(ctx)` delivers due messages:
+
+1. **claim** (one short transaction): due pending rows, `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite
+   serialises writers with BEGIN IMMEDIATE), keeping per peer only the run that starts at the peer's lowest
+   undelivered seq, so a stream is sent in order by one worker at a time; the claimed rows get a lease
+   (`next_attempt_at = now + lease`) and the claim commits, so another worker skips them;
+2. **send** each peer's run in seq order, outside any transaction, through `PeerClient` (signed request,
+   verified signed response kept as the receipt);
+3. **record** each outcome in its own transaction: delivered (with the receipt); a failure (attempts + 1,
+   `next_attempt_at = now + min(2**attempts, 3600)` s, dead after `outbox_max_attempts`); `409 sequence_gap`
+   → re-sync: the rows from `expected_seq` on are pending again and are re-sent in the next round. The rest of
+   a peer's run waits behind a failed head.
+
+A dead row stalls its peer's stream (the receiver would refuse everything after it as a gap) until an admin
+re-queues it (`requeue`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from federation.errors import PeerUnavailable
+from federation.transport.outbound import PeerClient, PeerResponse
+from node.context import NodeContext
+from node.db import is_sqlite, session_scope
+from node.errors import NotFound
+from node.models import OutboxMessage, PeerStream
+
+__all__ = [
+    "INBOX_PATH",
+    "FlushReport",
+    "backoff_seconds",
+    "dead_letters",
+    "enqueue",
+    "flush_outbox",
+    "requeue",
+]
+
+log = logging.getLogger("creditnode.federation.outbox")
+
+INBOX_PATH = "/federation/v1/inbox"
+MAX_BACKOFF_SECONDS = 3600
+LEASE_SECONDS = 300
+# Refusals that re-sending cannot cure: dead-letter at once.
+_PERMANENT_CODES = frozenset({"payload_too_large", "origin_mismatch", "sequence_reused", "validation_error",
+                              "invalid_json", "method_not_allowed", "unsupported_media_type"})
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def backoff_seconds(attempts: int) -> int:
+    return min(2 ** attempts, MAX_BACKOFF_SECONDS)
+
+
+def _insert(session: Session):
+    if is_sqlite(session.get_bind()):
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+def enqueue(session: Session, peer: str, type: str, body: dict, *, message_id: str | None = None,
+            now: dt.datetime | None = None) -> OutboxMessage:
+    """Queue a message for `peer` in the caller's transaction (it is sent only if the caller commits)."""
+    insert = _insert(session)
+    session.execute(insert(PeerStream.__table__).values(peer=peer, next_out_seq=1, next_in_seq=1)
+                    .on_conflict_do_nothing(index_elements=["peer"]))
+    next_seq = session.execute(
+        sa.update(PeerStream).where(PeerStream.peer == peer)
+        .values(next_out_seq=PeerStream.next_out_seq + 1).returning(PeerStream.next_out_seq)
+    ).scalar_one()
+    row = OutboxMessage(peer=peer, seq=next_seq - 1, message_id=message_id or f"urn:uuid:{uuid.uuid4()}",
+                        type=type, body=body, next_attempt_at=now or _now(), created_at=now or _now())
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass
+class FlushReport:
+    delivered: list[tuple[str, int]] = field(default_factory=list)
+    failed: list[tuple[str, int, str]] = field(default_factory=list)
+    dead: list[tuple[str, int, str]] = field(default_factory=list)
+    resynced: list[tuple[str, int]] = field(default_factory=list)  # (peer, expected_seq)
+
+    @property
+    def sent(self) -> int:
+        return len(self.delivered) + len(self.failed) + len(self.dead) + len(self.resynced)
+
+    def to_dict(self) -> dict:
+        return {"delivered": len(self.delivered), "failed": len(self.failed), "dead": len(self.dead),
+                "resynced": len(self.resynced)}
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    peer: str
+    seq: int
+    message_id: str
+    type: str
+    body: dict
+    attempts: int
+
+
+def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int) -> dict[str, list[_Claimed]]:
+    with session_scope(ctx.engine) as session:
+        query = (select(OutboxMessage)
+                 .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now)
+                 .order_by(OutboxMessage.peer, OutboxMessage.seq).limit(batch))
+        if not is_sqlite(ctx.engine):
+            query = query.with_for_update(skip_locked=True)
+        rows = session.exec(query).all()
+        by_peer: dict[str, list[OutboxMessage]] = {}
+        for row in rows:
+            by_peer.setdefault(row.peer, []).append(row)
+        claimed: dict[str, list[_Claimed]] = {}
+        for peer, candidates in by_peer.items():
+            head = session.exec(select(sa.func.min(OutboxMessage.seq)).where(
+                OutboxMessage.peer == peer, OutboxMessage.state != "delivered")).one()
+            run: list[_Claimed] = []
+            for row in candidates:
+                if row.seq != head + len(run):
+                    break
+                run.append(_Claimed(row.id, row.peer, row.seq, row.message_id, row.type, row.body, row.attempts))
+            if run:
+                claimed[peer] = run
+        ids = [c.id for run in claimed.values() for c in run]
+        if ids:
+            session.execute(sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                            .values(next_attempt_at=now + dt.timedelta(seconds=lease)))
+    return claimed
+
+
+def _envelope(ctx: NodeContext, msg: _Claimed) -> dict:
+    return {"id": msg.message_id, "origin": ctx.node_id, "destination": msg.peer, "seq": msg.seq,
+            "type": msg.type, "sent_at": _now().strftime("%Y-%m-%dT%H:%M:%SZ"), "body": msg.body}
+
+
+def _classify(response: PeerResponse) -> str:
+    status, code = response.status_code, response.code
+    if 200 <= status < 300:
+        return "delivered"
+    if status == 409 and code == "sequence_gap":
+        return "gap"
+    if status == 401 or status >= 500 or status in (404, 408, 429):
+        return "retry"
+    if code in _PERMANENT_CODES or status in (413, 415, 422):
+        return "dead"
+    return "delivered"  # the receiver recorded a final answer (e.g. unknown_message_type, a handler's refusal)
+
+
+def _expected_seq(response: PeerResponse) -> int | None:
+    body = response.body if isinstance(response.body, dict) else {}
+    value = body.get("expected_seq", (body.get("detail") or {}).get("expected_seq"))
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def _mark_delivered(ctx: NodeContext, msg: _Claimed, response: PeerResponse, now: dt.datetime) -> None:
+    error = None if response.ok else f"{response.status_code} {response.code or ''}".strip()
+    with session_scope(ctx.engine) as session:
+        session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg.id).values(
+            state="delivered", delivered_at=now, response=response.receipt, last_error=error,
+            attempts=OutboxMessage.attempts + 1))
+
+
+def _mark_failed(ctx: NodeContext, msg: _Claimed, error: str, now: dt.datetime, *, dead: bool = False) -> str:
+    attempts = msg.attempts + 1
+    if attempts >= ctx.settings.federation.outbox_max_attempts:
+        dead = True
+    values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500]}
+    if dead:
+        values["state"] = "dead"
+    else:
+        values["next_attempt_at"] = now + dt.timedelta(seconds=backoff_seconds(attempts))
+    with session_scope(ctx.engine) as session:
+        session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg.id, OutboxMessage.state == "pending")
+                        .values(**values))
+    return "dead" if dead else "failed"
+
+
+def _release(ctx: NodeContext, rows: list[_Claimed], now: dt.datetime) -> None:
+    """Unsent rows of a run go back to due; they wait behind the peer's head anyway."""
+    if rows:
+        with session_scope(ctx.engine) as session:
+            session.execute(sa.update(OutboxMessage).where(
+                OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.state == "pending")
+                .values(next_attempt_at=now))
+
+
+def _resync(ctx: NodeContext, peer: str, expected: int, now: dt.datetime) -> bool:
+    """Make the peer's rows from `expected` on pending again. False when we hold no such row."""
+    with session_scope(ctx.engine) as session:
+        exists = session.exec(select(OutboxMessage.id).where(
+            OutboxMessage.peer == peer, OutboxMessage.seq == expected)).first()
+        if exists is None:
+            return False
+        session.execute(sa.update(OutboxMessage).where(
+            OutboxMessage.peer == peer, OutboxMessage.seq >= expected, OutboxMessage.state != "dead")
+            .values(state="pending", next_attempt_at=now, delivered_at=None, response=None))
+    return True
+
+
+def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | None = None,
+                 now: dt.datetime | None = None, *, batch: int = 100, lease_seconds: int = LEASE_SECONDS,
+                 max_rounds: int = 20) -> FlushReport:
+    """Send every due message (in rounds, until none is due). `now` drives the backoff clock (tests)."""
+    now = now or _now()
+    report = FlushReport()
+    client: PeerClient | None = None
+    for _round in range(max_rounds):
+        claimed = _claim(ctx, now, batch, lease_seconds)
+        if not claimed:
+            break
+        client = client or (client_factory or (lambda: PeerClient(ctx)))()
+        for peer, run in claimed.items():
+            for index, msg in enumerate(run):
+                outcome = _deliver(ctx, client, msg, now, report)
+                if outcome != "delivered":
+                    _release(ctx, run[index + 1:], now)
+                    break
+    return report
+
+
+def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, now: dt.datetime, report: FlushReport) -> str:
+    try:
+        response = client.post(msg.peer, INBOX_PATH, _envelope(ctx, msg))
+    except PeerUnavailable as exc:
+        outcome = _mark_failed(ctx, msg, exc.message, now)
+        (report.dead if outcome == "dead" else report.failed).append((msg.peer, msg.seq, exc.message))
+        return outcome
+    verdict = _classify(response)
+    if verdict == "delivered":
+        _mark_delivered(ctx, msg, response, now)
+        report.delivered.append((msg.peer, msg.seq))
+        return "delivered"
+    error = f"{response.status_code} {response.code or ''}".strip()
+    if verdict == "gap":
+        expected = _expected_seq(response)
+        if expected is not None and expected < msg.seq and _resync(ctx, msg.peer, expected, now):
+            log.info("re-sync of the stream to %s from seq %s", msg.peer, expected)
+            report.resynced.append((msg.peer, expected))
+            return "resynced"
+        error = f"{error}: the peer expects seq {expected}, which this node cannot re-send"
+    outcome = _mark_failed(ctx, msg, error, now, dead=verdict == "dead")
+    (report.dead if outcome == "dead" else report.failed).append((msg.peer, msg.seq, error))
+    return outcome
+
+
+# -- dead letters ------------------------------------------------------------------------------------
+
+
+def dead_letters(session: Session, *, limit: int = 500) -> list[OutboxMessage]:
+    return list(session.exec(select(OutboxMessage).where(OutboxMessage.state == "dead")
+                             .order_by(OutboxMessage.peer, OutboxMessage.seq).limit(limit)).all())
+
+
+def requeue(session: Session, message_id: str, *, now: dt.datetime | None = None) -> OutboxMessage:
+    """Put a dead-lettered message back in the queue with fresh attempts."""
+    row = session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).first()
+    if row is None or row.state != "dead":
+        raise NotFound("no dead-lettered message with this id")
+    row.state = "pending"
+    row.attempts = 0
+    row.next_attempt_at = now or _now()
+    session.add(row)
+    session.flush()
+    return row

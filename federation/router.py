@@ -1,0 +1,184 @@
+"""HTTP of the federation: discovery, the signed `/federation/v1/*` peer routes, and the admin endpoints
+(role federation_admin, every action audited). `ROUTERS` is included by `node.routers`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlmodel import select
+
+from federation.errors import MembershipRefused
+from federation.inbox import InboxEnvelope, receive_message
+from federation.jobs import start_scheduler
+from federation.membership import (
+    check_membership,
+    held_membership,
+    membership_hash,
+    propose_membership,
+    sign_membership,
+)
+from federation.outbox import INBOX_PATH, dead_letters, requeue
+from federation.runtime import runtime
+from federation.service import discovery_document, install_and_announce
+from federation.transport.inbound import FederationRoute, VerifiedBody, VerifiedPeer
+from node.audit.service import record
+from node.deps import CtxDep, Principal, SessionDep, public, require_roles
+from node.errors import BadRequest, NotFound
+from node.models import MembershipProposal, OutboxMessage
+from node.roles import Role
+
+__all__ = ["ROUTERS", "admin_router", "discovery_router", "peer_router"]
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ctx = app.state.ctx
+    scheduler = start_scheduler(ctx)
+    app.state.federation_scheduler = scheduler
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        runtime(ctx).close()
+
+
+discovery_router = APIRouter(tags=["federation"], lifespan=_lifespan)
+peer_router = APIRouter(prefix="/federation/v1", tags=["federation peers"], route_class=FederationRoute)
+admin_router = APIRouter(prefix="/api/v1/federation", tags=["federation admin"])
+
+Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
+
+
+# -- discovery -----------------------------------------------------------------------------------------
+
+
+@discovery_router.get("/.well-known/credit-node", dependencies=[Depends(public)])
+def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
+    return discovery_document(session, ctx)
+
+
+# -- peers (signed) ------------------------------------------------------------------------------------
+
+
+@peer_router.post(INBOX_PATH.removeprefix("/federation/v1"), dependencies=[Depends(public)])
+def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionDep) -> JSONResponse:
+    """One-way messages from members (authenticated by their HTTP signature, not by a user)."""
+    try:
+        envelope = InboxEnvelope.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest("the envelope is not valid", code="validation_error",
+                         detail={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}) \
+            from None
+    status, response = receive_message(session, ctx, peer, envelope)
+    return JSONResponse(response, status_code=status)
+
+
+# -- admin ---------------------------------------------------------------------------------------------
+
+
+class InstallRequest(BaseModel):
+    hash: str | None = None
+    document: dict | None = None
+
+
+@admin_router.get("/membership")
+def get_membership(session: SessionDep, admin: Admin) -> dict:
+    held = held_membership(session)
+    if held is None:
+        raise NotFound("this node holds no membership yet")
+    return {"version": held.version, "hash": held.hash, "document": held.document,
+            "accepted_at": held.accepted_at.isoformat()}
+
+
+def _proposal_view(session: Any, ctx: Any, row: MembershipProposal) -> dict:
+    held = held_membership(session)
+    check = check_membership(row.document, held=held.document if held else None,
+                             resolve_did=runtime(ctx).directory.resolver(session))
+    return {"hash": row.hash, "version": row.version, "document": row.document, "check": check.to_dict()}
+
+
+@admin_router.get("/membership/proposals")
+def list_proposals(ctx: CtxDep, session: SessionDep, admin: Admin) -> list[dict]:
+    rows = session.exec(select(MembershipProposal).order_by(MembershipProposal.version)).all()
+    return [{"hash": r.hash, "version": r.version, "document": r.document} for r in rows]
+
+
+@admin_router.post("/membership/proposals", status_code=201)
+def post_proposal(ctx: CtxDep, session: SessionDep, admin: Admin, document: Annotated[dict, Body()]) -> dict:
+    """Propose the next version, or add proofs collected elsewhere to a proposal of the same hash."""
+    row = propose_membership(session, document)
+    record(session, actor=admin, action="federation.membership.propose", target_type="membership",
+           target_id=row.hash, detail={"version": row.version})
+    return _proposal_view(session, ctx, row)
+
+
+@admin_router.post("/membership/proposals/{digest}/signature")
+def sign_proposal(digest: str, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Add this node's proof to a proposed version."""
+    row = session.get(MembershipProposal, digest)
+    if row is None:
+        raise NotFound("no proposal with this hash")
+    row.document = sign_membership(row.document, ctx.identity)
+    session.add(row)
+    session.flush()
+    record(session, actor=admin, action="federation.membership.sign", target_type="membership",
+           target_id=row.hash, detail={"version": row.version, "key_id": ctx.identity.key_id})
+    return _proposal_view(session, ctx, row)
+
+
+@admin_router.post("/membership/install")
+def install(ctx: CtxDep, session: SessionDep, admin: Admin, request: InstallRequest) -> dict:
+    """Validate a version (a stored proposal by hash, or a full signed document) and install it."""
+    if request.document is not None:
+        document = request.document
+    elif request.hash is not None:
+        row = session.get(MembershipProposal, request.hash)
+        if row is None:
+            raise NotFound("no proposal with this hash")
+        document = row.document
+    else:
+        raise BadRequest("give a proposal hash or a document", code="invalid_request")
+    try:
+        installed_row, installed, peers = install_and_announce(session, ctx, document)
+    except MembershipRefused as exc:
+        # the refusal is audited in this request's session, after undoing the attempt (a second connection
+        # would wait for this one's write lock on SQLite)
+        session.rollback()
+        record(session, actor=admin, action="federation.membership.install", outcome="failed",
+               target_type="membership", target_id=membership_hash(document), detail=exc.to_dict())
+        session.commit()
+        raise
+    record(session, actor=admin, action="federation.membership.install", target_type="membership",
+           target_id=installed_row.hash, detail={"version": installed_row.version, "announced_to": peers,
+                                                 "already_held": not installed})
+    return {"version": installed_row.version, "hash": installed_row.hash, "installed": installed,
+            "announced_to": peers}
+
+
+def _outbox_view(row: OutboxMessage) -> dict:
+    return {"message_id": row.message_id, "peer": row.peer, "seq": row.seq, "type": row.type,
+            "state": row.state, "attempts": row.attempts, "last_error": row.last_error,
+            "next_attempt_at": row.next_attempt_at.isoformat(), "created_at": row.created_at.isoformat()}
+
+
+@admin_router.get("/outbox/dead")
+def list_dead_letters(session: SessionDep, admin: Admin) -> list[dict]:
+    record(session, actor=admin, action="federation.outbox.dead_letters")
+    return [_outbox_view(r) for r in dead_letters(session)]
+
+
+@admin_router.post("/outbox/{message_id}/requeue")
+def requeue_message(message_id: str, session: SessionDep, admin: Admin) -> dict:
+    row = requeue(session, message_id)
+    record(session, actor=admin, action="federation.outbox.requeue", target_type="outbox_message",
+           target_id=row.message_id, detail={"peer": row.peer, "seq": row.seq})
+    return _outbox_view(row)
+
+
+ROUTERS = [discovery_router, peer_router, admin_router]

@@ -1,0 +1,1 @@
+"""Transport: verified inbound requests, signed responses, signed outbound requests."""

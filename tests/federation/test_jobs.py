@@ -1,0 +1,86 @@
+"""Jobs: the registry, running once from the CLI, key refresh, nonce purge, the scheduler switch."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from federation.jobs import JOBS, run_job, start_scheduler
+from federation.runtime import runtime
+from node.models import PeerDidDocument, SeenNonce
+
+
+def test_jobs_are_named_area_verb_and_listed_by_the_cli() -> None:
+    from node.cli import app
+
+    assert {"federation.flush_outbox", "federation.refresh_keys", "federation.purge_nonces"} <= set(JOBS)
+    assert all(name.count(".") == 1 for name in JOBS)
+    result = CliRunner().invoke(app, ["jobs", "list"])
+    assert result.exit_code == 0 and "federation.flush_outbox" in result.output
+    result = CliRunner().invoke(app, ["jobs", "run", "no.such_job"])
+    assert result.exit_code == 2
+
+
+def test_jobs_run_once_from_the_cli(tmp_path, database_url, monkeypatch) -> None:
+    from node.cli import app
+
+    config = tmp_path / "creditnode.toml"
+    config.write_text(
+        f'[node]\nregion = "anhui"\ndata_dir = "{tmp_path}"\nmode = "test"\n[database]\nurl = "{database_url}"\n'
+        '[security]\ndatabase_key = "ZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGRkZGQ="\n'
+        'blind_index_key = "YmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmI="\n'
+        'token_secret = "dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHQ="\n', encoding="utf-8")
+    monkeypatch.setenv("CREDITNODE_CONFIG", str(config))  # restored after the test (the CLI sets it)
+    result = CliRunner().invoke(app, ["jobs", "run", "federation.purge_nonces", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert '"purged": 0' in result.output
+    result = CliRunner().invoke(app, ["jobs", "run", "federation.flush_outbox", "--config", str(config)])
+    assert result.exit_code == 0 and '"delivered": 0' in result.output
+
+
+def test_refresh_keys_caches_members_did_documents(joined) -> None:
+    result = run_job("federation.refresh_keys", joined.a.ctx)
+    assert result == {"jiangsu": "ok", "zhejiang": "ok", "anhui": "ok"}
+    with joined.a.session() as s:
+        cached = {r.node_id: r.document["id"] for r in s.exec(select(PeerDidDocument)).all()}
+    assert cached["zhejiang"] == joined.b.ctx.identity.did
+    joined.network.down.add(joined.b.base_url)
+    assert run_job("federation.refresh_keys", joined.a.ctx)["zhejiang"] == "unreachable"
+
+
+def test_a_rotated_peer_key_is_fetched_again(joined) -> None:
+    from node.identity.keyring import rotate_keyring
+
+    run_job("federation.refresh_keys", joined.a.ctx)
+    rotate_keyring(joined.b.settings)
+    joined.b.ctx.reload_identity()
+    with joined.a.session() as s:
+        # the cached document is fresh: a just-rotated key is not re-fetched at once
+        assert runtime(joined.a.ctx).directory.resolve_key(s, joined.b.ctx.identity.key_id) is None
+        s.execute(PeerDidDocument.__table__.update().values(fetched_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+        key = runtime(joined.a.ctx).directory.resolve_key(s, joined.b.ctx.identity.key_id)
+    assert key is not None and key.id.endswith("#key-2")
+
+
+def test_purge_nonces_drops_only_expired_entries(joined) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with joined.a.session() as s:
+        s.add(SeenNonce(key_id="k", nonce="old", expires_at=now - dt.timedelta(minutes=5)))
+        s.add(SeenNonce(key_id="k", nonce="live", expires_at=now + dt.timedelta(minutes=5)))
+    assert run_job("federation.purge_nonces", joined.a.ctx) == {"purged": 1}
+    with joined.a.session() as s:
+        assert [n.nonce for n in s.exec(select(SeenNonce)).all()] == ["live"]
+
+
+def test_scheduler_starts_only_when_enabled(joined) -> None:
+    ctx = joined.a.ctx
+    assert start_scheduler(ctx) is None
+    ctx.settings.federation.scheduler_enabled = True
+    try:
+        scheduler = start_scheduler(ctx)
+        assert {j.id for j in scheduler.get_jobs()} == set(JOBS)
+        scheduler.shutdown(wait=True)
+    finally:
+        ctx.settings.federation.scheduler_enabled = False

@@ -1,0 +1,25 @@
+"""`federation` imports `crypto`, `config` and node's models/db/context/deps/errors/audit/roles — never a router."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.errors", "node.audit.service",
+                "node.roles"}
+
+
+def test_federation_imports_only_allowed_node_modules() -> None:
+    root = Path(__file__).resolve().parents[2] / "federation"
+    bad = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith("node") and name not in ALLOWED_NODE:
+                    bad.append(f"{path.name}: {name}")
+    assert bad == []
