@@ -452,3 +452,9 @@ __all__ += [
     "PeerStream",
     "SeenNonce",
 ]
+
+# Each area's tables live in a module of its own, imported here so that `node.models` holds the whole schema.
+from node.models.standards import *  # noqa: E402, F403
+from node.models.agreements import *  # noqa: E402, F403
+from node.models.transfers import *  # noqa: E402, F403
+from node.models.witness import *  # noqa: E402, F403
