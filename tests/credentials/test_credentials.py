@@ -127,3 +127,23 @@ def test_verify_endpoint_reports_inclusion_and_rate_limits(client, ctx, deposit)
 def test_verify_endpoint_explains_bad_input(client, junk) -> None:
     verdict = client.post("/api/v1/verify", json=junk).json()
     assert verdict["valid"] is False and verdict["checks"]
+
+
+def test_cli_verifies_offline_with_the_did_document_and_catches_a_one_byte_change(client, ctx, deposit, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli import app as cli_app
+
+    learner_id, achievement_id = deposit(title="高等数学", credits="4")
+    cred = client.get(f"/api/v1/me/credentials/{achievement_id}", headers=_login(client, _account(ctx, learner_id)))
+    did = tmp_path / "did.json"
+    did.write_text(client.get("/.well-known/did.json").text, encoding="utf-8")
+    good = tmp_path / "credential.json"
+    good.write_bytes(cred.content)
+    result = CliRunner().invoke(cli_app, ["verify", str(good), "--did-document", str(did)])
+    assert result.exit_code == 0 and "VALID" in result.output, result.output
+    bad = tmp_path / "tampered.json"
+    bad.write_bytes(cred.content.replace(b'"credits":"4"', b'"credits":"5"', 1))
+    assert bad.read_bytes() != good.read_bytes()
+    result = CliRunner().invoke(cli_app, ["verify", str(bad), "--did-document", str(did)])
+    assert result.exit_code == 1 and "INVALID" in result.output and "signature" in result.output
