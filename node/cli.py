@@ -34,6 +34,25 @@ def load_settings(config: Path | None) -> Settings:
     return Settings()
 
 
+def audit_operator(settings: Settings, action: str, *, target_type: str | None = None, target_id: object = None,
+                   detail: dict | None = None) -> None:
+    """Operator commands are staff actions too: record them in the audit log as the local OS user."""
+    import getpass
+
+    from node.audit.service import record
+    from node.db import make_engine, session_scope
+    from node.deps import Principal
+
+    actor = Principal("operator", os.getuid(), f"operator:{getpass.getuser()}", ("operator",))
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            record(session, actor=actor, action=action, target_type=target_type, target_id=target_id,
+                   detail=detail)
+    finally:
+        engine.dispose()
+
+
 def _fresh_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
@@ -86,7 +105,9 @@ def initialise_node(
     settings = Settings()
     password = admin_password or secrets.token_urlsafe(12)
     bootstrap_node(settings, admin_password=password)
-    create_keyring(settings, exist_ok=False)
+    ring = create_keyring(settings, exist_ok=False)
+    audit_operator(settings, "node.init", target_type="node", target_id=region,
+                   detail={"data_dir": str(data_dir), "mode": mode, "key_id": getattr(ring, "current", None)})
     return config_path, password
 
 
@@ -155,6 +176,8 @@ def keys_rotate(
     """Add a new current key; the old one stays published with an expiry so old signatures still verify."""
     settings = load_settings(config)
     ring = rotate_keyring(settings, keep_old_days=keep_old_days)
+    audit_operator(settings, "keys.rotate", target_type="key", target_id=ring.current,
+                   detail={"keep_old_days": keep_old_days})
     console.print(f"current key is now {ring.current}; restart the node (or its workers) to use it")
 
 
@@ -167,6 +190,7 @@ def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
     except (KeyError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    audit_operator(settings, "keys.revoke", target_type="key", target_id=key_id)
     console.print(f"{key_id} revoked")
 
 

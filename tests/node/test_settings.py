@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from config.settings import InsecureConfiguration, Settings, load_region, region_names
 
@@ -45,4 +46,22 @@ def test_init_writes_working_config(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert settings.node_id == "jiangsu" and settings.insecure_secrets() == []
     with pytest.raises(FileExistsError):
         initialise_node(region="jiangsu", data_dir=tmp_path / "js")
-    os.environ.pop("CREDITNODE_CONFIG", None)
+    # operator commands are audited like any staff action
+    from typer.testing import CliRunner
+
+    from node.cli import app as cli_app
+
+    try:
+        result = CliRunner().invoke(cli_app, ["keys", "rotate", "--config", str(config_path)])
+        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(cli_app, ["keys", "revoke", "key-1", "--config", str(config_path)])
+        assert result.exit_code == 0, result.output
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'js' / 'js.db'}")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT action, actor_kind, target_id FROM audit_log ORDER BY id")).all()
+        engine.dispose()
+        operator = [tuple(r) for r in rows if r[1] == "operator"]
+        assert operator == [("node.init", "operator", "jiangsu"), ("keys.rotate", "operator", "key-2"),
+                            ("keys.revoke", "operator", "key-1")]
+    finally:
+        os.environ.pop("CREDITNODE_CONFIG", None)
