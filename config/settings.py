@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "DEV_SECRET_MARK",
@@ -29,6 +29,7 @@ __all__ = [
     "RegionProfile",
     "SecuritySettings",
     "Settings",
+    "TestingSettings",
     "load_region",
     "region_names",
 ]
@@ -123,6 +124,30 @@ class FederationSettings(BaseModel):
     max_body_bytes: int = 1024 * 1024
     outbox_max_attempts: int = 12
     scheduler_enabled: bool = False
+    # Conformance testing (conformance-tests/README.md): enables the /api/v1/testing/* endpoints (test
+    # membership, reset, flush) and the fault switches. Refused in production mode.
+    test_mode: bool = False
+
+
+# Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).
+FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonicalisation", "no_retry",
+                    "double_delivery"})
+
+
+class TestingSettings(BaseModel):
+    """Fault switches for testing the conformance suite: `CREDITNODE_TESTING__FAULTS=a,b`."""
+
+    faults: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = sorted(set(value or ()) - FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(FAULTS)}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -135,6 +160,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -149,6 +175,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
+        if self.testing.faults and not self.federation.test_mode:
+            raise InsecureConfiguration("testing.faults are honoured only with federation.test_mode")
         if self.node.mode == "production":
             problems = self.insecure_secrets()
             if problems:
@@ -167,6 +195,8 @@ class Settings(BaseSettings):
                 problems.append(f"security.{name} still has its development default")
         if self.node.mode == "production" and not self.database.url:
             problems.append("database.url must be set explicitly in production")
+        if self.node.mode == "production" and (self.federation.test_mode or self.testing.faults):
+            problems.append("federation.test_mode and testing.faults are refused in production")
         return problems
 
     # -- derived values -------------------------------------------------------------------------
@@ -191,6 +221,11 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.node.data_dir / "evidence"
+
+    @property
+    def active_faults(self) -> frozenset[str]:
+        """The fault switches in force: empty unless federation.test_mode is on (never in production)."""
+        return frozenset(self.testing.faults) if self.federation.test_mode else frozenset()
 
     @property
     def node_key_file(self) -> Path:

@@ -182,6 +182,8 @@ def _mark_failed(ctx: NodeContext, msg: _Claimed, error: str, now: dt.datetime, 
     attempts = msg.attempts + 1
     if attempts >= ctx.settings.federation.outbox_max_attempts:
         dead = True
+    if "no_retry" in ctx.settings.active_faults:  # FAULT HOOK (test mode only; conformance-tests)
+        dead = True
     values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500]}
     if dead:
         values["state"] = "dead"
@@ -245,6 +247,8 @@ def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, now: dt.dateti
         return outcome
     verdict = _classify(response)
     if verdict == "delivered":
+        if "double_delivery" in ctx.settings.active_faults:  # FAULT HOOK (test mode only; conformance-tests)
+            client.post(msg.peer, INBOX_PATH, _envelope(ctx, msg))
         _mark_delivered(ctx, msg, response, now)
         report.delivered.append((msg.peer, msg.seq))
         return "delivered"

@@ -12,9 +12,11 @@ from node.evidence.router import router as evidence_router
 from node.imports.router import router as imports_router
 from node.learners.router import router as learners_router
 from node.org.router import router as org_router
+from node.testing.router import router as testing_router
 
 __all__ = ["ROUTERS"]
 
 ROUTERS = [auth_router, learners_router, org_router, credentials_router, imports_router]
 ROUTERS += FEDERATION_ROUTERS
 ROUTERS += [deposits_router, evidence_router, archive_router, audit_router]
+ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

@@ -32,6 +32,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from crypto import httpsig
+from crypto.did import resolve_did_key_method
 from federation.errors import TransportRefused
 from federation.runtime import runtime
 from node.context import NodeContext
@@ -108,11 +109,13 @@ VerifiedBody = Annotated[Any, Depends(verified_body)]
 def _verify(ctx: NodeContext, *, method: str, url: str, headers: dict[str, str], body: bytes) -> PeerIdentity:
     directory = runtime(ctx).directory
     settings = ctx.settings
+    faulty = "accept_unknown_keys" in settings.active_faults  # FAULT HOOK (test mode only; conformance-tests)
     with Session(ctx.engine, expire_on_commit=False) as session:
         try:
             verified = httpsig.verify_request(
                 method=method, url=url, headers=headers, body=body,
-                        resolve_key=lambda key_id: directory.resolve_key(session, key_id, purpose="authentication"),
+                        resolve_key=lambda key_id: directory.resolve_key(session, key_id, purpose="authentication")
+                        or (faulty and _self_resolving(key_id)) or None,
                 now=int(time.time()), max_window=settings.federation.signature_window_seconds,
                 required_tag=PROTOCOL_TAG,
             )
@@ -122,6 +125,9 @@ def _verify(ctx: NodeContext, *, method: str, url: str, headers: dict[str, str],
             raise TransportRefused(code, str(exc) or code) from None
         member = directory.member_for_key(session, verified.key_id)
         session.commit()
+    if member is None and faulty:  # FAULT HOOK: an unknown signer passes as a peer "unknown"
+        from federation.membership import Member
+        member = Member(node_id="unknown", did="did:web:unknown", base_url="http://unknown")
     if member is None:  # pragma: no cover - resolve_key only resolves members' keys
         raise TransportRefused("unknown_member", "the key is not a key of a current member")
     if "content-type" not in verified.covered:
@@ -136,10 +142,20 @@ def _verify(ctx: NodeContext, *, method: str, url: str, headers: dict[str, str],
     return PeerIdentity(node_id=member.node_id, did=member.did, key_id=verified.key_id, nonce=verified.nonce)
 
 
+def _self_resolving(key_id: str) -> Any:
+    """Fault `accept_unknown_keys` only: trust any did:key, member or not."""
+    try:
+        return resolve_did_key_method(key_id) if key_id.startswith("did:key:") else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _record_nonce(ctx: NodeContext, key_id: str, nonce: str, expires: int) -> None:
     """Insert the nonce in the shared replay cache, in a transaction of its own; a duplicate is a replay.
     It is kept until the signature could no longer be accepted anyway (expires + clock skew)."""
     until = dt.datetime.fromtimestamp(int(expires) + CLOCK_SKEW_SECONDS, dt.UTC)
+    if "replay_check_off" in ctx.settings.active_faults:  # FAULT HOOK (test mode only; conformance-tests)
+        return
     try:
         with Session(ctx.engine) as session:
             session.add(SeenNonce(key_id=key_id, nonce=nonce[:128], expires_at=until))

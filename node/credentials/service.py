@@ -160,6 +160,9 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
         achievement=achievement, learner=learner, institution=institution,
         event=_deposit_event(session, achievement.id), status_index=index,
     )
+    if "non_jcs_canonicalisation" in ctx.settings.active_faults:  # FAULT HOOK (test mode only)
+        from node.testing.faults import sign_without_jcs
+        return sign_without_jcs(ctx, unsigned)
     return ctx.identity.sign(unsigned)
 
 
