@@ -182,3 +182,7 @@ def requeue_message(message_id: str, session: SessionDep, admin: Admin) -> dict:
 
 
 ROUTERS = [discovery_router, peer_router, admin_router]
+
+from federation.transfers.router import ROUTERS as _TRANSFER_ROUTERS  # consent and transfer
+
+ROUTERS += _TRANSFER_ROUTERS

@@ -6,7 +6,10 @@ import ast
 from pathlib import Path
 
 ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.errors", "node.audit.service",
-                "node.roles"}
+                "node.roles",
+                # services (not routers) that consent and transfer need: credentials, status lists, the ledger
+                "node.credentials.context", "node.credentials.service", "node.credentials.status",
+                "node.credentials.verify", "node.ledger.log", "node.ledger.service"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
