@@ -108,6 +108,17 @@ class NodeClient:
             raise NodeContractError(f"{method} {path} answered {r.status_code}: {r.text[:300]}")
         return r.json()
 
+    def sign_in(self, username: str, password: str) -> str:
+        """A bearer token for an account (the fixture learner of the test contract)."""
+        r = self.http.post(self.base + "/api/v1/auth/token", data={"username": username, "password": password})
+        if r.status_code != 200:
+            raise NodeContractError(f"sign-in of {username} answered {r.status_code}: {r.text[:200]}")
+        return r.json()["access_token"]
+
+    def as_user(self, token: str, method: str, path: str, payload: Any = None) -> httpx.Response:
+        return self.http.request(method, self.base + path, json=payload,
+                                 headers={"authorization": f"Bearer {token}"})
+
     # -- signed peer requests -------------------------------------------------------------------------
 
     def envelope(self, origin: str, seq: int, *, type: str = "conformance.ping", body: dict | None = None,

@@ -7,7 +7,8 @@ conformance-tests/README.md). Role federation_admin, every call audited, and eve
 - `POST /reset`        drop test memberships and every trace of the test peers (DID cache, inbox, outbox,
                         streams), so runs start from the same state;
 - `POST /fixtures/achievement`  a synthetic learner's deposited achievement (ledger event included), so the
-                        suite has a credential and a growing log to check;
+                        suite has a credential and a growing log to check, and that learner's sign-in (test
+                        data only) so the suite can act as the learner (consent, transfer);
 - `POST /outbox`, `POST /outbox/flush`, `GET /outbox`, `GET /inbox`: make the node send a message to a test peer,
                         run the delivery job now (optionally with the backoff clock advanced), observe both sides.
 
@@ -103,6 +104,7 @@ def install_test_membership(body: TestMembers, ctx: CtxDep, session: SessionDep,
     session.flush()
     record(session, actor=admin, action="testing.membership.install", target_type="membership",
            target_id=row.hash, detail={"version": row.version, "test_members": [m.node_id for m in body.members]})
+    session.commit()  # before the response: SessionDep would commit only after it is sent
     return {"version": row.version, "hash": row.hash, "document": document}
 
 
@@ -130,6 +132,7 @@ def reset(body: ResetRequest, ctx: CtxDep, session: SessionDep, admin: Admin) ->
         counts[name] = session.execute(sa.delete(model).where(column.in_(sorted(peers)))).rowcount or 0
     session.flush()
     record(session, actor=admin, action="testing.reset", detail={"peers": sorted(peers), "removed": counts})
+    session.commit()  # before the response: SessionDep would commit only after it is sent
     return {"peers": sorted(peers), "removed": counts}
 
 
@@ -155,8 +158,9 @@ def _synthetic_id_number() -> str:
 def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
     from node.learners.service import open_account
 
+    password = secrets.token_urlsafe(16)
     learner, _ = open_account(session, ctx, id_type="resident_id", id_number=_synthetic_id_number(),
-                              name="测试学员", password=secrets.token_urlsafe(16))
+                              name="测试学员", password=password)
     achievement = Achievement(learner_id=learner.id, type="degree_course", issuer_code="CONFTEST",
                               issuer_name="一致性测试机构", code=body.code, title=body.title, credits=body.credits,
                               hours=body.hours, score_text="85", score_value=Decimal(85),
@@ -169,7 +173,10 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
         data={"achievement": achievement.id, "title": body.title, "credits": str(body.credits)})])
     seq = seqs[0] if seqs else None
     record(session, actor=admin, action="testing.fixture", target_type="achievement", target_id=achievement.id)
-    return {"achievement_id": achievement.id, "ledger_seq": seq}
+    # the synthetic learner's sign-in, so the suite can act as the learner (consent, transfer)
+    session.commit()  # before the response: SessionDep would commit only after it is sent
+    return {"achievement_id": achievement.id, "ledger_seq": seq,
+            "learner": {"account_no": learner.account_no, "password": password, "pseudonym": learner.pseudonym}}
 
 
 # -- delivery -----------------------------------------------------------------------------------------
@@ -186,6 +193,7 @@ def send_message(body: OutgoingMessage, ctx: CtxDep, session: SessionDep, admin:
     row = enqueue(session, body.peer, body.type, body.body)
     record(session, actor=admin, action="testing.outbox.enqueue", target_type="outbox_message",
            target_id=row.message_id, detail={"peer": body.peer, "seq": row.seq})
+    session.commit()  # before the response: SessionDep would commit only after it is sent
     return {"message_id": row.message_id, "peer": row.peer, "seq": row.seq}
 
 

@@ -201,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         db = args.database_url or f"sqlite:///{tmp / 'node.db'}"
         node = start_node(tmp / "data", db)
         try:
+            script = Path(sys.executable).with_name("creditnode-conformance")  # the installed console script
+            command = [str(script)] if script.exists() else [sys.executable, "-m", "conformance.cli"]
             result = subprocess.run(
-                [shutil.which("creditnode-conformance") or "creditnode-conformance", "--target", node.url,
-                 "--admin-token", node.token, "--report-dir", str(args.report_dir)],
+                [*command, "--target", node.url, "--admin-token", node.token, "--report-dir", str(args.report_dir)],
                 cwd=ROOT, env=subprocess_env(), timeout=300, check=False)
         finally:
             node.stop()
