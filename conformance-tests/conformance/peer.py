@@ -51,6 +51,7 @@ class MockPeer:
     key: Ed25519Key = field(default_factory=Ed25519Key.generate)
     host: str = "127.0.0.1"
     deliveries: list[Delivery] = field(default_factory=list)
+    other_posts: list[tuple[str, bytes]] = field(default_factory=list)  # POSTs outside the inbox (path, body)
     # (key id) -> public key of the node under test, set by the harness
     resolve_node_key: Callable[[str], Any] | None = None
 
@@ -183,6 +184,8 @@ def _handler(peer: MockPeer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             if self.path != INBOX_PATH:
+                with peer._lock:
+                    peer.other_posts.append((self.path, body))
                 self._send(404, {"content-type": "application/json"}, b'{"code":"not_found"}')
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
