@@ -169,3 +169,39 @@ def test_failed_prerequisite_skips_dependants(runs: dict[str, Run]) -> None:
     reason = skipped.get("test_05_delivery::test_retry_with_backoff_exactly_once", "")
     assert "prerequisite 'outbound' failed in test_05_delivery::test_node_delivers_signed_envelope" in reason
     assert results["summary"]["failed"] == 1
+
+
+def test_membership_proposal_with_the_report_admits_the_node(runs: dict[str, Run], joined) -> None:
+    """In the founding-regions setup (two real in-process nodes, two more members' keys), a version that adds the
+    tested node and carries its signed report under `admission` is installed once three members sign it; the
+    same proposal carrying a failed run's report is refused."""
+    import httpx
+
+    from federation.errors import MembershipRefused
+    from federation.membership import held_membership, next_version, sign_membership
+
+    clean = runs["clean"]
+    did_document = httpx.get(clean.node.url + "/.well-known/did.json").json()
+    member = {"node_id": "candidate", "name_zh": "候选", "name_en": "Candidate", "did": did_document["id"],
+              "base_url": clean.node.url, "roles": ["region"]}
+    with joined.a.session() as s:
+        held = held_membership(s).document
+
+    def proposal(report_dir: Path) -> dict:
+        report = json.loads((report_dir / "conformance-report.json").read_text(encoding="utf-8"))
+        doc = next_version(held, members=[*held["members"], member], threshold=3,
+                           admission=[{"node_id": "candidate", "didDocument": did_document,
+                                       "conformanceReport": report}])
+        for name in ("shanghai", "zhejiang", "jiangsu"):
+            doc = sign_membership(doc, joined.identity(name))
+        return doc
+
+    with pytest.raises(MembershipRefused) as refused:
+        joined.install(proposal(runs["no_retry"].report_dir), joined.a)
+    assert refused.value.code == "admission_invalid"
+    joined.install(proposal(clean.report_dir))
+    for node in (joined.a, joined.b):
+        with node.session() as s:
+            now_held = held_membership(s)
+            assert now_held.version == held["version"] + 1
+            assert "candidate" in {m["node_id"] for m in now_held.document["members"]}
