@@ -9,6 +9,7 @@ conformance-tests/README.md). Role federation_admin, every call audited, and eve
 - `POST /fixtures/achievement`  a synthetic learner's deposited achievement (ledger event included), so the
                         suite has a credential and a growing log to check, and that learner's sign-in (test
                         data only) so the suite can act as the learner (consent, transfer);
+- `POST /keys/rotate`   rotate the node's key now (operator CLI + restart, in one step), so rotation is visible;
 - `POST /outbox`, `POST /outbox/flush`, `GET /outbox`, `GET /inbox`: make the node send a message to a test peer,
                         run the delivery job now (optionally with the backoff clock advanced), observe both sides.
 
@@ -177,6 +178,28 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
     session.commit()  # before the response: SessionDep would commit only after it is sent
     return {"achievement_id": achievement.id, "ledger_seq": seq,
             "learner": {"account_no": learner.account_no, "password": password, "pseudonym": learner.pseudonym}}
+
+
+# -- keys ---------------------------------------------------------------------------------------------
+
+
+class RotateRequest(BaseModel):
+    keep_old_days: int = Field(default=30, ge=1, le=365)
+
+
+@router.post("/keys/rotate")
+def rotate_keys(body: RotateRequest, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """What `creditnode keys rotate` + a restart do, at once (so the suite can watch a rotation): a new
+    current key, the old one published until it expires. Only this worker reloads its key ring."""
+    from node.identity.keyring import rotate_keyring
+
+    old = ctx.identity.key_id
+    ring = rotate_keyring(ctx.settings, keep_old_days=body.keep_old_days)
+    ctx.reload_identity()
+    record(session, actor=admin, action="testing.keys.rotate", target_type="key", target_id=ring.current,
+           detail={"previous": old, "keep_old_days": body.keep_old_days})
+    session.commit()  # before the response: SessionDep would commit only after it is sent
+    return {"previous": old, "current": ctx.identity.key_id}
 
 
 # -- delivery -----------------------------------------------------------------------------------------

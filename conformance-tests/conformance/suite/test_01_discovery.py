@@ -59,10 +59,3 @@ def test_retired_keys_carry_dates(harness) -> None:
         if vm["id"] not in live:
             stamp = vm.get("expires") or vm.get("revoked")
             assert stamp and parse_datetime(stamp), f"{vm['id']} is retired without a date"
-
-
-@pytest.mark.rule(f"{F1} key rotation visible to peers")
-@pytest.mark.requires("did")
-def test_key_rotation_visible(harness) -> None:
-    pytest.skip("the node exposes no key-rotation API (rotation is the operator's `creditnode keys rotate` "
-                "and a restart); gap documented in conformance-tests/README.md")
