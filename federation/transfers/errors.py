@@ -26,6 +26,7 @@ CODES: dict[str, int] = {
     "credential_invalid": 422,       # (per item) proof, issuer, subject, dates or inclusion do not verify
     "credential_revoked": 422,       # (per item) the status list bit is set
     "checkpoint_invalid": 502,       # the origin's checkpoint is not signed by it or does not parse
+    "checkpoint_inconsistent": 502,  # the origin's checkpoint does not extend the one it showed before
     "release_invalid": 502,          # the origin's release answer is not well formed
     "receipt_invalid": 400,          # a receipt whose proof, consent or destination does not match
     "already_revoked": 409,          # revoking a consent twice

@@ -29,12 +29,13 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from sqlmodel import Session, select
 
 from crypto.did import resolve_verification_method
 from crypto.jcs import canonicalize
-from crypto.merkle import MerkleError, verify_inclusion
-from crypto.note import NoteError, NoteVerifier, parse_checkpoint, verify_note
+from crypto.merkle import MerkleError, verify_consistency, verify_inclusion
+from crypto.note import NoteError, NoteVerifier, parse_checkpoint, split_note, verify_note
 from federation.membership import Member
 from federation.outbox import enqueue
 from federation.runtime import runtime
@@ -327,6 +328,35 @@ def verify_release(release: Any, *, origin: Member, did_document: dict, pseudony
     return VerifiedRelease(release["checkpoint"], checkpoint.size, checkpoint.root_hash.hex(), cp_checks, items)
 
 
+def _check_consistency(ctx: Any, origin: Member, verified: VerifiedRelease) -> None:
+    """The origin's checkpoint must extend the one it showed in this node's previous transfer from it (an
+    RFC 9162 consistency proof from its public proof endpoint); a log rewritten in between is refused."""
+    with session_scope(ctx.engine) as session:
+        previous = session.exec(select(Transfer.checkpoint).where(Transfer.origin == origin.node_id)
+                                .order_by(Transfer.id.desc()).limit(1)).first()
+    if not previous:
+        verified.checkpoint_checks.append({"check": "consistency", "ok": None,
+                                           "reason": "first checkpoint seen from this origin in a transfer"})
+        return
+    before = None
+    try:
+        before = parse_checkpoint(split_note(previous)[0])
+        first, second = sorted(((before.size, before.root_hash),
+                                (verified.checkpoint_size, bytes.fromhex(verified.checkpoint_root))))
+        proof: list[bytes] = []
+        if first[0] != second[0]:
+            url = f"{origin.base_url.rstrip('/')}/api/v1/ledger/proof/consistency"
+            answer = runtime(ctx).client().get(url, params={"first": first[0], "second": second[0]})
+            proof = [bytes.fromhex(h) for h in answer.json()["proof"]]
+        verify_consistency(first[0], second[0], first[1], second[1], proof)
+    except (MerkleError, NoteError, ValueError, KeyError, TypeError, httpx.HTTPError) as exc:
+        raise TransferRefused("checkpoint_inconsistent", f"{origin.node_id}'s checkpoint of size "
+                              f"{verified.checkpoint_size} is not consistent with the one of size "
+                              f"{before.size if before else '?'} it showed before: {exc}") from None
+    verified.checkpoint_checks.append({"check": "consistency", "ok": True, "reason": (
+        f"consistent with the checkpoint of size {before.size} seen in the previous transfer")})
+
+
 # -- the transfer --------------------------------------------------------------------------------------------
 
 
@@ -359,6 +389,7 @@ def request_transfer(ctx: Any, *, learner_id: int, consent: Any, actor: Any,
             raise TransferRefused("checkpoint_invalid", f"the DID document of {checked.origin.node_id} is unknown")
         verified = verify_release(response.body, origin=checked.origin, did_document=did_document,
                                   pseudonym=checked.pseudonym, consent=checked.consent)
+        _check_consistency(ctx, checked.origin, verified)
     except Exception as exc:
         from node.errors import NodeError
 

@@ -410,6 +410,27 @@ def test_reviewed_rejection(joined, install_agreement) -> None:
     assert "transfer.rejected" in _kinds(joined.b)
 
 
+def test_checkpoints_must_stay_consistent(joined, automatic) -> None:
+    first, second, third = Person(joined), Person(joined), Person(joined)
+    view = first.transfer(first.consent()).json()
+    assert view["verification"]["checkpoint"]["checks"][-1]["check"] == "consistency"
+    later = second.transfer(second.consent()).json()
+    check = later["verification"]["checkpoint"]["checks"][-1]
+    assert check["check"] == "consistency" and check["ok"] is True, check
+    # the origin shows a history that does not extend the one it showed before (simulated: the destination's
+    # record of the earlier checkpoint differs in its root)
+    from crypto.note import format_checkpoint, parse_checkpoint, split_note
+
+    with joined.b.session() as s:
+        row = s.get(Transfer, later["id"])
+        text, _ = split_note(row.checkpoint)
+        cp = parse_checkpoint(text)
+        row.checkpoint = format_checkpoint(cp.origin, cp.size, bytes(32)) + "\n— forged signature\n"
+        s.add(row)
+    r = third.transfer(third.consent())
+    assert r.status_code == 502 and r.json()["code"] == "checkpoint_inconsistent", r.text
+
+
 def test_no_agreement_means_no_transfer(joined) -> None:
     person = Person(joined)
     r = person.transfer(person.consent())
