@@ -63,14 +63,14 @@ def _database(template: object, tmp: Path, name: str) -> tuple[str, object]:
 @pytest.fixture(scope="module")
 def runs(_db_template: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     tmp = tmp_path_factory.mktemp("conformance")
-    variants = {"clean": ()} | {fault: (fault,) for fault in CATCHERS}
+    variants = {"clean": (), "no_test_mode": ()} | {fault: (fault,) for fault in CATCHERS}
     nodes: dict[str, RunningNode] = {}
     databases = []
     try:
         for name, faults in variants.items():
             url, db = _database(_db_template, tmp, name)
             databases.append(db)
-            nodes[name] = launch_node(tmp / name, url, faults=faults)
+            nodes[name] = launch_node(tmp / name, url, faults=faults, test_mode=name != "no_test_mode")
         for node in nodes.values():
             wait_ready(node)
 
@@ -205,3 +205,17 @@ def test_membership_proposal_with_the_report_admits_the_node(runs: dict[str, Run
             now_held = held_membership(s)
             assert now_held.version == held["version"] + 1
             assert "candidate" in {m["node_id"] for m in now_held.document["members"]}
+
+
+def test_node_without_test_mode_cannot_be_driven(runs: dict[str, Run]) -> None:
+    """Over HTTP, a node not in test mode refuses the test membership (403 test_mode_off); everything that
+    needs it is skipped with that prerequisite named, not failed a second time."""
+    run = runs["no_test_mode"]
+    assert run.returncode == 1
+    outcome = run.outcome()
+    failed = [t for t, o in outcome.items() if o == "failed"]
+    assert failed == ["test_02_membership::test_test_membership_installed"], failed
+    message = next(r["message"] for r in run.results["results"] if r["test"] == failed[0])
+    assert "403" in message and "test_mode_off" in message
+    reasons = [r["reason"] for r in run.results["skipped"]]
+    assert reasons and all("prerequisite" in r or "not advertise" in r or "conversion needs" in r for r in reasons)
