@@ -255,5 +255,5 @@ def _register_subcommands() -> None:
         importlib.import_module(module).register(app)
 
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo")
 _register_subcommands()

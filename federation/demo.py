@@ -1,0 +1,565 @@
+"""`creditnode demo`: a local four-region federation and one verified cross-region transfer.
+
+Four real nodes (uvicorn processes on 127.0.0.1, ports from `config/regions/*.toml`, SQLite in a temporary
+directory unless `--data-dir`) are initialised with fresh secrets and keys; then, through their public HTTP
+APIs only: staff accounts, the founding membership signed by all four and installed everywhere, an agreement
+between the origin and the destination proposed by one and signed by the other, a learner's outcome deposited
+at the origin through the two-stage review, the learner's holder binding at the destination and consent at the
+origin, the transfer at the destination (pull, verification, recognition), and the destination's receipt
+recorded in the origin's ledger. Each step is printed; the outcome is re-verified here, independently, from the
+published DID documents. `--export-dir` writes every signed artefact and a `manifest.json`. The nodes are
+stopped on exit, on error and on Ctrl-C (unless `--keep-running`, which waits for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["DemoError", "register", "run_demo"]
+
+REGIONS = ("shanghai", "jiangsu", "zhejiang", "anhui")
+PASSWORD = "demo-password-1"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+READY_TIMEOUT = 30.0
+RECEIPT_TIMEOUT = 20.0
+
+
+class DemoError(RuntimeError):
+    """A step failed; the message says which and why."""
+
+
+@dataclass
+class DemoNode:
+    region: str
+    port: int
+    base_url: str
+    data_dir: Path
+    config: Path | None = None
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _synthetic_id_number() -> str:
+    """A valid GB 11643-1999 number (weights and check characters of the standard) for a made-up person."""
+    first = "310101" + "19950412" + f"{secrets.randbelow(900) + 100}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return first + "10X98765432"[sum(int(c) * w for c, w in zip(first, weights, strict=True)) % 11]
+
+
+# A node process: `creditnode init` (as a function, with the demo's admin password) then `creditnode serve`.
+_NODE_SCRIPT = """
+import os, sys
+from pathlib import Path
+from node.cli import initialise_node
+region, data_dir, base_url, port = sys.argv[1:5]
+initialise_node(region=region, data_dir=Path(data_dir), base_url=base_url,
+                admin_password=os.environ.pop("CREDITNODE_DEMO_ADMIN_PASSWORD"))
+import uvicorn
+from node.app import create_app
+uvicorn.run(create_app(), host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
+"""
+
+
+def _child_env() -> dict[str, str]:
+    """The nodes' environment: the outbox flushed by the scheduler, no proxies (127.0.0.1 only), and none of
+    the caller's CREDITNODE_* settings (each node's `init` points CREDITNODE_CONFIG at its own file)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CREDITNODE_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(CREDITNODE_DEMO_ADMIN_PASSWORD=PASSWORD, CREDITNODE_FEDERATION__SCHEDULER_ENABLED="true",
+               CREDITNODE_NODE__LOG_LEVEL="WARNING", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM if the demo itself dies, even by SIGKILL, so no node is left behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Demo:
+    def __init__(self, console: Console, *, data_dir: Path | None, origin: str, destination: str,
+                 export_dir: Path | None, base_port: int | None) -> None:
+        from config.settings import load_region
+
+        if origin == destination or origin not in REGIONS or destination not in REGIONS:
+            raise DemoError(f"origin and destination must be two of {', '.join(REGIONS)}")
+        self.console = console
+        self.origin_id, self.destination_id = origin, destination
+        self.export_dir = export_dir
+        self._own_tmp = data_dir is None
+        self.root = Path(tempfile.mkdtemp(prefix="creditnode-demo-")) if data_dir is None else data_dir.resolve()
+        self.nodes: dict[str, DemoNode] = {}
+        for index, region in enumerate(REGIONS):
+            profile = load_region(region)
+            port = profile.default_port if base_port is None else base_port + index
+            self.nodes[region] = DemoNode(region, port, f"http://127.0.0.1:{port}", self.root / region)
+        self.http = httpx.Client(timeout=httpx.Timeout(20.0, connect=2.0), trust_env=False)
+        self.artefacts: dict[str, Any] = {}
+        self.step_no = 0
+        self.started = time.monotonic()
+
+    # -- output ---------------------------------------------------------------------------------------
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        elapsed = time.monotonic() - self.started
+        self.console.print(f"\n[bold cyan]{self.step_no:>2}. {title}[/bold cyan] [dim](+{elapsed:.1f} s)[/dim]")
+
+    def info(self, text: str) -> None:
+        self.console.print(f"    {text}", highlight=False)
+
+    def ok(self, text: str) -> None:
+        self.console.print(f"    [green]✓[/green] {text}", highlight=False)
+
+    # -- HTTP ------------------------------------------------------------------------------------------
+
+    def call(self, node: DemoNode, method: str, path: str, *, as_: str | None = None, expect: int | tuple = 200,
+             **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", {}) or {})
+        if as_ is not None:
+            headers.update(node.tokens[as_])
+        try:
+            response = self.http.request(method, node.base_url + path, headers=headers, **kw)
+        except httpx.HTTPError as exc:
+            raise DemoError(f"{node.region}: {method} {path}: {type(exc).__name__}: {exc}") from None
+        expected = expect if isinstance(expect, tuple) else (expect,)
+        if response.status_code not in expected:
+            raise DemoError(f"{node.region}: {method} {path} answered {response.status_code}: {response.text[:600]}")
+        ctype = response.headers.get("content-type", "")
+        return response.json() if "json" in ctype else response.text
+
+    def sign_in(self, node: DemoNode, name: str, username: str, password: str) -> None:
+        token = self.call(node, "POST", "/api/v1/auth/token", data={"username": username, "password": password})
+        node.tokens[name] = {"Authorization": f"Bearer {token['access_token']}"}
+
+    # -- processes -------------------------------------------------------------------------------------
+
+    def check_ports(self) -> None:
+        for node in self.nodes.values():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # as uvicorn binds: connections of an earlier run in TIME_WAIT do not make the port busy
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", node.port))
+                except OSError:
+                    raise DemoError(
+                        f"port {node.port} on 127.0.0.1 (needed by the {node.region} node) is busy: stop whatever "
+                        f"listens there (another `creditnode demo --keep-running`?) and run the demo again"
+                    ) from None
+
+    def start(self) -> None:
+        """Start the four node processes; each initialises its data directory (fresh secrets and keys, schema,
+        first administrator) and then serves, so the four initialise in parallel."""
+        for node in self.nodes.values():
+            if (node.data_dir / "creditnode.toml").exists():
+                raise DemoError(f"{node.data_dir} already holds a node; give an empty --data-dir")
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+            node.log_path = node.data_dir / "node.log"
+            log = node.log_path.open("wb")
+            node.process = subprocess.Popen(
+                [sys.executable, "-c", _NODE_SCRIPT, node.region, str(node.data_dir), node.base_url, str(node.port)],
+                env=_child_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=str(node.data_dir),
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the nodes start before the demo runs any thread
+            )
+            log.close()
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = dict(self.nodes)
+        while pending:
+            for region, node in list(pending.items()):
+                if node.process.poll() is not None:
+                    tail = node.log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
+                    raise DemoError(f"the {region} node exited ({node.process.returncode}):\n{tail}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if self.http.get(node.base_url + "/.well-known/credit-node", timeout=1.0).status_code == 200:
+                        del pending[region]
+            if pending and time.monotonic() > deadline:
+                raise DemoError(f"nodes not answering after {READY_TIMEOUT:.0f} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            if node.process is not None and node.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    node.process.send_signal(signal.SIGTERM)
+        for node in self.nodes.values():
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait(timeout=5)
+        self.http.close()
+
+    def cleanup(self) -> None:
+        if self._own_tmp:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- the scenario ------------------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> DemoNode:
+        return self.nodes[self.origin_id]
+
+    @property
+    def destination(self) -> DemoNode:
+        return self.nodes[self.destination_id]
+
+    def run(self) -> dict:
+        self.step("Start four regional nodes on 127.0.0.1")
+        self.check_ports()
+        self.start()
+        for node in self.nodes.values():
+            self.ok(f"{node.region:9} {node.base_url}  did:web:127.0.0.1%3A{node.port}")
+        self.staff()
+        self.membership()
+        agreement = self.agreement()
+        learner = self.deposit()
+        consent = self.consent(learner)
+        transfer = self.transfer(learner, consent)
+        receipt = self.receipt(learner, consent)
+        checks = self.verify(transfer, consent, receipt, agreement)
+        if self.export_dir is not None:
+            self.export(transfer, consent, receipt, agreement)
+        return {"transfer": transfer, "checks": checks}
+
+    def staff(self) -> None:
+        self.step("Staff accounts (through each node's admin API)")
+
+        def accounts(node: DemoNode) -> None:
+            self.sign_in(node, "admin", "admin", PASSWORD)
+            wanted = [("fedadmin", "federation_admin")]
+            if node.region in (self.origin_id, self.destination_id):
+                wanted += [("standards", "standards_admin"), ("branch", "branch_reviewer"),
+                           ("centre", "centre_reviewer")]
+            for username, role in wanted:
+                self.call(node, "POST", "/api/v1/admin/staff", as_="admin", expect=201,
+                          json={"username": username, "display_name": username, "password": PASSWORD,
+                                "roles": [role]})
+                self.sign_in(node, username, username, PASSWORD)
+
+        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:  # password hashing is slow on purpose
+            list(pool.map(accounts, self.nodes.values()))
+        self.ok("a federation admin at every node; standards admin, branch and centre reviewers at "
+                f"{self.origin_id} and {self.destination_id}")
+
+    def membership(self) -> None:
+        from federation.membership import founding_document
+
+        self.step("Founding membership: every region signs the same document")
+        document = founding_document()
+        for member in document["members"]:
+            node = self.nodes[member["node_id"]]
+            member["base_url"] = node.base_url
+            from crypto.did import did_web_from_url
+
+            member["did"] = did_web_from_url(node.base_url)
+        for node in self.nodes.values():
+            view = self.call(node, "POST", "/api/v1/federation/membership/proposals", as_="fedadmin", expect=201,
+                             json=document)
+            view = self.call(node, "POST", f"/api/v1/federation/membership/proposals/{view['hash']}/signature",
+                             as_="fedadmin")
+            document = view["document"]
+            self.ok(f"{node.region} signed version {view['version']} (hash {view['hash'][:16]}…)")
+        for node in self.nodes.values():
+            installed = self.call(node, "POST", "/api/v1/federation/membership/install", as_="fedadmin",
+                                  json={"document": document})
+        proofs = document["proof"] if isinstance(document["proof"], list) else [document["proof"]]
+        self.ok(f"installed at all four nodes: {len(proofs)} of {len(document['members'])} proofs, threshold "
+                f"{document['threshold']}, hash {installed['hash'][:16]}…")
+        self.artefacts["membership"] = document
+
+    def agreement(self) -> dict:
+        self.step(f"Mutual-recognition agreement {self.origin_id} → {self.destination_id} (propose + sign)")
+        agreement = self.negotiate()
+        self.artefacts["agreement"] = agreement
+        return agreement
+
+    def negotiate(self) -> dict:
+        """Propose at the origin, sign at the destination (federation.agreements' admin API); the agreement is
+        active once both proofs are on the same version hash."""
+        path = "/api/v1/federation/agreements"
+        probe = self.http.get(self.origin.base_url + path, headers=self.origin.tokens["fedadmin"])
+        if probe.status_code in (404, 405):
+            raise DemoError("this node has no agreements API (/api/v1/federation/agreements)")
+        raise DemoError("agreement negotiation is not wired to the agreements API yet")
+
+    def deposit(self) -> dict:
+        origin = self.origin
+        self.step(f"A learner deposits an outcome at {origin.region} (two-stage review)")
+        id_number = _synthetic_id_number()
+        person = {"id_number": id_number, "name": "王小明", "password": PASSWORD}
+        account = self.call(origin, "POST", "/api/v1/learners/register", expect=201, json=person)
+        self.sign_in(origin, "learner", account["account_no"], PASSWORD)
+        self.ok(f"account {account['account_no']} (ID number stored encrypted, shown as "
+                f"{account['id_number_masked']}; pseudonym {account['pseudonym']})")
+        claim = {"type": "degree_course", "issuer_code": "10280", "issuer_name": "上海大学", "code": "MATH101",
+                 "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"}
+        claim.update(self.artefacts.get("claim", {}))
+        app = self.call(origin, "POST", "/api/v1/me/deposit-applications", as_="learner", expect=201,
+                        json={"achievement": claim})
+        self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/evidence", as_="learner",
+                  expect=201, files={"file": ("transcript.pdf", PDF, "application/pdf")})
+        app = self.call(origin, "GET", f"/api/v1/me/deposit-applications/{app['id']}", as_="learner")
+        app = self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/submit", as_="learner",
+                        json={"version": app["version"]})
+        for reviewer in ("branch", "centre"):
+            app = self.call(origin, "POST", f"/api/v1/deposit-applications/{app['id']}/decision", as_=reviewer,
+                            json={"decision": "approve", "reason": "成绩单核验无误", "version": app["version"]})
+            self.ok(f"{reviewer} review: approved → {app['state']}")
+        if not app.get("achievement_id"):
+            raise DemoError(f"the deposit did not produce an achievement: {app}")
+        self.ok(f"deposited: {claim['title']} ({claim['code']}), {claim['credits']} credits → achievement "
+                f"{app['achievement_id']}")
+        dest = self.destination
+        other = self.call(dest, "POST", "/api/v1/learners/register", expect=201, json=person)
+        self.sign_in(dest, "learner", other["account_no"], PASSWORD)
+        self.ok(f"the learner moves to {dest.region}: account {other['account_no']} there")
+        return {"achievement_id": app["achievement_id"], "id_number": id_number, "claim": claim}
+
+    def consent(self, learner: dict) -> dict:
+        self.step(f"Consent at {self.origin_id}, bound to the learner's account at {self.destination_id}")
+        intent = self.call(self.destination, "POST", "/api/v1/me/transfer-intents", as_="learner", expect=201,
+                           json={"origin": self.origin_id})
+        self.ok(f"{self.destination_id} issued a holder binding ({intent['binding'][:14]}…)")
+        view = self.call(self.origin, "POST", "/api/v1/me/consents", as_="learner", expect=201, json={
+            "destination": self.destination_id, "achievement_ids": [learner["achievement_id"]],
+            "purpose": "跨省学分互认（升学）", "valid_days": 30, "holder_binding": intent["binding"]})
+        document = view["document"]
+        self.ok(f"signed consent {document['id']} (eddsa-jcs-2022 by {self.origin_id}), expires {view['expires_at']}")
+        self.artefacts["consent"] = document
+        return document
+
+    def transfer(self, learner: dict, consent: dict) -> dict:
+        self.step(f"Transfer at {self.destination_id}: pull, verify, recognise")
+        view = self.call(self.destination, "POST", "/api/v1/me/transfers", as_="learner", expect=201,
+                         json={"consent": consent})
+        full = self.call(self.destination, "GET", f"/api/v1/me/transfers/{view['id']}", as_="learner")
+        cp = full["verification"]["checkpoint"]
+        self.ok(f"{self.origin_id}'s signed checkpoint verified: tree size {cp['size']}, root {cp['root'][:16]}…")
+        table = Table(show_header=True, header_style="bold")
+        for column in ("origin credential", "check", "result"):
+            table.add_column(column)
+        for item in full["items"]:
+            for check in item["checks"]:
+                mark = {True: "[green]ok[/green]", False: "[red]FAIL[/red]", None: "--"}[check["ok"]]
+                table.add_row(item["credential_id"].rsplit("/", 2)[-1], check["check"],
+                              f"{mark} {check['reason']}")
+        self.console.print(table)
+        for item in full["items"]:
+            rec = item.get("recognition") or {}
+            self.ok(f"{item['state']}: {item['credential_id']} → {rec.get('code')} {rec.get('title')} "
+                    f"{rec.get('credits')} credits ({rec.get('explanation') or ''})")
+        self.console.print(f"\n    [bold green]recognised credits: {full['recognised_credits']}[/bold green] "
+                           f"(agreement {full['agreement_id']}, hash {str(full['agreement_hash'])[:16]}…)")
+        if full["state"] != "completed" or Decimal(full["recognised_credits"]) <= 0:
+            raise DemoError(f"the transfer did not complete with recognised credits: {full['state']}")
+        self.artefacts["transfer"] = full
+        return full
+
+    def receipt(self, learner: dict, consent: dict) -> dict:
+        self.step(f"Receipt: {self.destination_id} → {self.origin_id} (reliable outbox, recorded in the ledger)")
+        deadline = time.monotonic() + RECEIPT_TIMEOUT
+        while True:
+            listed = self.call(self.origin, "GET", "/api/v1/me/consents", as_="learner")
+            found = [c for c in listed if c["consent_id"] == consent["id"] and c["receipts"]]
+            if found:
+                receipt = found[0]["receipts"][0]
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(f"no receipt at {self.origin_id} after {RECEIPT_TIMEOUT:.0f} s")
+            time.sleep(0.25)
+        event = self.call(self.origin, "GET", f"/api/v1/ledger/events/{receipt['ledger_seq']}")
+        self.ok(f"{self.origin_id} recorded receipt {receipt['receipt_id']} as ledger event {receipt['ledger_seq']} "
+                f"({json.loads(event['leaf'])['kind']})")
+        self.artefacts["receipt"] = receipt["document"]
+        return receipt["document"]
+
+    def verify(self, transfer: dict, consent: dict, receipt: dict, agreement: dict) -> list[tuple[str, bool, str]]:
+        """Independent checks from published material only: DID documents, status list, checkpoint."""
+        from crypto.dataintegrity import verify as di_verify
+        from crypto.did import resolve_verification_method
+        from crypto.merkle import verify_inclusion
+        from crypto.note import NoteVerifier, parse_checkpoint, split_note, verify_note
+        from node.credentials.verify import verify_document
+
+        self.step("Independent verification (DID documents, status list, checkpoint)")
+        dids = {node.region: self.call(node, "GET", "/.well-known/did.json") for node in self.nodes.values()}
+        self.artefacts["dids"] = dids
+        by_did = {d["id"]: d for d in dids.values()}
+        checks: list[tuple[str, bool, str]] = []
+
+        def resolver(did_doc: dict) -> Callable[[str], Any]:
+            return lambda vm: resolve_verification_method(did_doc, vm).public_key
+
+        origin_doc, dest_doc = dids[self.origin_id], dids[self.destination_id]
+        checks.append(("consent proof", di_verify(consent, resolver(origin_doc)).ok, f"by {self.origin_id}"))
+        checks.append(("receipt proof", di_verify(receipt, resolver(dest_doc)).ok, f"by {self.destination_id}"))
+        if isinstance(agreement.get("proof"), (list, dict)):
+            result = di_verify(agreement, lambda vm: resolve_verification_method(
+                by_did[vm.split("#", 1)[0]], vm).public_key)
+            checks.append(("agreement proofs", result.ok, f"{len(result.proofs)} party proofs"))
+        note = transfer["checkpoint"]
+        text, _ = split_note(note)
+        name = text.split("\n", 1)[0]
+        verified = verify_note(note, [NoteVerifier(name, resolve_verification_method(origin_doc, vm["id"],
+                                                                                     purpose=None).public_key)
+                                      for vm in origin_doc["verificationMethod"]])
+        checkpoint = parse_checkpoint(verified.text)
+        checks.append(("checkpoint signature", True, f"{name} size {checkpoint.size}"))
+        status_url = None
+        for credential in transfer["credentials"]:
+            status_url = credential["credentialStatus"]["statusListCredential"]
+            status = self.http.get(status_url).json()
+            report = verify_document(credential, resolve_did=by_did.get, fetch_status={status_url: status}.get)
+            checks.append(("credential", report.valid, f"{credential['id']} (signature, dates, status)"))
+            bank = credential["credentialSubject"]["creditBank"]
+            proof = self.call(self.origin, "GET", f"/api/v1/ledger/proof/inclusion?seq={bank['ledgerSequence']}"
+                                                  f"&size={checkpoint.size}")
+            try:
+                verify_inclusion(bytes.fromhex(bank["ledgerLeafHash"]), bank["ledgerSequence"], checkpoint.size,
+                                 [bytes.fromhex(h) for h in proof["proof"]], checkpoint.root_hash)
+                checks.append(("inclusion", True, f"ledger event {bank['ledgerSequence']} under the checkpoint"))
+            except Exception as exc:  # noqa: BLE001 - reported as a failed check
+                checks.append(("inclusion", False, str(exc)))
+            self.artefacts["status_list"] = status
+        for what, passed, detail in checks:
+            (self.ok if passed else self.console.print)(f"{what}: {'ok' if passed else '[red]FAIL[/red]'} — {detail}")
+        if not all(passed for _, passed, _ in checks):
+            raise DemoError("an independent check failed")
+        return checks
+
+    def export(self, transfer: dict, consent: dict, receipt: dict, agreement: dict) -> None:
+        out = self.export_dir
+        out.mkdir(parents=True, exist_ok=True)
+        files: list[dict] = []
+
+        def write(name: str, content: Any, what: str) -> None:
+            data = content.encode("utf-8") if isinstance(content, str) else (
+                json.dumps(content, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+            (out / name).write_bytes(data)
+            files.append({"file": name, "what": what, "sha256": hashlib.sha256(data).hexdigest()})
+
+        for region, doc in self.artefacts["dids"].items():
+            write(f"did-{region}.json", doc, f"DID document of the {region} node ({doc['id']})")
+        for index, credential in enumerate(transfer["credentials"], 1):
+            write(f"credential-{index}.json", credential, f"signed credential released by {self.origin_id}")
+        write("consent.json", consent, f"the learner's signed consent (by {self.origin_id})")
+        write("agreement.json", agreement, f"the signed agreement {self.origin_id} → {self.destination_id}")
+        write("membership.json", self.artefacts["membership"], "the founding membership signed by all four")
+        write(f"checkpoint-{self.origin_id}.txt", transfer["checkpoint"],
+              f"{self.origin_id}'s signed checkpoint (C2SP note) the inclusion proofs refer to")
+        write(f"status-list-{self.origin_id}.json", self.artefacts["status_list"],
+              f"{self.origin_id}'s signed status list")
+        write("receipt.json", receipt, f"{self.destination_id}'s signed receipt, recorded by {self.origin_id}")
+        write("transfer.json", {k: v for k, v in transfer.items() if k != "credentials"},
+              f"the transfer at {self.destination_id}: checks, recognitions")
+        manifest = {"generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "origin": self.origin_id, "destination": self.destination_id,
+                    "recognised_credits": transfer["recognised_credits"], "files": files}
+        (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
+                                           encoding="utf-8")
+        self.ok(f"{len(files)} files and manifest.json written to {out}")
+
+
+def run_demo(*, console: Console | None = None, data_dir: Path | None = None, keep_running: bool = False,
+             export_dir: Path | None = None, origin: str = "shanghai", destination: str = "zhejiang",
+             base_port: int | None = None) -> int:
+    """Run the scenario; returns the process exit code (0: a verified transfer with recognised credits)."""
+    console = console or Console()
+    demo = Demo(console, data_dir=data_dir, origin=origin, destination=destination, export_dir=export_dir,
+                base_port=base_port)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)  # even when started with SIGINT ignored (a background job)
+    code, interrupted = 1, False
+    try:
+        result = demo.run()
+        seconds = time.monotonic() - demo.started
+        console.print(f"\n[bold green]✓ verified cross-region transfer: {result['transfer']['recognised_credits']} "
+                      f"credits recognised at {destination} from {origin}[/bold green] ({seconds:.1f} s)")
+        code = 0
+        if keep_running:
+            console.print("\nThe nodes keep running (Ctrl-C stops them). Sign in with user `admin`, `fedadmin`, "
+                          f"`branch`, `centre` (password {PASSWORD}):")
+            for node in demo.nodes.values():
+                console.print(f"    {node.region:9} {node.base_url}/docs   data {node.data_dir}")
+            while all(n.process.poll() is None for n in demo.nodes.values()):
+                time.sleep(0.5)
+    except DemoError as exc:
+        console.print(f"\n[bold red]demo failed:[/bold red] {exc}")
+        for node in demo.nodes.values():
+            if node.log_path is not None and node.log_path.exists():
+                console.print(f"    log of {node.region}: {node.log_path}")
+    except KeyboardInterrupt:
+        console.print("\ninterrupted: stopping the nodes")
+        code = 130 if code else 0
+        interrupted = True
+    finally:
+        demo.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        started = any(n.process is not None for n in demo.nodes.values())
+        if code == 0 or interrupted or not started:
+            demo.cleanup()
+        elif demo._own_tmp:
+            console.print(f"    (kept {demo.root} with the nodes' logs for inspection)")
+    return code
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        keep_running: Annotated[bool, typer.Option("--keep-running", help="leave the nodes running until Ctrl-C")]
+        = False,
+        export_dir: Annotated[Path | None, typer.Option("--export-dir", help="write the signed artefacts here")]
+        = None,
+        data_dir: Annotated[Path | None, typer.Option("--data-dir", help="keep the nodes' data here (empty dir)")]
+        = None,
+        origin: Annotated[str, typer.Option(help="region where the learner's record is deposited")] = "shanghai",
+        destination: Annotated[str, typer.Option(help="region that recognises it")] = "zhejiang",
+        base_port: Annotated[int | None, typer.Option(help="ports base..base+3 instead of the regions' 8101-8104")]
+        = None,
+    ) -> None:
+        """Run four regional nodes on 127.0.0.1 and show a verified cross-region credit transfer."""
+        try:
+            code = run_demo(data_dir=data_dir, keep_running=keep_running, export_dir=export_dir, origin=origin,
+                            destination=destination, base_port=base_port)
+        except DemoError as exc:
+            Console().print(f"[bold red]demo failed:[/bold red] {exc}")
+            code = 2
+        raise typer.Exit(code)
