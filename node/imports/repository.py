@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from node.imports.validate import RowError
@@ -48,6 +49,16 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
 
 def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def _member_of(session: Session, column: Any, values: Collection[str]) -> Iterable[Any]:
+    """`column IN values` as a few statements: on PostgreSQL one `= ANY(array)` with a single parameter
+    (psycopg parses a query of thousands of placeholders slowly); on SQLite `IN` lists of _IN_CHUNK."""
+    if _is_pg(session):
+        yield column == sa.any_(sa.bindparam("members", list(values), type_=postgresql.ARRAY(sa.String)))
+        return
+    for chunk in _chunks(list(values)):
+        yield column.in_(chunk)
 
 
 def organisation_by_code(session: Session, code: str) -> Organisation | None:
@@ -134,8 +145,8 @@ def learners_by_blind(session: Session, blinds: Collection[str]) -> dict[str, tu
     """blind index → (learner id, the learner's subject hash in ledger leaves)."""
     c = _learner.c
     found: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(list(blinds)):
-        for row in session.execute(sa.select(c.id, c.id_blind, c.leaf_salt, c.pseudonym).where(c.id_blind.in_(chunk))):
+    for where in _member_of(session, c.id_blind, blinds):
+        for row in session.execute(sa.select(c.id, c.id_blind, c.leaf_salt, c.pseudonym).where(where)):
             found[row.id_blind] = (row.id, subject_hash(bytes(row.leaf_salt), row.pseudonym))
     return found
 
@@ -152,9 +163,9 @@ def insert_learners(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
 def achievements_by_key(session: Session, keys: Collection[str]) -> dict[str, Any]:
     c = _ach.c
     found: dict[str, Any] = {}
-    for chunk in _chunks(list(keys)):
+    for where in _member_of(session, c.dedupe_key, keys):
         for row in session.execute(
-            sa.select(c.id, c.dedupe_key, c.score_text, c.score_value, c.credits, c.hours).where(c.dedupe_key.in_(chunk))
+            sa.select(c.id, c.dedupe_key, c.score_text, c.score_value, c.credits, c.hours).where(where)
         ):
             found[row.dedupe_key] = row
     return found
@@ -189,7 +200,7 @@ def _scaled(value: Decimal | None) -> int | None:
 
 
 def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One driver-level `executemany` in the batch's transaction (rows share one `created_at`).
+    """One driver-level `executemany` (SQLite) or `COPY` (PostgreSQL) in the batch's transaction (rows share one `created_at`).
 
     This is the one table a million-row import writes a million rows to, so the values are converted here as
     the column types would (`ExactDecimal` to thousandths; dates and times in SQLAlchemy's SQLite text format)
@@ -213,7 +224,12 @@ def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
         params.append(row_tuple(r))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(sql, params)
+        if sqlite:
+            cursor.executemany(sql, params)
+        else:  # COPY: one stream instead of one pipelined statement per row
+            with cursor.copy(f"COPY achievement ({', '.join(_ACH_COLUMNS)}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
     finally:
         cursor.close()
 

@@ -215,11 +215,9 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
         raise BadRequest("the uploaded file is no longer stored", code="upload_missing")
 
     records = iter_records(path, job.format, job.encoding)
-    skipped = 0
     for _ in range(job.rows_committed):  # resume: skip what committed batches already hold
         if next(records, None) is None:
             break
-        skipped += 1
     batch_no = job.rows_committed // batch_size
     while True:
         good: list[Deposit] = []

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
+from crypto.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from crypto.note import NoteSigner, format_checkpoint, sign_note
 from node.errors import BadRequest, NotFound
 from node.ledger.service import lock_tip
@@ -106,11 +106,32 @@ class LogProblem:
 
 
 def verify_log(session: Session) -> list[LogProblem]:
-    """Recompute the log from the stored leaves; return every inconsistency found (empty: intact)."""
+    """Recompute the log from the stored leaves; return every inconsistency found (empty: intact).
+
+    One pass over the events in order with a running compact range: when the range reaches a stored
+    checkpoint's size its root is compared, so memory stays O(log n) and each root costs O(log n) instead of
+    recomputing the tree from all leaf hashes per checkpoint."""
     problems: list[LogProblem] = []
-    hashes: list[bytes] = []
+    checkpoints = iter(list(session.execute(
+        sa.select(Checkpoint.__table__.c.size, Checkpoint.__table__.c.root_hash).order_by(Checkpoint.__table__.c.size)
+    )))
+    pending = next(checkpoints, None)
+    frontier = CompactRange()
+
+    def check_due() -> None:
+        nonlocal pending
+        while pending is not None and pending.size <= frontier.size:
+            if pending.size == frontier.size and frontier.root() != bytes(pending.root_hash):
+                problems.append(LogProblem(None, f"recomputed root differs from signed checkpoint at size "
+                                                 f"{pending.size}"))
+            pending = next(checkpoints, None)
+
+    check_due()  # a checkpoint of the empty log
     prev = b"\x00" * 32
-    rows = session.execute(sa.select(_events.c.seq, _events.c.leaf, _events.c.hash).order_by(_events.c.seq))
+    rows = session.execute(
+        sa.select(_events.c.seq, _events.c.leaf, _events.c.hash).order_by(_events.c.seq).execution_options(
+            yield_per=5000)
+    )
     for expected_seq, (seq, leaf, stored) in enumerate(rows):
         if seq != expected_seq:
             problems.append(LogProblem(seq, f"sequence gap: expected {expected_seq}"))
@@ -124,15 +145,14 @@ def verify_log(session: Session) -> list[LogProblem]:
         except ValueError:
             problems.append(LogProblem(seq, "leaf is not JSON"))
         prev = bytes(stored)
-        hashes.append(computed)
+        frontier.append(computed)
+        check_due()
     head = session.get(LedgerHead, 1)
-    if head.size != len(hashes):
-        problems.append(LogProblem(None, f"head says {head.size} events, the table holds {len(hashes)}"))
-    for cp in session.exec(select(Checkpoint).order_by(Checkpoint.size)):
-        if cp.size > len(hashes):
-            problems.append(LogProblem(None, f"checkpoint at size {cp.size} is beyond the ledger"))
-        elif root_from_leaf_hashes(hashes[: cp.size]) != bytes(cp.root_hash):
-            problems.append(LogProblem(None, f"recomputed root differs from signed checkpoint at size {cp.size}"))
+    if head.size != frontier.size:
+        problems.append(LogProblem(None, f"head says {head.size} events, the table holds {frontier.size}"))
+    while pending is not None:
+        problems.append(LogProblem(None, f"checkpoint at size {pending.size} is beyond the ledger"))
+        pending = next(checkpoints, None)
     return problems
 
 
