@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from conformance import PROTOCOL
+from conformance.origin import MockOrigin
 from crypto import httpsig
 from crypto.did import VerificationMethodSpec, build_did_document, did_web_from_url
 from crypto.keys import Ed25519Key
@@ -28,6 +29,7 @@ from crypto.keys import Ed25519Key
 __all__ = ["Delivery", "MockPeer"]
 
 INBOX_PATH = "/federation/v1/inbox"
+RELEASE_PATH = "/federation/v1/records/release"
 
 
 @dataclass
@@ -52,8 +54,9 @@ class MockPeer:
     host: str = "127.0.0.1"
     deliveries: list[Delivery] = field(default_factory=list)
     other_posts: list[tuple[str, bytes]] = field(default_factory=list)  # POSTs outside the inbox (path, body)
-    # (key id) -> public key of the node under test, set by the harness
+    # (key id) -> public key of the node under test, and its node id: set by the harness
     resolve_node_key: Callable[[str], Any] | None = None
+    node_under_test: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -66,6 +69,7 @@ class MockPeer:
         self.did = did_web_from_url(self.base_url)
         self.key_id = f"{self.did}#key-1"
         self._thread: threading.Thread | None = None
+        self.origin = MockOrigin(self.node_id, self.base_url, self.did, self.key_id, self.key)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -75,7 +79,8 @@ class MockPeer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever: only when it runs
+            self._server.shutdown()
         self._server.server_close()
 
     # -- identity ----------------------------------------------------------------------------------
@@ -134,6 +139,23 @@ class MockPeer:
                                             envelope))
         return status, out, data
 
+    def _release(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """`POST /federation/v1/records/release`: the harness as the origin of a transfer."""
+        verified, problem, _key_id, nonce = self._verify(path, headers, body)
+        if not verified:
+            status, payload = 401, {"code": problem or "bad_signature", "message": problem or ""}
+        else:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            status, payload = self.origin.release(self.node_under_test or "", parsed)
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        out = {"content-type": "application/json"}
+        out.update(httpsig.sign_response(status=status, headers=out, body=data, key=self.key, key_id=self.key_id,
+                                         tag=PROTOCOL, request_nonce=nonce))
+        return status, out, data
+
     def _verify(self, path: str, headers: dict[str, str], body: bytes) -> tuple[bool, str | None, str | None,
                                                                                  str | None]:
         if self.resolve_node_key is None:
@@ -172,6 +194,9 @@ def _handler(peer: MockPeer) -> type[BaseHTTPRequestHandler]:
             if self.path == "/.well-known/did.json":
                 body = json.dumps(peer.did_document()).encode()
                 self._send(200, {"content-type": "application/did+json"}, body)
+            elif self.path == "/status/0":
+                body = json.dumps(peer.origin.status_list()).encode()
+                self._send(200, {"content-type": "application/ld+json"}, body)
             elif self.path == "/.well-known/credit-node":
                 body = json.dumps({"node_id": peer.node_id, "did": peer.did, "base_url": peer.base_url,
                                    "protocol_versions": [PROTOCOL], "features": [],
@@ -183,12 +208,15 @@ def _handler(peer: MockPeer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path != INBOX_PATH:
                 with peer._lock:
                     peer.other_posts.append((self.path, body))
-                self._send(404, {"content-type": "application/json"}, b'{"code":"not_found"}')
+                if self.path == RELEASE_PATH:
+                    self._send(*peer._release(self.path, headers, body))
+                else:
+                    self._send(404, {"content-type": "application/json"}, b'{"code":"not_found"}')
                 return
-            headers = {k.lower(): v for k, v in self.headers.items()}
             status, out, data = peer._receive(self.path, headers, body)
             self._send(status, out, data)
 

@@ -112,6 +112,10 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     node = NodeClient(state.target, state.admin_token)
     peer = MockPeer()
     peer.resolve_node_key = node.resolver("authentication")
+    try:
+        peer.node_under_test = node.node_id
+    except Exception:  # noqa: BLE001 - discovery is tested (and reported) by test_01
+        peer.node_under_test = None
     peer.start()
     state.harness = Harness(node, peer)
     try:

@@ -222,15 +222,20 @@ def send_message(body: OutgoingMessage, ctx: CtxDep, session: SessionDep, admin:
 
 class FlushRequest(BaseModel):
     advance_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    # an explicit clock (e.g. the `clock` of an earlier flush + n s): a timeline that slow requests cannot skew
+    at: dt.datetime | None = None
 
 
 @router.post("/outbox/flush")
 def flush(body: FlushRequest, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
-    """Run the delivery job now; `advance_seconds` moves its clock forward (so backoff shows without waiting)."""
-    record(session, actor=admin, action="testing.outbox.flush", detail={"advance_seconds": body.advance_seconds})
+    """Run the delivery job now, its clock at `at` (default: now) + `advance_seconds`, so backoff shows
+    without waiting. The answer gives the job's report and the `clock` it used."""
+    base = body.at.astimezone(dt.UTC) if body.at and body.at.tzinfo else (
+        body.at.replace(tzinfo=dt.UTC) if body.at else dt.datetime.now(dt.UTC))
+    now = base + dt.timedelta(seconds=body.advance_seconds)
+    record(session, actor=admin, action="testing.outbox.flush", detail={"clock": now.isoformat()})
     session.commit()  # the job works in its own transactions
-    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=body.advance_seconds)
-    return flush_outbox(ctx, now=now).to_dict()
+    return {**flush_outbox(ctx, now=now).to_dict(), "clock": now.isoformat()}
 
 
 @router.get("/outbox")

@@ -18,8 +18,11 @@ def _send(harness, token: str) -> str:
     return queued["message_id"]
 
 
-def _flush(harness, advance: int = 0) -> dict:
-    return harness.node.admin_ok("POST", "/api/v1/testing/outbox/flush", {"advance_seconds": advance})
+def _flush(harness, advance: int = 0, *, at: str | None = None) -> dict:
+    payload: dict = {"advance_seconds": advance}
+    if at is not None:
+        payload["at"] = at
+    return harness.node.admin_ok("POST", "/api/v1/testing/outbox/flush", payload)
 
 
 def _row(harness, message_id: str) -> dict:
@@ -49,17 +52,17 @@ def test_node_delivers_signed_envelope(harness) -> None:
 def test_retry_with_backoff_exactly_once(harness) -> None:
     harness.peer.fail_next(3)
     message_id = _send(harness, "retried")
-    _flush(harness, 0)  # attempt 1: 503; next in 2 s
+    t0 = _flush(harness, 0)["clock"]  # attempt 1 at t0: 503; next at t0 + 2 s (one clock: t0 + n)
     assert len(harness.peer.deliveries_of(message_id)) == 1
     assert _row(harness, message_id)["state"] == "pending", "gave up after one failure"
-    _flush(harness, 1)  # within the backoff: no attempt
+    _flush(harness, 1, at=t0)  # within the backoff: no attempt
     assert len(harness.peer.deliveries_of(message_id)) == 1, "retried before the backoff elapsed"
-    _flush(harness, 3)  # attempt 2: 503; next 4 s later
-    _flush(harness, 5)  # still within the (longer) backoff
+    _flush(harness, 3, at=t0)  # attempt 2: 503; next at t0 + 3 + 4
+    _flush(harness, 5, at=t0)  # still within the (longer) backoff
     assert len(harness.peer.deliveries_of(message_id)) == 2, "the backoff does not grow"
-    _flush(harness, 8)  # attempt 3: 503; next 8 s later
-    _flush(harness, 17)  # attempt 4: the peer is back
-    _flush(harness, 7200)
+    _flush(harness, 8, at=t0)  # attempt 3: 503; next at t0 + 8 + 8
+    _flush(harness, 17, at=t0)  # attempt 4: the peer is back
+    _flush(harness, 7200, at=t0)
     got = harness.peer.deliveries_of(message_id)
     answered = [d.answered for d in got]
     assert answered == [503, 503, 503, 200], f"attempts answered {answered}"
