@@ -6,12 +6,14 @@ from federation.router import ROUTERS as FEDERATION_ROUTERS
 from node.archive.router import router as archive_router
 from node.audit.router import router as audit_router
 from node.auth.router import router as auth_router
+from node.conversion.router import router as conversion_router
 from node.credentials.router import router as credentials_router
 from node.deposits.router import router as deposits_router
 from node.evidence.router import router as evidence_router
 from node.imports.router import router as imports_router
 from node.learners.router import router as learners_router
 from node.org.router import router as org_router
+from node.standards.router import router as standards_router
 from node.testing.router import router as testing_router
 
 __all__ = ["ROUTERS"]
@@ -19,4 +21,5 @@ __all__ = ["ROUTERS"]
 ROUTERS = [auth_router, learners_router, org_router, credentials_router, imports_router]
 ROUTERS += FEDERATION_ROUTERS
 ROUTERS += [deposits_router, evidence_router, archive_router, audit_router]
+ROUTERS += [standards_router, conversion_router]
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)
