@@ -96,3 +96,6 @@ def _guarded(item: Job, ctx: NodeContext) -> Callable[[], None]:
             log.exception("job %s failed", item.name)
 
     return run
+
+
+import federation.witness  # noqa: F401  (registers ledger.witness; it imports `job` from here)

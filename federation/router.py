@@ -186,3 +186,7 @@ ROUTERS = [discovery_router, peer_router, admin_router]
 from federation.transfers.router import ROUTERS as _TRANSFER_ROUTERS  # consent and transfer
 
 ROUTERS += _TRANSFER_ROUTERS
+
+from federation.witness import router as _witness_router  # checkpoint witnessing
+
+ROUTERS += [_witness_router]

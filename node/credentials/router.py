@@ -19,7 +19,7 @@ from node.credentials.status import decide_revocation, request_revocation, statu
 from node.credentials.verify import verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import TooManyRequests
-from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint
+from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.roles import Role
 
 router = APIRouter(tags=["identity and proofs"])
@@ -65,8 +65,9 @@ def staff_credential(achievement_id: int, ctx: CtxDep, session: SessionDep, staf
 
 @router.get("/api/v1/ledger/checkpoint", dependencies=Public, response_class=PlainTextResponse)
 def checkpoint(ctx: CtxDep, session: SessionDep) -> PlainTextResponse:
-    """The latest checkpoint as a C2SP signed note (text/plain)."""
-    return PlainTextResponse(latest_checkpoint(session, ctx).note)
+    """The latest checkpoint as a C2SP signed note (text/plain), with the witnesses' cosignatures collected
+    for it appended (docs/ledger.md, Witnessing)."""
+    return PlainTextResponse(served_note(session, latest_checkpoint(session, ctx)))
 
 
 @router.get("/api/v1/ledger/proof/inclusion", dependencies=Public)

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from crypto.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
-from crypto.note import NoteSigner, format_checkpoint, sign_note
+from crypto.note import NoteSigner, add_signatures, format_checkpoint, sign_note
 from node.errors import BadRequest, NotFound
 from node.ledger.service import lock_tip
 from node.models import Checkpoint, LedgerEvent, LedgerHead
+from node.models.witness import CheckpointCosignature
 
 __all__ = [
     "LogProblem",
@@ -29,7 +30,9 @@ __all__ = [
     "latest_checkpoint",
     "leaf_hashes",
     "note_signer",
+    "served_note",
     "verify_log",
+    "witness_name",
 ]
 
 _events = LedgerEvent.__table__
@@ -39,6 +42,25 @@ def checkpoint_origin(base_url: str, node_id: str) -> str:
     """The log's origin line, e.g. `127.0.0.1:8101/creditnode/shanghai/ledger`."""
     parts = urlsplit(base_url)
     return f"{parts.netloc}{parts.path.rstrip('/')}/creditnode/{node_id}/ledger"
+
+
+def witness_name(base_url: str, node_id: str) -> str:
+    """The name this node cosigns peers' checkpoints under (a `cosignature/v1` key name), e.g.
+    `127.0.0.1:8101/creditnode/shanghai/witness`; its key is the node's signing key (DID document)."""
+    parts = urlsplit(base_url)
+    return f"{parts.netloc}{parts.path.rstrip('/')}/creditnode/{node_id}/witness"
+
+
+def served_note(session: Session, checkpoint: Checkpoint) -> str:
+    """The checkpoint's signed note with the witnesses' cosignatures collected for it appended (C2SP:
+    verifiers ignore signature lines of keys they do not know, so old clients are unaffected)."""
+    lines = session.execute(
+        sa.select(CheckpointCosignature.__table__.c.line)
+        .where(CheckpointCosignature.__table__.c.checkpoint_size == checkpoint.size,
+               CheckpointCosignature.__table__.c.root_hash == checkpoint.root_hash)
+        .order_by(CheckpointCosignature.__table__.c.witness_id)
+    ).scalars().all()
+    return add_signatures(checkpoint.note, lines) if lines else checkpoint.note
 
 
 def note_signer(ctx) -> NoteSigner:
