@@ -213,3 +213,17 @@ def put_entry(segment: str, code: str, body: EntryWrite, session: SessionDep, ad
         entry, _ = service.put_entry(session, kind=kind, code=code, data=body.data,
                                      effective_from=body.effective_from, actor=admin)
     return _entry(entry)
+
+
+class EntryEnd(BaseModel):
+    effective_to: dt.date
+
+
+@router.post("/{segment}/{code}/end", response_model=EntryView)
+def end_entry(segment: str, code: str, body: EntryEnd, session: SessionDep, admin: Admin) -> EntryView:
+    """Withdraw the entry: its newest version ends on `effective_to` (older versions stay readable)."""
+    kind = _kind(segment)
+    with refusals_recorded(session, actor=admin, action="standards.catalogue.end", target_type=f"catalogue.{kind}",
+                           target_id=code):
+        entry = service.end_entry(session, kind=kind, code=code, effective_to=body.effective_to, actor=admin)
+    return _entry(entry)

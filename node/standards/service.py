@@ -48,6 +48,7 @@ __all__ = [
     "build_level_map",
     "build_programme",
     "create_rule",
+    "end_entry",
     "entries_in_force",
     "entry_in_force",
     "entry_versions",
@@ -224,6 +225,23 @@ def put_entry(session: Session, *, kind: str, data: Any, effective_from: dt.date
            detail={"kind": kind, "code": item_code, "version": entry.version, "source": source,
                    "effective_from": effective_from.isoformat()})
     return entry, True
+
+
+def end_entry(session: Session, *, kind: str, code: str, effective_to: dt.date, actor: Principal) -> CatalogueEntry:
+    """Withdraw an entry from a day on: its newest version ends then (no row is ever deleted)."""
+    if kind not in KINDS:
+        raise NotFound(f"no catalogue kind {kind!r}")
+    latest = _latest(session, kind, code)
+    if latest is None:
+        raise NotFound(f"no {kind} {code!r}")
+    if effective_to < latest.effective_from:
+        raise Conflict(f"{kind} {code} version {latest.version} starts on {latest.effective_from}",
+                       code="catalogue_version_order")
+    latest.effective_to = effective_to
+    session.add(latest)
+    record(session, actor=actor, action="standards.catalogue.end", target_type=f"catalogue.{kind}",
+           target_id=f"{code}@{latest.version}", detail={"effective_to": effective_to.isoformat()})
+    return latest
 
 
 def _in_force(on: dt.date | None) -> list[Any]:

@@ -153,6 +153,14 @@ def test_catalogue_versions_supersede_and_stay_readable(client, ctx, staff_heade
     assert old["version"] == 1 and old["effective_to"] == "2025-08-31"
     versions = ok(client.get("/api/v1/standards/programmes/SUES-CE-MECHATRONICS/versions", headers=reader))
     assert [v["version"] for v in versions] == [1, 2]
+    ended = ok(client.post("/api/v1/standards/programmes/SUES-CE-MECHATRONICS/end",
+                           json={"effective_to": "2026-12-31"}, headers=admin))
+    assert ended["version"] == 2 and ended["effective_to"] == "2026-12-31"
+    r = client.get("/api/v1/standards/programmes/SUES-CE-MECHATRONICS", params={"on": "2027-01-01"}, headers=reader)
+    assert r.status_code == 404
+    r = client.post("/api/v1/standards/programmes/SUES-CE-MECHATRONICS/end", json={"effective_to": "2020-01-01"},
+                    headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "catalogue_version_order"
     r = client.put("/api/v1/standards/certificates/VQ.NEW", headers=admin,
                    json={"effective_from": "2026-01-01", "data": {"code": "VQ.NEW", "name_zh": "新证书",
                                                                    "levels": ["六级"]}})
