@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlmodel import Session, select
 
 from crypto.did import resolve_verification_method
-from crypto.merkle import MerkleError, verify_consistency
+from crypto.merkle import EMPTY_ROOT, MerkleError, verify_consistency
 from crypto.note import (
     ALG_COSIGNATURE_V1,
     NoteError,
@@ -187,10 +187,12 @@ def _check(ctx: NodeContext, base: str, state: WitnessPeer, size: int, root: byt
             raise _Inconsistent("split_view", f"two different roots for size {size}")
         return "unchanged"
     first, second = sorted(((known_size, known_root), (size, root)))
-    proof_hex: list[str] = []
-    if first[0] > 0:
-        answer = _fetch_json(ctx, base + CONSISTENCY_PATH, {"first": first[0], "second": second[0]})
-        proof_hex = [str(h) for h in answer["proof"]]
+    if first[0] == 0:  # RFC 9162 has no proof from the empty tree: every log extends it, if its root is right
+        if first[1] != EMPTY_ROOT:
+            raise _Inconsistent("inconsistent", "a checkpoint of size 0 whose root is not the empty tree's")
+        return "extends" if size > known_size else "stale"
+    answer = _fetch_json(ctx, base + CONSISTENCY_PATH, {"first": first[0], "second": second[0]})
+    proof_hex = [str(h) for h in answer["proof"]]
     try:
         verify_consistency(first[0], second[0], first[1], second[1], [bytes.fromhex(h) for h in proof_hex])
     except (MerkleError, ValueError) as exc:
