@@ -96,13 +96,15 @@ def prior_usage(session: Session, learner_id: int, programme_code: str) -> Prior
 
 def evaluate_for(session: Session, ctx: Any, *, learner_id: int, programme_code: str, on: dt.date) -> Evaluation:
     programme = standards.build_programme(session, programme_code, on)
+    level_map = standards.build_level_map(session, ctx.settings.node.region, on)
     return evaluate(
         achievements=learner_outcomes(session, learner_id),
-        rules=standards.rules_for_engine(session),
+        rules=(),
         programme=programme,
         on=on,
         usage=prior_usage(session, learner_id, programme_code),
-        reference_levels=standards.build_level_map(session, ctx.settings.node.region, on),
+        reference_levels=level_map,
+        index=standards.rule_index(session, level_map),
     )
 
 

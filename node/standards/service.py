@@ -30,6 +30,7 @@ from node.rules import (
     LevelMap,
     Programme,
     Rule,
+    RuleIndex,
     RuleInvalid,
     StandardsInvalid,
     check_narrowing,
@@ -56,6 +57,7 @@ __all__ = [
     "put_entry",
     "reject_rule",
     "retire_rule",
+    "rule_index",
     "rule_row",
     "rule_state",
     "rules_for_engine",
@@ -455,6 +457,30 @@ def retire_rule(session: Session, *, row: StandardRule, actor: Principal, reason
     record(session, actor=actor, action="standards.rule.retire", target_type="standard_rule",
            target_id=f"{row.rule_id}@{row.version}", detail={"reason": (reason or "")[:200]})
     return row
+
+
+_INDEX_CACHE: dict[tuple, RuleIndex] = {}
+_INDEX_CACHE_SIZE = 8
+
+
+def rule_index(session: Session, level_map: LevelMap) -> RuleIndex:
+    """The `RuleIndex` over the approved rules, built once per rule-set state and level map. Approved versions
+    never change and every lifecycle step adds an approved row or moves one to retired, so the counts (with the
+    sum of row ids and the latest times) change whenever the set does."""
+    state = session.execute(sa.select(
+        sa.func.count(), sa.func.max(StandardRule.approved_at), sa.func.sum(StandardRule.id),
+    ).where(StandardRule.status == "approved")).one()
+    retired = session.execute(sa.select(sa.func.count(), sa.func.max(StandardRule.retired_at))
+                              .where(StandardRule.status == "retired")).one()
+    key = (str(session.get_bind().url), tuple(state), tuple(retired), level_map.region,
+           tuple(sorted(level_map.native_to_reference.items())), level_map.reference_order)
+    index = _INDEX_CACHE.get(key)
+    if index is None:
+        index = RuleIndex.build(rules=rules_for_engine(session), reference_levels=level_map)
+        if len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
+            _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
+        _INDEX_CACHE[key] = index
+    return index
 
 
 def rules_for_engine(session: Session) -> list[Rule]:

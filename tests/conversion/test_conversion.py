@@ -273,3 +273,18 @@ def test_expired_certificate_does_not_convert(client, seeded, learner, outcome) 
             expires_on=dt.date(2020, 1, 1))
     r = client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers)
     assert r.status_code == 409 and r.json()["code"] == "conversion_nothing_proposed"
+
+
+def test_retiring_a_rule_takes_effect_at_once_and_stales_open_requests(client, seeded, learner, outcome, crew,
+                                                                      staff) -> None:
+    me, _ = _ztc_learner(learner, outcome)
+    what = ok(client.get("/api/v1/me/conversions/what-if", params={"programme": ZTC01}, headers=me.headers))
+    assert len(what["proposals"]) == 5
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201)
+    confirmed = ok(_confirm(client, crew["outlet"], req))
+    ok(client.post("/api/v1/standards/rules/SH-GS-ZTC-2016-01/versions/1/retire", json={"reason": "停止试点"},
+                   headers=staff("standards_admin")))
+    what = ok(client.get("/api/v1/me/conversions/what-if", params={"programme": ZTC01}, headers=me.headers))
+    assert what["proposals"] == []
+    r = _review(client, crew["branch"], confirmed, _approve_all(confirmed))
+    assert r.status_code == 409 and r.json()["code"] == "conversion_stale"
