@@ -288,3 +288,32 @@ def test_retiring_a_rule_takes_effect_at_once_and_stales_open_requests(client, s
     assert what["proposals"] == []
     r = _review(client, crew["branch"], confirmed, _approve_all(confirmed))
     assert r.status_code == 409 and r.json()["code"] == "conversion_stale"
+
+
+def _cap_rule(rule_id: str, course_code: str, target: str) -> dict:
+    return {"id": rule_id, "version": 1, "kind": "guidance", "title": f"测试上限 {rule_id}",
+            "effective_from": "2020-01-01", "effective_to": None, "applies_to": {"programmes": [SUES]},
+            "condition": {"outcome": {"type": "degree_course", "catalogue_code": course_code}},
+            "targets": [{"course": target}], "credits": {"from": "course"}, "grade": {"record": "合格"},
+            "caps": {"max_percent_of_graduation_credits": "5"}}
+
+
+def test_caps_hold_across_requests(client, seeded, learner, outcome, crew, staff) -> None:
+    """A 5 % cap (4 of 80 credits) filled by one request refuses the next request's item (PriorUsage credits)."""
+    maker, checker = staff("standards_admin"), staff("standards_admin")
+    for rule in (_cap_rule("TEST-CAP-A", "X-DRAW", "SUES-DRAWING"), _cap_rule("TEST-CAP-B", "X-ELEC", "SUES-ELEC")):
+        ok(client.post("/api/v1/standards/rules", json={"body": rule}, headers=maker), 201)
+        ok(client.post(f"/api/v1/standards/rules/{rule['id']}/versions/1/approve", headers=checker))
+    me = learner()
+    outcome(me.id, type="degree_course", code="X-DRAW", title="制图", issuer_code="U1", credits="4")
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers), 201)
+    assert [(i["rule_id"], i["credits"]) for i in req["items"]] == [("TEST-CAP-A", "4")]
+    confirmed = ok(_confirm(client, crew["outlet"], req))
+    ok(_review(client, crew["branch"], confirmed, _approve_all(confirmed)))
+    outcome(me.id, type="degree_course", code="X-ELEC", title="电工", issuer_code="U1", credits="3")
+    what = ok(client.get("/api/v1/me/conversions/what-if", params={"programme": SUES}, headers=me.headers))
+    assert what["proposals"] == []
+    refused = [n for n in what["not_applicable"] if n["rule_id"] == "TEST-CAP-B"]
+    assert [n["reason"] for n in refused] == ["cap_exceeded"]
+    r = client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers)
+    assert r.status_code == 409 and r.json()["code"] == "conversion_nothing_proposed"
