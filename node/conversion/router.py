@@ -101,7 +101,7 @@ class StaffRequestCreate(MyRequestCreate):
 
 class KeepItem(BaseModel):
     item_id: int
-    credits: Decimal | None = None  # narrow: at most the proposed credits
+    credits: Decimal | None = Field(default=None, ge=0, max_digits=9, decimal_places=3)  # at most the proposed
 
 
 class Confirm(BaseModel):

@@ -197,6 +197,9 @@ def confirm(session: Session, *, req: ConversionRequest, staff: Principal, keep:
             credits = entry.get("credits")
             if credits is not None:
                 credits = Decimal(str(credits))
+                if not credits.is_finite() or credits != credits.quantize(Decimal("0.001")):
+                    raise BadRequest(f"item {item_id}: credits are kept to three decimal places",
+                                     detail={"item_id": item_id})
                 if credits < 0 or credits > items[item_id].proposed_credits:
                     raise Conflict(f"item {item_id}: {credits} credits exceed the proposed "
                                    f"{items[item_id].proposed_credits}", code="conversion_exceeds_proposal",

@@ -84,8 +84,10 @@ def _decimal_text(value: Any) -> str:
         number = Decimal(str(value))
     except Exception as exc:
         raise ValueError("must be a decimal string such as \"2.5\"") from exc
-    if not number.is_finite() or number < 0:
-        raise ValueError("must be a non-negative decimal")
+    if not number.is_finite() or number < 0 or number >= 100000:
+        raise ValueError("must be a non-negative decimal below 100000")
+    if number != number.quantize(Decimal("0.001")):
+        raise ValueError("at most three decimal places (credits are stored exactly in thousandths)")
     return str(value)
 
 
@@ -351,8 +353,28 @@ def rule_row(session: Session, rule_id: str, version: int) -> StandardRule:
     return row
 
 
+def _finer_than_thousandths(node: Any, path: str = "rule") -> list[str]:
+    """Credit figures the ledger could not store exactly (credits are kept in thousandths)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("fixed", "credits") and isinstance(value, str):
+                try:
+                    number = Decimal(value)
+                except ArithmeticError:
+                    continue
+                if number.is_finite() and number != number.quantize(Decimal("0.001")):
+                    found.append(f"{path}.{key}: at most three decimal places")
+            else:
+                found += _finer_than_thousandths(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _finer_than_thousandths(value, f"{path}[{i}]")
+    return found
+
+
 def _parsed(body: Any) -> Rule:
-    problems = validate_rule(body)
+    problems = validate_rule(body) or _finer_than_thousandths(body)
     if problems:
         raise BadRequest("the rule does not validate", code="rule_invalid", detail={"errors": problems})
     try:

@@ -138,6 +138,8 @@ def test_narrowing_never_exceeds_the_proposal(client, engine, seeded, learner, o
         assert r.status_code == 409 and r.json()["code"] == "conversion_exceeds_proposal", keep
     r = _confirm(client, crew["outlet"], req, [])
     assert r.status_code == 400 and r.json()["code"] == "conversion_empty"
+    r = _confirm(client, crew["outlet"], req, [{"item_id": first, "credits": "1.0001"}])
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"
     narrowed = ok(_confirm(client, crew["outlet"], req, [{"item_id": first, "credits": "4"}, {"item_id": second}]))
     status = {i["id"]: (i["status"], i["credits"]) for i in narrowed["items"]}
     assert status[first] == ("confirmed", "4") and status[second] == ("confirmed", "6")

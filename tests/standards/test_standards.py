@@ -112,6 +112,9 @@ def test_rule_lifecycle_maker_checker_and_illegal_transitions(client, ctx, engin
     # invalid bodies, unauthorised writers
     r = client.post("/api/v1/standards/rules", json={"body": {"id": "X"}}, headers=maker)
     assert r.status_code == 400 and r.json()["code"] == "rule_invalid" and r.json()["detail"]["errors"]
+    r = client.post("/api/v1/standards/rules", json={"body": {**RULE, "id": "T-3", "credits": {"fixed": "1.2345"}}},
+                    headers=maker)
+    assert r.status_code == 400 and r.json()["code"] == "rule_invalid"
     r = client.post("/api/v1/standards/rules", json={"body": {**RULE, "id": "T-2"}},
                     headers=staff_headers("outlet_staff"))
     assert r.status_code == 403
@@ -165,6 +168,11 @@ def test_catalogue_versions_supersede_and_stay_readable(client, ctx, staff_heade
                    json={"effective_from": "2026-01-01", "data": {"code": "VQ.NEW", "name_zh": "新证书",
                                                                    "levels": ["六级"]}})
     assert r.status_code == 400 and r.json()["code"] == "catalogue_invalid"
+    bad = copy.deepcopy(data)
+    bad["courses"][0]["credits"] = "1.2345"
+    r = client.put("/api/v1/standards/programmes/SUES-CE-MECHATRONICS",
+                   json={"effective_from": "2027-01-01", "data": bad}, headers=admin)
+    assert r.status_code == 400 and "three decimal places" in json.dumps(r.json()["detail"], ensure_ascii=False)
     ok(client.put("/api/v1/standards/code-lists/education_level", headers=admin,
                   json={"effective_from": "2026-01-01",
                         "data": {"name": "education_level", "entries": [{"code": "20", "label": "专科"}]}}))
