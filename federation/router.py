@@ -190,3 +190,7 @@ ROUTERS += _TRANSFER_ROUTERS
 from federation.witness import router as _witness_router  # checkpoint witnessing
 
 ROUTERS += [_witness_router]
+
+from federation.agreements.router import ROUTERS as _AGREEMENT_ROUTERS  # mutual-recognition agreements
+
+ROUTERS += _AGREEMENT_ROUTERS
