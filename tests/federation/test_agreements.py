@@ -278,3 +278,20 @@ def test_recognise_out_of_scope() -> None:
                      record={"type": "course", "code": "MATH101", "credits": Decimal(4)}) is None
     assert recognise(_doc(), origin="shanghai", destination="anhui",
                      record={"type": "course", "code": "MATH101", "credits": Decimal(4)}) is None
+
+
+def test_three_parties_complete_only_with_every_proof(joined, admins) -> None:
+    """Shanghai, Zhejiang and Jiangsu (a founding member whose key the test holds): complete needs all three."""
+    ha, hb = admins
+    three = draft(agreement=AG + "-3", parties=["shanghai", "zhejiang", "jiangsu"],
+                  credit_equivalence={"shanghai": {"hours_per_credit": "18"}, "zhejiang": {"hours_per_credit": "16"},
+                                      "jiangsu": {"hours_per_credit": "16"}})
+    v1 = joined.a.client.post(BASE, json=three, headers=ha).json()
+    flush_outbox(joined.a.ctx)
+    signed = joined.b.client.post(f"{BASE}/{AG}-3/sign", json={"hash": v1["hash"]}, headers=hb).json()
+    assert not signed["complete"] and _active(joined.b) is None
+    with joined.b.session() as s:
+        doc = s.get(AgreementVersion, v1["hash"]).document
+        row = store_version(s, joined.b.ctx, sign_agreement(doc, joined.identity("jiangsu")), sender="jiangsu")
+        assert row.complete
+    assert _active(joined.b)["agreement"] == AG + "-3"
