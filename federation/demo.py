@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ PASSWORD = "demo-password-1"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 READY_TIMEOUT = 30.0
 RECEIPT_TIMEOUT = 20.0
+# the learner's outcome at the origin (a university of that region) and what the agreement maps it to
+ORIGIN_ISSUERS = {"shanghai": ("10280", "上海大学"), "jiangsu": ("10284", "南京大学"),
+                  "zhejiang": ("10335", "浙江大学"), "anhui": ("10358", "中国科学技术大学")}
+# the regions' published conversion standards, loaded at start (`creditnode standards load`)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+STANDARDS = {"shanghai": ("standards/framework.json", "standards/shanghai-pilot-2016.json")}
+DEST_COURSE = {"code": "GEN-MATH-A", "title": "高等数学（互认）"}
 
 
 class DemoError(RuntimeError):
@@ -78,6 +86,14 @@ from node.cli import initialise_node
 region, data_dir, base_url, port = sys.argv[1:5]
 initialise_node(region=region, data_dir=Path(data_dir), base_url=base_url,
                 admin_password=os.environ.pop("CREDITNODE_DEMO_ADMIN_PASSWORD"))
+standards = [Path(f) for f in os.environ.pop("CREDITNODE_DEMO_STANDARDS", "").split(os.pathsep) if f]
+if standards:  # as `creditnode standards load FILE...` does
+    from config.settings import Settings
+    from node.db import make_engine
+    from node.standards.cli import load_files
+    engine = make_engine(Settings().database_url)
+    load_files(engine, standards)
+    engine.dispose()
 import uvicorn
 from node.app import create_app
 uvicorn.run(create_app(), host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
@@ -184,9 +200,13 @@ class Demo:
             node.data_dir.mkdir(parents=True, exist_ok=True)
             node.log_path = node.data_dir / "node.log"
             log = node.log_path.open("wb")
+            env = _child_env()
+            standards = STANDARDS.get(node.region)
+            if standards:
+                env["CREDITNODE_DEMO_STANDARDS"] = os.pathsep.join(str(CONFIG_DIR / f) for f in standards)
             node.process = subprocess.Popen(
                 [sys.executable, "-c", _NODE_SCRIPT, node.region, str(node.data_dir), node.base_url, str(node.port)],
-                env=_child_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, cwd=str(node.data_dir),
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - the nodes start before the demo runs any thread
             )
@@ -272,6 +292,13 @@ class Demo:
             list(pool.map(accounts, self.nodes.values()))
         self.ok("a federation admin at every node; standards admin, branch and centre reviewers at "
                 f"{self.origin_id} and {self.destination_id}")
+        for region in (self.origin_id, self.destination_id):
+            rules = self.call(self.nodes[region], "GET", "/api/v1/standards/rules", as_="standards",
+                              params={"status": "approved"})
+            if rules:
+                kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(r["kind"] for r in rules).items()))
+                self.ok(f"{region}'s conversion standards loaded: {len(rules)} approved rules ({kinds}), "
+                        f"e.g. {rules[0]['rule_id']} v{rules[0]['version']} {rules[0]['title']}")
 
     def membership(self) -> None:
         from federation.membership import founding_document
@@ -306,13 +333,66 @@ class Demo:
         return agreement
 
     def negotiate(self) -> dict:
-        """Propose at the origin, sign at the destination (federation.agreements' admin API); the agreement is
-        active once both proofs are on the same version hash."""
+        """Propose at the origin, sign at the destination (federation.agreements' admin API): two signed peer
+        messages (`agreement.propose`, `agreement.sign`) carried by the nodes' outboxes; the agreement is in force
+        once every party's proof is on the same version hash."""
+        from config.settings import load_region
+
         path = "/api/v1/federation/agreements"
-        probe = self.http.get(self.origin.base_url + path, headers=self.origin.tokens["fedadmin"])
-        if probe.status_code in (404, 405):
-            raise DemoError("this node has no agreements API (/api/v1/federation/agreements)")
-        raise DemoError("agreement negotiation is not wired to the agreements API yet")
+        origin, dest = self.origin, self.destination
+        claim = self.claim()
+        agreement_id = f"urn:creditnode:agreement:{origin.region}-{dest.region}:{dt.date.today().year}"
+        draft = {
+            "agreement": agreement_id,
+            "title": f"{load_region(origin.region).name_zh} — {load_region(dest.region).name_zh} 学分互认协议",
+            "parties": [origin.region, dest.region],
+            "scope": {"achievement_types": ["degree_course", "self_study_course"]},
+            "credit_equivalence": {r: {"hours_per_credit": str(load_region(r).hours_per_credit)}
+                                   for r in (origin.region, dest.region)},
+            "mappings": [
+                {"from": {"node": origin.region, "achievement_type": "degree_course", "code": claim["code"]},
+                 "to": {"code": DEST_COURSE["code"], "title": DEST_COURSE["title"], "credits": None}},
+            ],
+            "recognition": "automatic",
+            "valid_from": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+            "valid_to": None,
+        }
+        proposed = self.call(origin, "POST", path, as_="fedadmin", json=draft)
+        self.ok(f"{origin.region} proposed version {proposed['version']} (hash {proposed['hash'][:16]}…), "
+                f"signed by {', '.join(proposed['signers'])}")
+        at_dest = self.wait_for(dest, f"{path}/{agreement_id}", lambda view: any(
+            v["hash"] == proposed["hash"] for v in view["history"]), "the proposal to reach " + dest.region)
+        self.ok(f"{dest.region} received it (message 1: agreement.propose) and verified the chain: "
+                f"{'ok' if at_dest['verification']['ok'] else at_dest['verification']['problems']}")
+        signed = self.call(dest, "POST", f"{path}/{agreement_id}/sign", as_="fedadmin",
+                           json={"hash": proposed["hash"]})
+        self.ok(f"{dest.region} signed the same hash: complete = {signed['complete']}")
+        at_origin = self.wait_for(origin, f"{path}/{agreement_id}", lambda view: any(
+            v["hash"] == proposed["hash"] and v["complete"] for v in view["history"]),
+            "the signature to reach " + origin.region)
+        versions = at_origin["verification"]["versions"]
+        self.ok(f"{origin.region} received the signature (message 2: agreement.sign): signers "
+                f"{', '.join(versions[-1]['signers'])}; active from {draft['valid_from']}")
+        if not at_origin["verification"]["ok"]:
+            raise DemoError(f"the agreement history does not verify: {at_origin['verification']['problems']}")
+        return signed["document"]
+
+    def wait_for(self, node: DemoNode, path: str, done: Callable[[dict], bool], what: str) -> dict:
+        """Poll an admin GET until `done(view)`: peer messages travel through the outbox, flushed every few
+        seconds by the node's scheduler."""
+        deadline = time.monotonic() + RECEIPT_TIMEOUT
+        while True:
+            view = self.call(node, "GET", path, as_="fedadmin", expect=(200, 404))
+            if isinstance(view, dict) and "history" in view and done(view):
+                return view
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out after {RECEIPT_TIMEOUT:.0f} s waiting for {what}")
+            time.sleep(0.25)
+
+    def claim(self) -> dict:
+        issuer = ORIGIN_ISSUERS.get(self.origin_id, ("U001", "开放大学"))
+        return {"type": "degree_course", "issuer_code": issuer[0], "issuer_name": issuer[1], "code": "MATH101",
+                "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"}
 
     def deposit(self) -> dict:
         origin = self.origin
@@ -323,9 +403,7 @@ class Demo:
         self.sign_in(origin, "learner", account["account_no"], PASSWORD)
         self.ok(f"account {account['account_no']} (ID number stored encrypted, shown as "
                 f"{account['id_number_masked']}; pseudonym {account['pseudonym']})")
-        claim = {"type": "degree_course", "issuer_code": "10280", "issuer_name": "上海大学", "code": "MATH101",
-                 "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"}
-        claim.update(self.artefacts.get("claim", {}))
+        claim = self.claim()
         app = self.call(origin, "POST", "/api/v1/me/deposit-applications", as_="learner", expect=201,
                         json={"achievement": claim})
         self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/evidence", as_="learner",
@@ -493,7 +571,7 @@ class Demo:
 
 
 def run_demo(*, console: Console | None = None, data_dir: Path | None = None, keep_running: bool = False,
-             export_dir: Path | None = None, origin: str = "shanghai", destination: str = "zhejiang",
+             export_dir: Path | None = None, origin: str = "zhejiang", destination: str = "shanghai",
              base_port: int | None = None) -> int:
     """Run the scenario; returns the process exit code (0: a verified transfer with recognised credits)."""
     console = console or Console()
@@ -550,8 +628,8 @@ def register(app: typer.Typer) -> None:
         = None,
         data_dir: Annotated[Path | None, typer.Option("--data-dir", help="keep the nodes' data here (empty dir)")]
         = None,
-        origin: Annotated[str, typer.Option(help="region where the learner's record is deposited")] = "shanghai",
-        destination: Annotated[str, typer.Option(help="region that recognises it")] = "zhejiang",
+        origin: Annotated[str, typer.Option(help="region where the learner's record is deposited")] = "zhejiang",
+        destination: Annotated[str, typer.Option(help="region that recognises it")] = "shanghai",
         base_port: Annotated[int | None, typer.Option(help="ports base..base+3 instead of the regions' 8101-8104")]
         = None,
     ) -> None:

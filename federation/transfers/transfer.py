@@ -33,7 +33,6 @@ import httpx
 from sqlmodel import Session, select
 
 from crypto.did import resolve_verification_method
-from crypto.jcs import canonicalize
 from crypto.merkle import MerkleError, verify_consistency, verify_inclusion
 from crypto.note import NoteError, NoteVerifier, parse_checkpoint, split_note, verify_note
 from federation.membership import Member
@@ -114,9 +113,11 @@ def _active_agreement(session: Session, ctx: Any, origin: str) -> dict | None:
 
 
 def _agreement_ref(agreement: dict) -> tuple[str | None, str]:
-    unsigned = {k: v for k, v in agreement.items() if k != "proof"}
-    return (str(agreement.get("id")) if agreement.get("id") is not None else None,
-            hashlib.sha256(canonicalize(unsigned)).hexdigest())
+    """(agreement id, version hash): the version hash is what every party signed (docs/agreements.md)."""
+    from federation.agreements import agreement_hash
+
+    ident = agreement.get("agreement")
+    return (str(ident) if ident is not None else None, agreement_hash(agreement))
 
 
 def _record_of(credential: dict) -> dict:

@@ -4,12 +4,20 @@ The demo uses SQLite whatever the test database is, so it runs in the SQLite pas
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import os
 import random
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from crypto.dataintegrity import verify as di_verify
+from crypto.did import resolve_verification_method
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +49,60 @@ def test_demo_refuses_a_busy_port(tmp_path: Path) -> None:
         )
     assert done.returncode != 0
     assert f"port {base + 2}" in done.stdout and "busy" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(os.environ.get("CREDITNODE_TEST_DATABASE_URL")),
+                    reason="the demo runs on its own SQLite databases; run once, in the SQLite pass")
+def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
+    """README command 1: four nodes, an agreement negotiated in two messages, a verified transfer Zhejiang →
+    Shanghai, the nodes stopped, and an export a third party can check with the DID documents alone."""
+    base = _free_base_port()
+    out = tmp_path / "export"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITNODE_")}
+    env["COLUMNS"] = "1000"  # rich: one line per message
+    done = subprocess.run(
+        [sys.executable, "-c", "from node.cli import app; app()", "demo", "--base-port", str(base),
+         "--export-dir", str(out)],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    text = done.stdout
+    assert "message 1: agreement.propose" in text and "message 2: agreement.sign" in text
+    assert "recognised credits: 3.556" in text  # 64 h at Zhejiang ÷ 18 h per credit at Shanghai
+    assert "shanghai's conversion standards loaded: 19 approved rules" in text
+    for port in range(base, base + 4):  # every node stopped
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["origin"] == "zhejiang" and manifest["destination"] == "shanghai"
+    assert manifest["recognised_credits"] == "3.556"
+    for entry in manifest["files"]:
+        data = (out / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
+    transfer = json.loads((out / "transfer.json").read_text(encoding="utf-8"))
+    [item] = transfer["items"]
+    assert item["state"] == "recognised" and item["recognition"]["code"] == "GEN-MATH-A"
+    assert "mapping 0: zhejiang MATH101 → shanghai GEN-MATH-A" in item["recognition"]["explanation"]
+    assert transfer["agreement_id"] == "urn:creditnode:agreement:zhejiang-shanghai:" + str(dt.date.today().year)
+    names = {e["file"] for e in manifest["files"]}
+    assert {"agreement.json", "consent.json", "receipt.json", "credential-1.json", "checkpoint-zhejiang.txt",
+            "did-zhejiang.json", "did-shanghai.json"} <= names
+
+    # offline re-verification from the exported files only
+    dids = {json.loads((out / f"did-{r}.json").read_text())["id"]: json.loads((out / f"did-{r}.json").read_text())
+            for r in ("shanghai", "jiangsu", "zhejiang", "anhui")}
+
+    def key(vm: str):
+        return resolve_verification_method(dids[vm.split("#", 1)[0]], vm).public_key
+
+    agreement = json.loads((out / "agreement.json").read_text())
+    result = di_verify(agreement, key)
+    assert result.ok and len(result.proofs) == 2
+    for name in ("consent.json", "receipt.json", "credential-1.json"):
+        assert di_verify(json.loads((out / name).read_text()), key).ok, name
+    tampered = json.loads((out / "agreement.json").read_text())
+    tampered["mappings"][0]["to"]["credits"] = "40"
+    assert not di_verify(tampered, key).ok

@@ -120,47 +120,41 @@ def wire(joined):
     return seen
 
 
-class _Agreement:
-    """An active Shanghai → Zhejiang agreement mapping MATH101/MATH201 to Zhejiang courses (interim: built
-    here until federation.agreements lands)."""
-
-    def __init__(self, automatic: bool) -> None:
-        self.automatic = automatic
-        self.document = {"id": "urn:test:agreement:sh-zj", "parties": ["shanghai", "zhejiang"],
-                         "mappings": [{"origin": "MATH101", "destination": "ZJ-M101"},
-                                      {"origin": "MATH201", "destination": "ZJ-M201"}]}
-
-    def expected_credits(self, origin_credits: Decimal) -> Decimal:
-        return origin_credits
-
-    def recognise(self, agreement, origin, destination, record):
-        from dataclasses import make_dataclass
-
-        for index, m in enumerate(agreement["mappings"]):
-            if m["origin"] == record["code"]:
-                rec = make_dataclass("Recognition", ["code", "title", "credits", "hours", "level", "reference_level",
-                                                     "automatic", "mapping_index", "explanation"], frozen=True)
-                return rec(m["destination"], record["title"], record["credits"], record["hours"], None, None,
-                           self.automatic, index, "test mapping")
-        return None
+AGREEMENT = "urn:creditnode:agreement:sh-zj-transfers"
 
 
-@pytest.fixture
-def install_agreement(monkeypatch):
-    from federation.transfers import transfer as transfer_mod
-
-    def install(fed, *, automatic: bool) -> _Agreement:
-        agreement = _Agreement(automatic)
-        monkeypatch.setattr(transfer_mod, "_active_agreement", lambda session, ctx, origin: agreement.document)
-        monkeypatch.setattr(transfer_mod, "_recognise", agreement.recognise)
-        return agreement
-
-    return install
+def negotiate_agreement(fed, *, automatic: bool) -> dict:
+    """A real Shanghai → Zhejiang agreement: proposed by Shanghai's federation admin, signed by Zhejiang's, both
+    messages delivered through the outboxes. MATH101 and MATH201 map to Zhejiang courses, credits from hours
+    (64 h ÷ 16 h per credit at Zhejiang = 4)."""
+    _, at_a = _staff(fed.a, "federation_admin", name="fedadmin-a")
+    _, at_b = _staff(fed.b, "federation_admin", name="fedadmin-b")
+    draft = {
+        "agreement": AGREEMENT, "parties": ["shanghai", "zhejiang"],
+        "scope": {"achievement_types": ["degree_course"]},
+        "credit_equivalence": {"shanghai": {"hours_per_credit": "18"}, "zhejiang": {"hours_per_credit": "16"}},
+        "mappings": [
+            {"from": {"node": "shanghai", "achievement_type": "degree_course", "code": "MATH101"},
+             "to": {"code": "ZJ-M101", "title": "高等数学（互认）", "credits": None}},
+            {"from": {"node": "shanghai", "achievement_type": "degree_course", "code": "MATH201"},
+             "to": {"code": "ZJ-M201", "title": "线性代数（互认）", "credits": None}},
+        ],
+        "recognition": "automatic" if automatic else "reviewed",
+        "valid_from": (dt.date.today() - dt.timedelta(days=1)).isoformat(), "valid_to": None,
+    }
+    r = fed.a.client.post("/api/v1/federation/agreements", json=draft, headers=at_a)
+    assert r.status_code == 200, r.text
+    assert flush_outbox(fed.a.ctx).sent == 1
+    r = fed.b.client.post(f"/api/v1/federation/agreements/{AGREEMENT}/sign", json={"hash": r.json()["hash"]},
+                          headers=at_b)
+    assert r.status_code == 200 and r.json()["complete"], r.text
+    assert flush_outbox(fed.b.ctx).sent == 1
+    return r.json()
 
 
 @pytest.fixture
-def automatic(joined, install_agreement):
-    return install_agreement(joined, automatic=True)
+def automatic(joined) -> dict:
+    return negotiate_agreement(joined, automatic=True)
 
 
 def _kinds(node) -> list[str]:
@@ -182,7 +176,9 @@ def test_happy_path_end_to_end(joined, automatic, wire) -> None:
     assert view["state"] == "completed"
     [item] = view["items"]
     assert item["state"] == "recognised", item
-    assert Decimal(view["recognised_credits"]) == automatic.expected_credits(Decimal(4))
+    assert Decimal(view["recognised_credits"]) == Decimal(4)  # 64 h ÷ 16 h per credit
+    assert view["agreement_id"] == AGREEMENT and view["agreement_hash"] == automatic["hash"]
+    assert item["recognition"]["code"] == "ZJ-M101" and "mapping 0" in item["recognition"]["explanation"]
     checks = {c["check"]: c["ok"] for c in item["checks"]}
     assert checks["signature"] and checks["status"] and checks["inclusion"] and checks["dates"]
     assert view["verification"]["checkpoint"]["checks"][0]["ok"] is True
@@ -205,7 +201,7 @@ def test_happy_path_end_to_end(joined, automatic, wire) -> None:
 
     # the receipt goes through the outbox and is recorded in the origin's ledger
     report = flush_outbox(joined.b.ctx)
-    assert report.delivered == [("shanghai", 1)]
+    assert [peer for peer, _ in report.delivered] == ["shanghai"]
     with joined.a.session() as s:
         receipt = s.exec(select(TransferReceipt)).one()
         assert receipt.consent_id == consent["id"] and receipt.destination == "zhejiang"
@@ -330,7 +326,7 @@ def test_tampered_credential_is_rejected(joined, automatic, monkeypatch) -> None
     assert bad["state"] == "credential_invalid" and "signature" in bad["reason"]
     assert bad["achievement_id"] is None
     assert states[str(person.achievements[0])]["state"] == "recognised"
-    assert Decimal(r.json()["recognised_credits"]) == automatic.expected_credits(Decimal(4))
+    assert Decimal(r.json()["recognised_credits"]) == Decimal(4)
 
 
 def test_revoked_credential_is_not_recognised(joined, automatic) -> None:
@@ -355,8 +351,8 @@ def test_revoked_credential_is_not_recognised(joined, automatic) -> None:
         assert outcomes == {"recognised", "credential_revoked"}
 
 
-def test_reviewed_path(joined, install_agreement) -> None:
-    agreement = install_agreement(joined, automatic=False)
+def test_reviewed_path(joined) -> None:
+    negotiate_agreement(joined, automatic=False)
     person = Person(joined)
     consent = person.consent()
     outlet_id, outlet = _staff(joined.b, "outlet_staff", name="outlet1")
@@ -383,21 +379,21 @@ def test_reviewed_path(joined, install_agreement) -> None:
     ok = joined.b.client.post(url, json={"approve": True, "reason": "课程内容实质等效"}, headers=reviewer)
     assert ok.status_code == 200, ok.text
     assert ok.json()["state"] == "completed"
-    assert Decimal(ok.json()["recognised_credits"]) == agreement.expected_credits(Decimal(4))
+    assert Decimal(ok.json()["recognised_credits"]) == Decimal(4)
     again = joined.b.client.post(url, json={"approve": False, "reason": "x"}, headers=reviewer)
     assert again.status_code == 409 and again.json()["code"] == "illegal_transition"
     with joined.b.session() as s:
         assert s.exec(select(TransferItem)).one().achievement_id is not None
         reviews = s.exec(select(AuditEntry).where(AuditEntry.action == "transfer.review")).all()
         assert {e.outcome for e in reviews} >= {"ok", "denied"}
-    assert flush_outbox(joined.b.ctx).delivered == [("shanghai", 1)]
+    assert [peer for peer, _ in flush_outbox(joined.b.ctx).delivered] == ["shanghai"]
     with joined.a.session() as s:
         assert s.exec(select(TransferReceipt)).one().consent_id == consent["id"]
     assert outlet_id
 
 
-def test_reviewed_rejection(joined, install_agreement) -> None:
-    install_agreement(joined, automatic=False)
+def test_reviewed_rejection(joined) -> None:
+    negotiate_agreement(joined, automatic=False)
     person = Person(joined)
     r = person.transfer(person.consent())
     [item] = r.json()["items"]
