@@ -3,6 +3,7 @@
     python bench/bulk_import.py                       # 200,000 rows, SQLite and PostgreSQL
     python bench/bulk_import.py --rows 1000000 --database sqlite
     python bench/bulk_import.py --rows 50000 --profile  # cProfile of the import path (top functions)
+    python bench/bulk_import.py --rows 1000000 --again  # and import the same file again: 0 added
 
 It writes a Shanghai-template CSV (UTF-8) with ~rows/20 learners (valid GB 11643 numbers) and 20 courses each,
 imports it through `node.imports.service.run_job` (the function the background job and `creditnode import` use),
@@ -203,7 +204,7 @@ def _peak_rss_kib() -> int:
 
 
 def import_path(db: Database, workdir: Path, csv_path: Path, batch: int, *, profile: bool,
-                trace: bool) -> tuple[float, dict, float]:
+                trace: bool, again: bool = False) -> tuple[float, dict, float]:
     from node.context import NodeContext
     from node.db import session_scope, upgrade_database
     from node.deps import Principal
@@ -248,8 +249,19 @@ def import_path(db: Database, workdir: Path, csv_path: Path, batch: int, *, prof
     counts = {k: getattr(job, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates", "rejected")}
     if job.error:
         counts["error"] = job.error
+    if again:  # the same file uploaded a second time, as a new job: nothing may be added
+        with session_scope(ctx.engine) as s, csv_path.open("rb") as fh:
+            sha, stored = store_upload(ctx, fh, "again-" + csv_path.name)
+            second = create_job(s, ctx, institution=s.merge(org), path=stored, sha256=sha,
+                                filename="again-" + csv_path.name, requested_format=None, actor=actor).id
+        t1 = time.perf_counter()
+        job2 = run_job(ctx, second)
+        counts["again"] = {k: getattr(job2, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates",
+                                                         "rejected")}
+        counts["again"]["seconds"] = round(time.perf_counter() - t1, 1)
     with ctx.engine.connect() as c:
         counts["learners"] = c.exec_driver_sql("SELECT count(*) FROM learner").scalar_one()
+        counts["achievements"] = c.exec_driver_sql("SELECT count(*) FROM achievement").scalar_one()
         counts["ledger_events"] = c.exec_driver_sql("SELECT count(*) FROM ledger_event").scalar_one()
     ctx.engine.dispose()
     return elapsed, counts, peak_mb
@@ -264,6 +276,8 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="cProfile the import path (slower)")
     ap.add_argument("--tracemalloc", action="store_true", help="peak memory by tracemalloc (slower)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--again", action="store_true",
+                    help="import the same file a second time (a new job) and print what it added (must be 0)")
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
@@ -278,7 +292,7 @@ def main() -> None:
             db = Database(kind, workdir, args.pg_url)
             try:
                 elapsed, counts, peak = import_path(db, workdir, csv_path, args.batch_size, profile=args.profile,
-                                                    trace=args.tracemalloc)
+                                                    trace=args.tracemalloc, again=args.again)
                 raw = raw_insert(db, csv_path, args.batch_size)
             finally:
                 db.drop()

@@ -64,7 +64,11 @@ CtxDep = Annotated[NodeContext, Depends(get_ctx)]
 
 
 def get_session(ctx: CtxDep) -> Iterator[Session]:
-    """One unit of work per request: commit on success, roll back on error."""
+    """One unit of work per request: commit on success, roll back on error.
+
+    Function-scoped (below): the commit runs when the endpoint returns, *before* the response is sent, so a
+    client never sees a 2xx for a write that did not commit, and its next request sees the write. (FastAPI's
+    default for a dependency with `yield` is to finish it after the response has gone out.)"""
     with Session(ctx.engine, expire_on_commit=False) as session:
         try:
             yield session
@@ -74,7 +78,7 @@ def get_session(ctx: CtxDep) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(

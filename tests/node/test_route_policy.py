@@ -1,6 +1,7 @@
 """Deny by default: every route names the roles it allows, or is explicitly public."""
 
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
 
 
 def _api_routes(app) -> list[tuple[str, APIRoute]]:
@@ -55,8 +56,33 @@ def test_unauthenticated_calls_are_refused(client, app) -> None:
     for path, route in _api_routes(app):
         if _declared(route)[0] or _is_federation(path):
             continue
-        method = sorted(route.methods)[0]
+        method = min(route.methods)
         r = client.request(method, path.replace("{", "").replace("}", ""))
         assert r.status_code in (401, 422), (method, path, r.status_code)
         checked += 1
     assert checked > 30
+
+
+def test_the_request_commits_before_the_response_is_sent(client, monkeypatch) -> None:
+    """A write answered 2xx is committed: the unit of work ends when the endpoint returns, not after the
+    response has gone out, so a failing commit is the client's 500 and nothing is half-done."""
+    import sqlmodel
+
+    from tests.conftest import valid_id
+
+    body = {"id_number": valid_id(serial="771"), "name": "张三", "password": "learner-pass-1"}
+    real_commit = sqlmodel.Session.commit
+
+    def failing_commit(self) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sqlmodel.Session, "commit", failing_commit)
+    r = TestClient(client.app, raise_server_exceptions=False).post("/api/v1/learners/register", json=body)
+    assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    monkeypatch.setattr(sqlmodel.Session, "commit", real_commit)
+    first = client.post("/api/v1/learners/register", json=body)
+    assert first.status_code == 201, first.text  # nothing of the failed attempt was kept
+    # and the write is visible to the very next request
+    token = client.post("/api/v1/auth/token", data={"username": first.json()["account_no"],
+                                                    "password": "learner-pass-1"})
+    assert token.status_code == 200, token.text
