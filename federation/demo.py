@@ -2,11 +2,13 @@
 
 Four real nodes (uvicorn processes on 127.0.0.1, ports from `config/regions/*.toml`, SQLite in a temporary
 directory unless `--data-dir`) are initialised with fresh secrets and keys; then, through their public HTTP
-APIs only: staff accounts, the founding membership signed by all four and installed everywhere, an agreement
-between the origin and the destination proposed by one and signed by the other, a learner's outcome deposited
-at the origin through the two-stage review, the learner's holder binding at the destination and consent at the
-origin, the transfer at the destination (pull, verification, recognition), and the destination's receipt
-recorded in the origin's ledger. Each step is printed; the outcome is re-verified here, independently, from the
+APIs only: staff accounts (Shanghai's published standards are loaded at start), the founding membership signed
+by all four and installed everywhere, an agreement between the origin and the destination proposed by one and
+signed by the other, a learner's course result and vocational certificate deposited at the origin through the
+two-stage review, the learner's holder binding at the destination and consent at the origin, the transfer at
+the destination (pull, verification, recognition under the agreement), the destination's receipt recorded in
+the origin's ledger, and — where the destination has a rule for the certificate — a conversion into programme
+credits under the destination's own rules. Each step is printed; the outcome is re-verified here, independently, from the
 published DID documents. `--export-dir` writes every signed artefact and a `manifest.json`. The nodes are
 stopped on exit, on error and on Ctrl-C (unless `--keep-running`, which waits for Ctrl-C).
 """
@@ -53,6 +55,9 @@ ORIGIN_ISSUERS = {"shanghai": ("10280", "上海大学"), "jiangsu": ("10284", "�
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 STANDARDS = {"shanghai": ("standards/framework.json", "standards/shanghai-pilot-2016.json")}
 DEST_COURSE = {"code": "GEN-MATH-A", "title": "高等数学（互认）"}
+CERTIFICATE = {"code": "VQ.AUTO_REPAIR", "title": "汽车维修工", "level": "三级"}
+# the destination programme whose 直通车 rule takes that certificate (config/standards/shanghai-pilot-2016.json)
+CONVERSION_PROGRAMME = {"shanghai": "SOU-AUTO-SVC"}
 
 
 class DemoError(RuntimeError):
@@ -268,10 +273,11 @@ class Demo:
         consent = self.consent(learner)
         transfer = self.transfer(learner, consent)
         receipt = self.receipt(learner, consent)
+        conversion = self.convert()
         checks = self.verify(transfer, consent, receipt, agreement)
         if self.export_dir is not None:
             self.export(transfer, consent, receipt, agreement)
-        return {"transfer": transfer, "checks": checks}
+        return {"transfer": transfer, "conversion": conversion, "checks": checks}
 
     def staff(self) -> None:
         self.step("Staff accounts (through each node's admin API)")
@@ -281,7 +287,7 @@ class Demo:
             wanted = [("fedadmin", "federation_admin")]
             if node.region in (self.origin_id, self.destination_id):
                 wanted += [("standards", "standards_admin"), ("branch", "branch_reviewer"),
-                           ("centre", "centre_reviewer")]
+                           ("centre", "centre_reviewer"), ("outlet", "outlet_staff")]
             for username, role in wanted:
                 self.call(node, "POST", "/api/v1/admin/staff", as_="admin", expect=201,
                           json={"username": username, "display_name": username, "password": PASSWORD,
@@ -290,7 +296,7 @@ class Demo:
 
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:  # password hashing is slow on purpose
             list(pool.map(accounts, self.nodes.values()))
-        self.ok("a federation admin at every node; standards admin, branch and centre reviewers at "
+        self.ok("a federation admin at every node; standards admin, outlet staff, branch and centre reviewers at "
                 f"{self.origin_id} and {self.destination_id}")
         for region in (self.origin_id, self.destination_id):
             rules = self.call(self.nodes[region], "GET", "/api/v1/standards/rules", as_="standards",
@@ -340,18 +346,24 @@ class Demo:
 
         path = "/api/v1/federation/agreements"
         origin, dest = self.origin, self.destination
-        claim = self.claim()
+        course, certificate = self.claims()
         agreement_id = f"urn:creditnode:agreement:{origin.region}-{dest.region}:{dt.date.today().year}"
         draft = {
             "agreement": agreement_id,
             "title": f"{load_region(origin.region).name_zh} — {load_region(dest.region).name_zh} 学分互认协议",
             "parties": [origin.region, dest.region],
-            "scope": {"achievement_types": ["degree_course", "self_study_course"]},
+            "scope": {"achievement_types": ["degree_course", "self_study_course", "vocational_qualification"]},
             "credit_equivalence": {r: {"hours_per_credit": str(load_region(r).hours_per_credit)}
                                    for r in (origin.region, dest.region)},
             "mappings": [
-                {"from": {"node": origin.region, "achievement_type": "degree_course", "code": claim["code"]},
+                {"from": {"node": origin.region, "achievement_type": "degree_course", "code": course["code"]},
                  "to": {"code": DEST_COURSE["code"], "title": DEST_COURSE["title"], "credits": None}},
+                # the national certificate at the same level: no credits of its own; the destination's
+                # conversion rules (双证融通) then turn it into course credits
+                {"from": {"node": origin.region, "achievement_type": "vocational_qualification",
+                          "code": certificate["code"], "level": certificate["level"]},
+                 "to": {"code": certificate["code"], "title": certificate["title"], "level": certificate["level"],
+                        "credits": "0"}},
             ],
             "recognition": "automatic",
             "valid_from": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
@@ -389,41 +401,52 @@ class Demo:
                 raise DemoError(f"timed out after {RECEIPT_TIMEOUT:.0f} s waiting for {what}")
             time.sleep(0.25)
 
-    def claim(self) -> dict:
+    def claims(self) -> list[dict]:
+        """The learner's two outcomes at the origin: a university course and a vocational qualification."""
         issuer = ORIGIN_ISSUERS.get(self.origin_id, ("U001", "开放大学"))
-        return {"type": "degree_course", "issuer_code": issuer[0], "issuer_name": issuer[1], "code": "MATH101",
-                "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"}
+        return [
+            {"type": "degree_course", "issuer_code": issuer[0], "issuer_name": issuer[1], "code": "MATH101",
+             "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"},
+            {"type": "vocational_qualification", "issuer_code": "OSTA", "issuer_name": "职业技能鉴定中心",
+             "code": CERTIFICATE["code"], "title": CERTIFICATE["title"], "level": CERTIFICATE["level"],
+             "score": "合格", "earned_on": "2024-09-20"},
+        ]
 
     def deposit(self) -> dict:
         origin = self.origin
-        self.step(f"A learner deposits an outcome at {origin.region} (two-stage review)")
+        self.step(f"A learner deposits two outcomes at {origin.region} (two-stage review each)")
         id_number = _synthetic_id_number()
         person = {"id_number": id_number, "name": "王小明", "password": PASSWORD}
         account = self.call(origin, "POST", "/api/v1/learners/register", expect=201, json=person)
         self.sign_in(origin, "learner", account["account_no"], PASSWORD)
         self.ok(f"account {account['account_no']} (ID number stored encrypted, shown as "
                 f"{account['id_number_masked']}; pseudonym {account['pseudonym']})")
-        claim = self.claim()
-        app = self.call(origin, "POST", "/api/v1/me/deposit-applications", as_="learner", expect=201,
-                        json={"achievement": claim})
-        self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/evidence", as_="learner",
-                  expect=201, files={"file": ("transcript.pdf", PDF, "application/pdf")})
-        app = self.call(origin, "GET", f"/api/v1/me/deposit-applications/{app['id']}", as_="learner")
-        app = self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/submit", as_="learner",
-                        json={"version": app["version"]})
-        for reviewer in ("branch", "centre"):
-            app = self.call(origin, "POST", f"/api/v1/deposit-applications/{app['id']}/decision", as_=reviewer,
-                            json={"decision": "approve", "reason": "成绩单核验无误", "version": app["version"]})
-            self.ok(f"{reviewer} review: approved → {app['state']}")
-        if not app.get("achievement_id"):
-            raise DemoError(f"the deposit did not produce an achievement: {app}")
-        self.ok(f"deposited: {claim['title']} ({claim['code']}), {claim['credits']} credits → achievement "
-                f"{app['achievement_id']}")
+        achievement_ids = []
+        for claim in self.claims():
+            app = self.call(origin, "POST", "/api/v1/me/deposit-applications", as_="learner", expect=201,
+                            json={"achievement": claim})
+            self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/evidence", as_="learner",
+                      expect=201, files={"file": ("evidence.pdf", PDF, "application/pdf")})
+            app = self.call(origin, "GET", f"/api/v1/me/deposit-applications/{app['id']}", as_="learner")
+            app = self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/submit", as_="learner",
+                            json={"version": app["version"]})
+            states = []
+            for reviewer in ("branch", "centre"):
+                app = self.call(origin, "POST", f"/api/v1/deposit-applications/{app['id']}/decision",
+                                as_=reviewer, json={"decision": "approve", "reason": "材料核验无误",
+                                                    "version": app["version"]})
+                states.append(f"{reviewer} review approved → {app['state']}")
+            if not app.get("achievement_id"):
+                raise DemoError(f"the deposit did not produce an achievement: {app}")
+            what = f"{claim['credits']} credits" if claim.get("credits") else f"level {claim['level']}"
+            self.ok(f"deposited: {claim['title']} ({claim['code']}), {what} → achievement "
+                    f"{app['achievement_id']} ({'; '.join(states)})")
+            achievement_ids.append(app["achievement_id"])
         dest = self.destination
         other = self.call(dest, "POST", "/api/v1/learners/register", expect=201, json=person)
         self.sign_in(dest, "learner", other["account_no"], PASSWORD)
         self.ok(f"the learner moves to {dest.region}: account {other['account_no']} there")
-        return {"achievement_id": app["achievement_id"], "id_number": id_number, "claim": claim}
+        return {"achievement_ids": achievement_ids, "id_number": id_number}
 
     def consent(self, learner: dict) -> dict:
         self.step(f"Consent at {self.origin_id}, bound to the learner's account at {self.destination_id}")
@@ -431,7 +454,7 @@ class Demo:
                            json={"origin": self.origin_id})
         self.ok(f"{self.destination_id} issued a holder binding ({intent['binding'][:14]}…)")
         view = self.call(self.origin, "POST", "/api/v1/me/consents", as_="learner", expect=201, json={
-            "destination": self.destination_id, "achievement_ids": [learner["achievement_id"]],
+            "destination": self.destination_id, "achievement_ids": learner["achievement_ids"],
             "purpose": "跨省学分互认（升学）", "valid_days": 30, "holder_binding": intent["binding"]})
         document = view["document"]
         self.ok(f"signed consent {document['id']} (eddsa-jcs-2022 by {self.origin_id}), expires {view['expires_at']}")
@@ -464,6 +487,42 @@ class Demo:
             raise DemoError(f"the transfer did not complete with recognised credits: {full['state']}")
         self.artefacts["transfer"] = full
         return full
+
+    def convert(self) -> dict | None:
+        """The destination's own rules (issue 4's engine) on what it recognised: the learner asks for conversion
+        into a programme, outlet staff confirm the engine's proposal, a reviewer approves; each converted course
+        cites its rule and version and is a ledger event."""
+        programme = CONVERSION_PROGRAMME.get(self.destination_id)
+        if programme is None:
+            return None
+        dest = self.destination
+        self.step(f"Conversion at {dest.region} under its own rules: the recognised certificate → {programme}")
+        request = self.call(dest, "POST", "/api/v1/me/conversions", as_="learner", expect=201,
+                            json={"programme": programme})
+        if not request["items"]:
+            raise DemoError(f"{dest.region}'s rules proposed nothing for {programme}: {request}")
+        self.ok(f"the engine proposed {len(request['items'])} items (request {request['id']}, {request['state']})")
+        request = self.call(dest, "POST", f"/api/v1/conversions/{request['id']}/confirm", as_="outlet",
+                            json={"version": request["version"]})
+        self.ok(f"outlet staff confirmed the proposal → {request['state']}")
+        decisions = [{"item_id": i["id"], "decision": "approve", "reason": "证书经跨省互认核验"}
+                     for i in request["items"]]
+        request = self.call(dest, "POST", f"/api/v1/conversions/{request['id']}/review", as_="centre",
+                            json={"version": request["version"], "decisions": decisions})
+        total = Decimal(0)
+        for item in request["items"]:
+            target = item["target"]
+            self.ok(f"{item['status']}: {target.get('code') or item['target_key']} {target.get('name') or ''}, "
+                    f"{item['credits']} credits, grade {item['recorded_grade']} — rule {item['rule_id']} "
+                    f"v{item['rule_version']}, ledger event {item['ledger_seq']}")
+            if item["status"] == "approved":
+                total += Decimal(str(item["credits"]))
+        self.console.print(f"\n    [bold green]converted credits: {total.normalize():f}[/bold green] "
+                           f"({programme}, request {request['state']})")
+        if total <= 0:
+            raise DemoError(f"the conversion recorded no credits: {request}")
+        self.artefacts["conversion"] = request
+        return request
 
     def receipt(self, learner: dict, consent: dict) -> dict:
         self.step(f"Receipt: {self.destination_id} → {self.origin_id} (reliable outbox, recorded in the ledger)")
@@ -560,6 +619,9 @@ class Demo:
         write(f"status-list-{self.origin_id}.json", self.artefacts["status_list"],
               f"{self.origin_id}'s signed status list")
         write("receipt.json", receipt, f"{self.destination_id}'s signed receipt, recorded by {self.origin_id}")
+        if self.artefacts.get("conversion"):
+            write("conversion.json", self.artefacts["conversion"],
+                  f"the conversion at {self.destination_id}: items with the rule and version each cites")
         write("transfer.json", {k: v for k, v in transfer.items() if k != "credentials"},
               f"the transfer at {self.destination_id}: checks, recognitions")
         manifest = {"generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -584,8 +646,12 @@ def run_demo(*, console: Console | None = None, data_dir: Path | None = None, ke
     try:
         result = demo.run()
         seconds = time.monotonic() - demo.started
+        converted = ""
+        if result.get("conversion"):
+            total = sum(Decimal(str(i["credits"])) for i in result["conversion"]["items"] if i["status"] == "approved")
+            converted = f", then {total.normalize():f} programme credits converted there under its own rules"
         console.print(f"\n[bold green]✓ verified cross-region transfer: {result['transfer']['recognised_credits']} "
-                      f"credits recognised at {destination} from {origin}[/bold green] ({seconds:.1f} s)")
+                      f"credits recognised at {destination} from {origin}{converted}[/bold green] ({seconds:.1f} s)")
         code = 0
         if keep_running:
             console.print("\nThe nodes keep running (Ctrl-C stops them). Sign in with user `admin`, `fedadmin`, "

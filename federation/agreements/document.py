@@ -145,6 +145,9 @@ def check_shape(document: Any) -> None:
                 raise AgreementInvalid(f"mapping {i}: a reference-level mapping maps a level to the same level")
         elif not isinstance(src.get("code"), str) or not isinstance(dst.get("code"), str):
             raise AgreementInvalid(f"mapping {i}: a direct mapping needs `from.code` and `to.code`")
+        for side, where in ((src, "from"), (dst, "to")):
+            if "level" in side and not (isinstance(side["level"], str) and 0 < len(side["level"]) <= 20):
+                raise AgreementInvalid(f"mapping {i}: `{where}.level` must be a level code (1–20 characters)")
         if dst.get("credits") is not None:
             _decimal(dst["credits"], f"mapping {i} credits")
     if document.get("recognition") not in RECOGNITION:
@@ -318,8 +321,9 @@ def recognise(agreement: dict, *, origin: str, destination: str, record: dict) -
     """Apply the agreement's mappings to one origin record (the credit-bank fields of a verified credential).
 
     `record` keys: `type`/`kind` (achievement type), `code`, `title`, `credits`, `hours`, `level`,
-    `reference_level` (derived from the origin region's framework when absent). The first applicable mapping
-    wins. Credits: the mapping's fixed `to.credits`, else the record's hours divided by the destination's hours
+    `reference_level` (derived from the origin region's framework when absent). A direct mapping matches the
+    record's code and, when it names `from.level`, its level (a certificate's 三级 is not its 四级). The first
+    applicable mapping wins. Credits: the mapping's fixed `to.credits`, else the record's hours divided by the destination's hours
     per credit, else the origin credits converted through both regions' hours per credit. None when the record's
     type is out of scope, a programme scope excludes it, or no mapping applies."""
     parties = agreement.get("parties") or []
@@ -352,6 +356,8 @@ def recognise(agreement: dict, *, origin: str, destination: str, record: dict) -
         else:
             if src.get("code") != record.get("code"):
                 continue
+            if "level" in src and src["level"] != record.get("level"):
+                continue  # e.g. a certificate mapped for one level only
             how = f"{origin} {src.get('code')} → {destination} {dst.get('code')}"
             code, title = dst.get("code"), dst.get("title") or record.get("title")
             level = dst.get("level") or (_native_level(destination, ref_level) if ref_level else None)

@@ -269,6 +269,23 @@ def test_recognise_reference_level() -> None:
                              "hours": None, "level": "SH-2"}) is None  # R2: no mapping
 
 
+def test_recognise_a_certificate_of_one_level_only() -> None:
+    """A direct mapping with `from.level` recognises the certificate at that level and no other; `to.level` and
+    fixed zero credits carry it into the destination's catalogue (its conversion rules then apply there)."""
+    mapping = {"from": {"node": "shanghai", "achievement_type": "vocational_qualification",
+                        "code": "VQ.AUTO_REPAIR", "level": "三级"},
+               "to": {"code": "VQ.AUTO_REPAIR", "title": "汽车维修工", "level": "三级", "credits": "0"}}
+    doc = _doc(scope={"achievement_types": ["vocational_qualification"]}, mappings=[mapping])
+    check_shape(doc)
+    cert = {"type": "vocational_qualification", "code": "VQ.AUTO_REPAIR", "title": "汽车维修工", "credits": None,
+            "hours": None, "level": "三级"}
+    rec = recognise(doc, origin="shanghai", destination="zhejiang", record=cert)
+    assert rec is not None and (rec.code, rec.level, rec.credits) == ("VQ.AUTO_REPAIR", "三级", Decimal(0))
+    assert recognise(doc, origin="shanghai", destination="zhejiang", record={**cert, "level": "四级"}) is None
+    with pytest.raises(AgreementInvalid):
+        check_shape(_doc(mappings=[{**mapping, "from": {**mapping["from"], "level": ""}}]))
+
+
 def test_recognise_out_of_scope() -> None:
     assert recognise(_doc(), origin="shanghai", destination="zhejiang",
                      record={"type": "degree", "code": "MATH101", "credits": Decimal(4)}) is None

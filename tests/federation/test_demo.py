@@ -71,6 +71,8 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
     assert "message 1: agreement.propose" in text and "message 2: agreement.sign" in text
     assert "recognised credits: 3.556" in text  # 64 h at Zhejiang ÷ 18 h per credit at Shanghai
     assert "shanghai's conversion standards loaded: 19 approved rules" in text
+    assert "converted credits: 30 (SOU-AUTO-SVC, request decided)" in text  # 5 courses × 6, the 40 % cap
+    assert text.count("rule SH-GS-ZTC-2016-01 v1") == 5
     for port in range(base, base + 4):  # every node stopped
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,9 +85,13 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
         data = (out / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["file"]
     transfer = json.loads((out / "transfer.json").read_text(encoding="utf-8"))
-    [item] = transfer["items"]
-    assert item["state"] == "recognised" and item["recognition"]["code"] == "GEN-MATH-A"
-    assert "mapping 0: zhejiang MATH101 → shanghai GEN-MATH-A" in item["recognition"]["explanation"]
+    course, certificate = transfer["items"]
+    assert course["state"] == "recognised" and course["recognition"]["code"] == "GEN-MATH-A"
+    assert "mapping 0: zhejiang MATH101 → shanghai GEN-MATH-A" in course["recognition"]["explanation"]
+    assert certificate["state"] == "recognised" and certificate["recognition"]["code"] == "VQ.AUTO_REPAIR"
+    conversion = json.loads((out / "conversion.json").read_text(encoding="utf-8"))
+    assert [i["status"] for i in conversion["items"]] == ["approved"] * 5
+    assert all(i["rule_id"] == "SH-GS-ZTC-2016-01" and i["ledger_seq"] for i in conversion["items"])
     assert transfer["agreement_id"] == "urn:creditnode:agreement:zhejiang-shanghai:" + str(dt.date.today().year)
     names = {e["file"] for e in manifest["files"]}
     assert {"agreement.json", "consent.json", "receipt.json", "credential-1.json", "checkpoint-zhejiang.txt",
@@ -101,7 +107,7 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
     agreement = json.loads((out / "agreement.json").read_text())
     result = di_verify(agreement, key)
     assert result.ok and len(result.proofs) == 2
-    for name in ("consent.json", "receipt.json", "credential-1.json"):
+    for name in ("consent.json", "receipt.json", "credential-1.json", "credential-2.json"):
         assert di_verify(json.loads((out / name).read_text()), key).ok, name
     tampered = json.loads((out / "agreement.json").read_text())
     tampered["mappings"][0]["to"]["credits"] = "40"
