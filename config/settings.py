@@ -131,7 +131,7 @@ class FederationSettings(BaseModel):
 
 # Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).
 FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonicalisation", "no_retry",
-                    "double_delivery"})
+                    "double_delivery", "wrong_conversion"})
 
 
 class TestingSettings(BaseModel):

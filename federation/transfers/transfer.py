@@ -143,6 +143,9 @@ def _record_of(credential: dict) -> dict:
         "credits": dec(bank.get("credits")),
         "hours": dec(bank.get("hours")),
         "level": bank.get("level"),
+        # the origin's shared reference level when its credential states it (`cb:referenceLevel`); else
+        # recognise() derives it from the origin region's framework (config/regions), if the node knows it
+        "reference_level": bank.get("referenceLevel"),
         "score": bank.get("score"),
         "earned_on": bank.get("earnedOn"),
         "term": bank.get("term"),
@@ -427,6 +430,9 @@ def _record(session: Session, ctx: Any, *, learner_id: int, checked: _Checked, v
                            reason=item.reason, checks=item.checks)
         if item.state == "ok":
             recognition = _recognise(agreement, origin, ctx.node_id, _record_of(item.credential))
+            if recognition is not None and "wrong_conversion" in ctx.settings.active_faults:  # FAULT HOOK (test mode)
+                from node.testing.faults import convert_wrongly
+                recognition = convert_wrongly(recognition)
             if recognition is None:
                 row.state, row.reason = "not_recognised", "the agreement maps this record to nothing"
             else:
