@@ -12,6 +12,7 @@ from sqlmodel import select
 from federation.agreements import service
 from federation.agreements.document import AgreementInvalid
 from federation.inbox import register_handler
+from federation.service import register_feature
 from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import NotFound
@@ -22,6 +23,7 @@ __all__ = ["ROUTERS", "router"]
 
 register_handler("agreement.propose", service.handle_propose)
 register_handler("agreement.sign", service.handle_sign)
+register_feature("agreements")  # discovery lists it (docs/federation.md §1)
 
 Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
 router = APIRouter(prefix="/api/v1/federation/agreements", tags=["federation"])
