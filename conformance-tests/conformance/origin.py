@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from crypto.dataintegrity import sign as di_sign
 from crypto.jcs import canonicalize
 from crypto.keys import Ed25519Key
-from crypto.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes
+from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from crypto.note import NoteSigner, format_checkpoint, sign_note
 from crypto.statuslist import StatusList
 
@@ -74,9 +74,10 @@ class MockOrigin:
         self.leaves.append(digest)
         return seq, digest
 
-    def issue(self, pseudonym: str, *, title: str, credits: str, hours: str, course_code: str,
-              kind: str = "degree_course", level: str | None = None) -> dict:
-        """Deposit an outcome for `pseudonym` and return its signed AchievementCredential."""
+    def issue(self, pseudonym: str, *, title: str, credits: str | None, hours: str | None, course_code: str,
+              kind: str = "degree_course", level: str | None = None, reference_level: str | None = None) -> dict:
+        """Deposit an outcome for `pseudonym` and return its signed AchievementCredential (`credits`, `hours`:
+        decimal strings, left out of the credential when None; `reference_level`: `creditBank.referenceLevel`)."""
         with self._lock:
             number = len(self.credentials) + 1
             credential_id = f"{self.base_url}/credentials/achievements/{number}"
@@ -84,11 +85,13 @@ class MockOrigin:
                                        {"achievement": number, "title": title, "credits": credits}, uuid.uuid4().hex)
             record = {"type": "CreditBankRecord", "achievementKind": kind, "institutionCode": "MOCK",
                       "issuingInstitution": {"id": f"{self.base_url}/institutions/MOCK", "name": "Mock University"},
-                      "source": "individual", "credits": credits, "hours": hours, "courseCode": course_code,
+                      "source": "individual", "courseCode": course_code,
                       "earnedOn": "2025-06-30", "ledgerSequence": seq, "ledgerLeafHash": digest.hex(),
                       "ledgerLog": f"{self.base_url}/api/v1/ledger"}
-            if level:
-                record["level"] = level
+            for name, value in (("credits", credits), ("hours", hours), ("level", level),
+                                ("referenceLevel", reference_level)):
+                if value is not None:
+                    record[name] = value
             unsigned = {
                 "@context": [VC_V2],
                 "id": credential_id,
@@ -114,6 +117,15 @@ class MockOrigin:
     def revoke_credential(self, credential: dict) -> None:
         with self._lock:
             self.status.set(int(credential["credentialStatus"]["statusListIndex"]), True)
+
+    def consistency(self, first: int, second: int) -> list[str]:
+        """RFC 9162 consistency proof between two sizes of this origin's log (hex hashes)."""
+        with self._lock:
+            if not 0 <= first <= second <= len(self.leaves):
+                raise ValueError(f"sizes {first}..{second} outside the log (size {len(self.leaves)})")
+            if first in (0, second):
+                return []
+            return [h.hex() for h in consistency_proof(self.leaves[:second], first, second)]
 
     def status_list(self) -> dict:
         unsigned = {"@context": [VC_V2], "id": f"{self.base_url}/status/0",

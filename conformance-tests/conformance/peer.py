@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -30,6 +31,7 @@ __all__ = ["Delivery", "MockPeer"]
 
 INBOX_PATH = "/federation/v1/inbox"
 RELEASE_PATH = "/federation/v1/records/release"
+CONSISTENCY_PATH = "/api/v1/ledger/proof/consistency"
 
 
 @dataclass
@@ -49,11 +51,14 @@ class Delivery:
 
 @dataclass
 class MockPeer:
-    node_id: str = "conformance-harness"
+    # unique per run: what a node keeps of an earlier run's harness (its agreements, the checkpoints of its
+    # transfers, which a new harness's fresh log could not extend) cannot interfere with this run
+    node_id: str = field(default_factory=lambda: f"conformance-harness-{secrets.token_hex(3)}")
     key: Ed25519Key = field(default_factory=Ed25519Key.generate)
     host: str = "127.0.0.1"
     deliveries: list[Delivery] = field(default_factory=list)
     other_posts: list[tuple[str, bytes]] = field(default_factory=list)  # POSTs outside the inbox (path, body)
+    releases: list[Delivery] = field(default_factory=list)  # release requests (the harness as origin)
     # (key id) -> public key of the node under test, and its node id: set by the harness
     resolve_node_key: Callable[[str], Any] | None = None
     node_under_test: str | None = None
@@ -111,6 +116,10 @@ class MockPeer:
         with self._lock:
             return [d for d in self.deliveries if d.envelope and d.envelope.get("id") == message_id]
 
+    def deliveries_of_type(self, message_type: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries if d.envelope and d.envelope.get("type") == message_type]
+
     def _receive(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         verified, problem, key_id, nonce = self._verify(path, headers, body)
         envelope = None
@@ -141,15 +150,18 @@ class MockPeer:
 
     def _release(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """`POST /federation/v1/records/release`: the harness as the origin of a transfer."""
-        verified, problem, _key_id, nonce = self._verify(path, headers, body)
+        verified, problem, key_id, nonce = self._verify(path, headers, body)
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
         if not verified:
             status, payload = 401, {"code": problem or "bad_signature", "message": problem or ""}
         else:
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
             status, payload = self.origin.release(self.node_under_test or "", parsed)
+        with self._lock:
+            self.releases.append(Delivery(time.time(), path, headers, body, verified, problem, key_id, status,
+                                          parsed if isinstance(parsed, dict) else None))
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         out = {"content-type": "application/json"}
         out.update(httpsig.sign_response(status=status, headers=out, body=data, key=self.key, key_id=self.key_id,
@@ -191,7 +203,16 @@ def _handler(peer: MockPeer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            if self.path == "/.well-known/did.json":
+            if self.path.startswith(CONSISTENCY_PATH + "?"):  # the origin's public proof endpoint
+                query = parse_qs(urlsplit(self.path).query)
+                try:
+                    proof = peer.origin.consistency(int(query["first"][0]), int(query["second"][0]))
+                except (KeyError, ValueError) as exc:
+                    self._send(400, {"content-type": "application/json"},
+                               json.dumps({"code": "invalid_request", "message": str(exc)}).encode())
+                    return
+                self._send(200, {"content-type": "application/json"}, json.dumps({"proof": proof}).encode())
+            elif self.path == "/.well-known/did.json":
                 body = json.dumps(peer.did_document()).encode()
                 self._send(200, {"content-type": "application/did+json"}, body)
             elif self.path == "/status/0":
