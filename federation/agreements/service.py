@@ -32,6 +32,7 @@ from federation.agreements.document import (
 )
 from federation.outbox import enqueue
 from node.errors import Conflict, Forbidden, NotFound
+from node.ledger.service import EventSpec, append_events
 from node.models import AgreementVersion, utcnow
 
 __all__ = [
@@ -167,6 +168,7 @@ def store_version(session: Session, ctx: Any, document: dict, *, sender: str) ->
         if head is not None and head.hash != digest and not existing.complete:
             raise _stale(head)
         row = existing
+    was_complete = row.complete
     merged = merge_proofs(row.document, proofs_of(document))
     merged_signers, _ = proof_signers(merged, _did_documents(session, ctx, parties))
     row.document = merged
@@ -174,6 +176,12 @@ def store_version(session: Session, ctx: Any, document: dict, *, sender: str) ->
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
+    if row.complete and not was_complete:
+        # every party's node records the version it is now bound by (once: a later merge changes nothing)
+        append_events(session, [EventSpec(kind="agreement.complete", data={
+            "agreement": row.agreement, "version": row.version, "hash": row.hash, "previous": row.previous,
+            "status": row.status, "parties": sorted(parties), "valid_from": merged.get("valid_from"),
+            "valid_to": merged.get("valid_to")})])
     return row
 
 

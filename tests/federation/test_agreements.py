@@ -14,7 +14,8 @@ from federation.agreements import active_agreement, agreement_hash, recognise
 from federation.agreements.document import AgreementInvalid, check_shape, sign_agreement, verify_chain
 from federation.agreements.service import store_version
 from federation.outbox import enqueue, flush_outbox
-from node.models import AuditEntry
+from node.ledger.log import verify_log
+from node.models import AuditEntry, LedgerEvent
 from node.models.agreements import AgreementVersion
 
 AG = "urn:creditnode:agreement:sh-zj-2026"
@@ -98,6 +99,15 @@ def test_happy_path_two_signed_messages(joined, admins) -> None:
     assert got["verification"]["ok"] and got["verification"]["versions"][0]["signers"] == ["shanghai", "zhejiang"]
     listed = joined.b.client.get(BASE, headers=admins[1]).json()
     assert [x["in_force"]["hash"] for x in listed] == [view["hash"]]
+    # each party's ledger records, once, the version it is bound by
+    for node in (joined.a, joined.b):
+        with node.session() as s:
+            events = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "agreement.complete")).all()
+            assert len(events) == 1 and view["hash"] in events[0].leaf and verify_log(s) == []
+    again = joined.b.client.post(f"{BASE}/{AG}/sign", json={"hash": view["hash"]}, headers=admins[1])
+    assert again.status_code == 200
+    with joined.b.session() as s:
+        assert len(s.exec(select(LedgerEvent).where(LedgerEvent.kind == "agreement.complete")).all()) == 1
 
 
 def test_counter_proposal_then_stale_base(joined, admins) -> None:
