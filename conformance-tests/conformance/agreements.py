@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -19,12 +20,12 @@ from crypto.jcs import canonicalize
 
 __all__ = [
     "ADMIN",
-    "VALID_FROM",
     "agreement_hash",
     "draft",
     "flush_until",
     "negotiate",
     "new_agreement_id",
+    "next_valid_from",
     "proof_methods",
     "send",
     "sign",
@@ -32,9 +33,16 @@ __all__ = [
 ]
 
 ADMIN = "/api/v1/federation/agreements"
-# One start date for every agreement the suite makes, so the node's choice among several active agreements
-# with the harness (the newest start date, then the newest version) is the one made last.
-VALID_FROM = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+# Several agreements between the harness and the node are in force at once (one per test). Which one a node
+# applies is not specified (docs/agreements.md); the reference node takes the latest `valid_from`, then the
+# latest creation to the second, then the highest version. So each agreement the suite makes starts one day
+# after the one before (all in the past): the one made last is the one in force.
+_FIRST_START = dt.date.today() - dt.timedelta(days=365)
+_made = itertools.count()
+
+
+def next_valid_from() -> str:
+    return (_FIRST_START + dt.timedelta(days=next(_made))).isoformat()
 
 
 def unsecured(document: dict) -> dict:
@@ -69,7 +77,7 @@ def draft(harness: Any, agreement_id: str, *, mappings: list[dict], achievement_
             "parties": [peer, node], "proposer": peer, "scope": {"achievement_types": achievement_types},
             "credit_equivalence": {peer: {"hours_per_credit": hours_per_credit[0]},
                                    node: {"hours_per_credit": hours_per_credit[1]}},
-            "mappings": mappings, "recognition": recognition, "valid_from": VALID_FROM, "valid_to": None,
+            "mappings": mappings, "recognition": recognition, "valid_from": next_valid_from(), "valid_to": None,
             "status": "active"}
 
 
