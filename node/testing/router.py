@@ -151,7 +151,8 @@ def _synthetic_id_number() -> str:
     """A well-formed, random resident ID number (a synthetic test learner; it never leaves the node)."""
     from node.security.idnumbers import gb11643_check_char
 
-    first = "310101" + "19900307" + f"{secrets.randbelow(1000):03d}"
+    born = dt.date(1960, 1, 1) + dt.timedelta(days=secrets.randbelow(16000))  # ~16 million numbers, not 1000
+    first = "310101" + born.strftime("%Y%m%d") + f"{secrets.randbelow(1000):03d}"
     return first + gb11643_check_char(first)
 
 
@@ -160,8 +161,13 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
     from node.learners.service import open_account
 
     password = secrets.token_urlsafe(16)
-    learner, _ = open_account(session, ctx, id_type="resident_id", id_number=_synthetic_id_number(),
-                              name="测试学员", password=password)
+    for _ in range(8):  # a new learner each time: an existing one keeps its own password
+        learner, created = open_account(session, ctx, id_type="resident_id", id_number=_synthetic_id_number(),
+                                        name="测试学员", password=password)
+        if created:
+            break
+    else:  # pragma: no cover - 8 collisions in ~16 million numbers
+        raise BadRequest("could not draw an unused synthetic ID number", code="invalid_request")
     achievement = Achievement(learner_id=learner.id, type="degree_course", issuer_code="CONFTEST",
                               issuer_name="一致性测试机构", code=body.code, title=body.title, credits=body.credits,
                               hours=body.hours, score_text="85", score_value=Decimal(85),
