@@ -409,7 +409,7 @@ class Demo:
              "title": "高等数学", "credits": "4", "hours": "64", "score": "88", "earned_on": "2025-01-15"},
             {"type": "vocational_qualification", "issuer_code": "OSTA", "issuer_name": "职业技能鉴定中心",
              "code": CERTIFICATE["code"], "title": CERTIFICATE["title"], "level": CERTIFICATE["level"],
-             "score": "合格", "earned_on": "2024-09-20"},
+             "certificate_no": "3306002024091234", "score": "合格", "earned_on": "2024-09-20"},
         ]
 
     def deposit(self) -> dict:

@@ -92,7 +92,11 @@ class AchievementClaim(BaseModel):
     type: AchievementType
     issuer_code: str = Field(min_length=1, max_length=32)
     issuer_name: str = Field(default="", max_length=200)
-    code: str = Field(default="", max_length=64, description="course code or certificate number")
+    code: str = Field(default="", max_length=64,
+                      description="catalogue code: the course code, or the certificate's code in the catalogue "
+                                  "(e.g. VQ.CNC_MILLING) — what conversion rules match")
+    certificate_no: str | None = Field(default=None, max_length=64,
+                                       description="a certificate's own serial number (certificates only)")
     title: str = Field(min_length=1, max_length=200)
     credits: ExactDec = None
     hours: ExactDec = None
@@ -121,6 +125,10 @@ def _check_rules(m: AchievementClaim) -> None:
             raise ValueError(f"a {m.type} needs a score")
     if m.type in CERTIFICATE_TYPES and m.level not in CERTIFICATE_LEVELS:
         raise ValueError(f"a certificate needs a level, one of {', '.join(CERTIFICATE_LEVELS)}")
+    if m.certificate_no is not None:
+        m.certificate_no = m.certificate_no.strip() or None
+        if m.certificate_no is not None and m.type not in CERTIFICATE_TYPES:
+            raise ValueError("only a certificate has a certificate number")
     if m.type == "training" and not m.hours:
         raise ValueError("a training outcome needs its hours")
     if m.type == "community" and m.hours is None and m.credits is None:
@@ -163,6 +171,7 @@ class AchievementPublic(BaseModel):
     hours: ExactDec = None
     score: str | None = None
     level: str | None = None
+    certificate_no: str | None = None
     earned_on: dt.date | None = None
     term: str | None = None
     expires_on: dt.date | None = None

@@ -314,6 +314,7 @@ def _deposit(session: Session, app: DepositApplication) -> tuple[Achievement, in
         score_text=claim.score,
         score_value=score_value(claim.score),
         level=claim.level,
+        certificate_no=claim.certificate_no,
         earned_on=claim.earned_on,
         expires_on=claim.expires_on,
         source="individual",
@@ -343,7 +344,8 @@ def _deposit(session: Session, app: DepositApplication) -> tuple[Achievement, in
 def achievement_public(a: Achievement, application_id: int | None = None) -> AchievementPublic:
     return AchievementPublic(
         id=a.id, type=a.type, issuer_code=a.issuer_code, issuer_name=a.issuer_name, code=a.code, title=a.title,
-        credits=a.credits, hours=a.hours, score=a.score_text, level=a.level, earned_on=a.earned_on, term=a.term,
+        credits=a.credits, hours=a.hours, score=a.score_text, level=a.level, certificate_no=a.certificate_no,
+        earned_on=a.earned_on, term=a.term,
         expires_on=a.expires_on, source=a.source, status=a.status, application_id=application_id,
         created_at=a.created_at,
     )

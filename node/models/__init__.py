@@ -135,9 +135,10 @@ class Achievement(SQLModel, table=True):
     issuer_org_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     issuer_code: str = Field(max_length=32)
     issuer_name: str = Field(default="", max_length=200)
-    code: str = Field(default="", max_length=64)
+    code: str = Field(default="", max_length=64)  # catalogue code: the course's, or the certificate's kind
     title: str = Field(max_length=200)
     programme_name: str | None = Field(default=None, max_length=200)
+    certificate_no: str | None = Field(default=None, max_length=64)  # a certificate's own serial number
     credits: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     hours: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     score_text: str | None = Field(default=None, max_length=20)

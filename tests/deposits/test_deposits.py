@@ -250,6 +250,7 @@ def test_claims_are_validated_per_type(client) -> None:
         claim(earned_on="2999-01-01"),
         claim(expires_on="2020-01-01"),
         claim(type="nonsense"),
+        claim(certificate_no="3100012345678"),  # a course has no certificate number
     ]
     for c in bad:
         r = client.post("/api/v1/me/deposit-applications", json={"achievement": c}, headers=learner.headers)
@@ -258,6 +259,27 @@ def test_claims_are_validated_per_type(client) -> None:
     assert good["achievement"]["credits"] == "4" and good["achievement"]["level"] == "三级"
     t = draft(client, learner, type="training", credits=None, score=None, hours="16.5")
     assert t["achievement"]["hours"] == "16.5"
+
+
+def test_a_certificate_keeps_its_number_apart_from_its_catalogue_code(client, staff_headers, engine) -> None:
+    """`code` is what conversion rules match (the certificate's catalogue code); the serial number is stored and
+    shown to the learner, but stays out of the ledger leaf."""
+    learner = register_learner(client)
+    app = submitted(client, learner, type="vocational_qualification", code="VQ.CNC_MILLING", title="数控铣工",
+                    level="三级", credits=None, score="合格", certificate_no=" 3105000123456 ")
+    assert app["achievement"]["certificate_no"] == "3105000123456"
+    first = ok(decide(client, staff_headers("branch_reviewer", org="B01"), app, "approve"))
+    done = ok(decide(client, staff_headers("centre_reviewer", org="C01"), first, "approve"))
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT code, certificate_no, level FROM achievement WHERE id = :i"),
+                           {"i": done["achievement_id"]}).one()
+        leaf = conn.execute(sa.text("SELECT leaf FROM ledger_event WHERE achievement_id = :i"),
+                            {"i": done["achievement_id"]}).scalar_one()
+    assert tuple(row) == ("VQ.CNC_MILLING", "3105000123456", "三级")
+    assert "3105000123456" not in leaf and "VQ.CNC_MILLING" in leaf
+    archive = ok(client.get("/api/v1/me/archive", headers=learner.headers))
+    items = [i for g in archive["groups"] for i in g["items"]]
+    assert [i["certificate_no"] for i in items] == ["3105000123456"]
 
 
 def test_no_clear_id_number_in_any_response(client, staff_headers) -> None:
