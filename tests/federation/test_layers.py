@@ -9,7 +9,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 "node.roles",
                 # services (not routers) that consent and transfer need: credentials, status lists, the ledger
                 "node.credentials.context", "node.credentials.service", "node.credentials.status",
-                "node.credentials.verify", "node.ledger.log", "node.ledger.service"}
+                "node.credentials.verify", "node.ledger.log", "node.ledger.service",
+                # the deliberate faults' helpers, called only from FAULT HOOK lines (test mode)
+                "node.testing.faults"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
