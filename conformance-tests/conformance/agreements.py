@@ -99,7 +99,7 @@ def send(harness: Any, message_type: str, document: dict, label: str | None = No
     return harness.node.send_signed(label or message_type, envelope, sign=harness.peer.sign)
 
 
-def flush_until(harness: Any, found: Callable[[], Any], *, what: str, timeout: float = 5.0) -> Any:
+def flush_until(harness: Any, found: Callable[[], Any], *, what: str, timeout: float = 3.0) -> Any:
     """Run the node's delivery job (test endpoint) until `found()` is truthy (the reference node may commit a
     request's work just after answering it, so the first flush can miss a message queued by that request)."""
     deadline = time.monotonic() + timeout

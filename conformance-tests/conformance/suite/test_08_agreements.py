@@ -150,10 +150,19 @@ def test_two_message_approval(harness, negotiation) -> None:
     problems = verify_node_proof(harness, document)
     assert not problems, problems
     assert len(document["proof"]) == 2, "the signed version should carry both parties' proofs"
-    sent = [e.label for e in harness.node.exchanges[inbound:]]
-    received = [d.envelope.get("type") for d in harness.peer.deliveries[outbound:]
-                if d.envelope and (d.envelope.get("body") or {}).get("agreement") == agreement_id]
-    harness.facts["agreement_approval_messages"] = {"harness_to_node": sent, "node_to_harness": received}
-    assert (sent, received) == (["agreement.propose"], ["agreement.sign"]), (sent, received)
     listed = {a["agreement"]: a for a in harness.node.admin_ok("GET", ADMIN)}
     assert (listed[agreement_id]["in_force"] or {}).get("hash") == done["hash"]
+    harness.facts["approval"] = {"id": agreement_id, "inbound": inbound, "outbound": outbound}
+
+
+@pytest.mark.rule(f"{AG}: two parties, happy path: exactly two signed messages, one each way")
+@pytest.mark.requires("agreement")
+def test_approval_takes_two_messages(harness) -> None:
+    approval = harness.facts["approval"]
+    harness.node.admin_ok("POST", "/api/v1/testing/outbox/flush", {"advance_seconds": 3600})
+    sent = [e.label for e in harness.node.exchanges[approval["inbound"]:]
+            if e.label.startswith("agreement.")]
+    received = [d.envelope.get("type") for d in harness.peer.deliveries[approval["outbound"]:]
+                if d.envelope and (d.envelope.get("body") or {}).get("agreement") == approval["id"]]
+    harness.facts["agreement_approval_messages"] = {"harness_to_node": sent, "node_to_harness": received}
+    assert (sent, received) == (["agreement.propose"], ["agreement.sign"]), (sent, received)
