@@ -160,6 +160,17 @@ def appeal(request_id: int, body: Appeal, session: SessionDep, me: LearnerOnly) 
     return _view(session, service.appeal(session, req=req, learner=me, reason=body.reason, version=body.version))
 
 
+class Withdraw(BaseModel):
+    version: int
+
+
+@router.post("/me/conversions/{request_id}/withdraw", response_model=RequestView)
+def withdraw(request_id: int, body: Withdraw, session: SessionDep, me: LearnerOnly) -> RequestView:
+    """Withdraw a request before a reviewer decides it."""
+    req = service.request_for_learner(session, request_id, me.id)
+    return _view(session, service.withdraw(session, req=req, learner=me, version=body.version))
+
+
 @router.get("/me/conversions/{request_id}/items/{item_id}/statement")
 def my_statement(request_id: int, item_id: int, session: SessionDep, me: LearnerOnly) -> dict:
     """The signed exemption statement of an approved exemption item."""

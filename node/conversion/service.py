@@ -355,6 +355,19 @@ def appeal(session: Session, *, req: ConversionRequest, learner: Principal, reas
     return req
 
 
+def withdraw(session: Session, *, req: ConversionRequest, learner: Principal, version: int | None) -> ConversionRequest:
+    """The learner withdraws a request nobody has decided yet (proposed or confirmed): nothing is converted, the
+    items are closed and the sources stay free for a later request."""
+    _expect(req, ("proposed", "confirmed"), "withdraw", version)
+    for item in items_of(session, req.id):
+        if item.status in ("proposed", "confirmed"):
+            item.status, item.reason = "withdrawn", "withdrawn by the learner"
+            session.add(item)
+    _touch(session, req, "withdrawn")
+    record(session, actor=learner, action="conversion.withdraw", target_type=_TARGET, target_id=req.id)
+    return req
+
+
 def statement_for(session: Session, *, item_id: int, learner_id: int) -> ExemptionStatement:
     row = session.exec(select(ExemptionStatement).where(ExemptionStatement.item_id == item_id,
                                                         ExemptionStatement.learner_id == learner_id)).first()

@@ -73,7 +73,8 @@ class StandardRule(SQLModel, table=True):
 
 class ConversionRequest(SQLModel, table=True):
     """A learner's request to convert outcomes into a programme: proposed → confirmed → decided
-    (→ appealed → closed). `evaluation` keeps the engine's full answer at request time."""
+    (→ appealed → closed); withdrawn by the learner before the decision. `evaluation` keeps the engine's full
+    answer at request time."""
 
     __tablename__ = "conversion_request"
     id: int | None = _id()

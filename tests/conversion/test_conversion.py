@@ -152,6 +152,30 @@ def test_narrowing_never_exceeds_the_proposal(client, engine, seeded, learner, o
     assert credits == ["4", "6"] and done["state"] == "decided"
 
 
+def test_learner_withdraws_before_the_decision_only(client, engine, seeded, learner, outcome, crew) -> None:
+    me, _ = _ztc_learner(learner, outcome)
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201)
+    confirmed = ok(_confirm(client, crew["outlet"], req))
+    url = f"/api/v1/me/conversions/{req['id']}/withdraw"
+    stale = client.post(url, json={"version": req["version"]}, headers=me.headers)
+    assert stale.status_code == 409 and stale.json()["code"] == "stale_version"
+    other, _ = _ztc_learner(learner, outcome)
+    assert client.post(url, json={"version": confirmed["version"]}, headers=other.headers).status_code == 404
+    gone = ok(client.post(url, json={"version": confirmed["version"]}, headers=me.headers))
+    assert gone["state"] == "withdrawn" and {i["status"] for i in gone["items"]} == {"withdrawn"}
+    r = _review(client, crew["branch"], gone, _approve_all(gone))
+    assert r.status_code == 409 and r.json()["code"] == "conversion_illegal_transition"
+    assert _events(engine, "conversion.approved") == []
+    # the sources are free: a new request proposes the same items, and once decided it cannot be withdrawn
+    again = ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201)
+    assert len(again["items"]) == 5
+    confirmed_again = ok(_confirm(client, crew["outlet"], again))
+    done = ok(_review(client, crew["branch"], confirmed_again, _approve_all(confirmed_again)))
+    r = client.post(f"/api/v1/me/conversions/{again['id']}/withdraw", json={"version": done["version"]},
+                    headers=me.headers)
+    assert r.status_code == 409 and r.json()["code"] == "conversion_illegal_transition"
+
+
 def test_reviewer_is_not_the_confirmer_and_decides_every_item(client, seeded, learner, outcome, staff) -> None:
     me, _ = _ztc_learner(learner, outcome)
     both = staff("outlet_staff", "branch_reviewer", org="B01")
