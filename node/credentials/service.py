@@ -74,8 +74,11 @@ def ensure_status_index(session: Session, achievement: Achievement) -> int:
 def build_achievement_credential(
     *, base_url: str, did: str, issuer_name: str, achievement: Achievement, learner: Learner,
     institution: Organisation | None, event: LedgerEvent | None, status_index: int,
+    reference_levels: dict[str, str] | None = None,
 ) -> dict:
-    """The unsigned credential (pure; the caller signs it)."""
+    """The unsigned credential (pure; the caller signs it). `reference_levels` maps the region's native
+    framework levels to the shared reference levels; a record at a native level states its reference level,
+    so a destination needs no copy of this region's framework to apply a reference-level mapping."""
     list_no, bit = divmod(status_index, STATUS_LIST_SIZE)
     status_list = f"{base_url}/status/{list_no}"
     record = {
@@ -92,6 +95,7 @@ def build_achievement_credential(
         "credits": _dec(achievement.credits),
         "hours": _dec(achievement.hours),
         "level": achievement.level,
+        "referenceLevel": (reference_levels or {}).get(achievement.level or ""),
         "score": achievement.score_text,
         "courseCode": achievement.code or None,
         "term": achievement.term,
@@ -159,6 +163,7 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
         base_url=ctx.settings.base_url, did=ctx.identity.did, issuer_name=ctx.settings.region.name_zh,
         achievement=achievement, learner=learner, institution=institution,
         event=_deposit_event(session, achievement.id), status_index=index,
+        reference_levels={lv.code: lv.reference_level for lv in ctx.settings.region.framework_levels},
     )
     if "non_jcs_canonicalisation" in ctx.settings.active_faults:  # FAULT HOOK (test mode only)
         from node.testing.faults import sign_without_jcs

@@ -90,6 +90,17 @@ def _credential(client, ctx, learner_id: int, achievement_id: int) -> dict:
     return client.get(f"/api/v1/me/credentials/{achievement_id}", headers=_login(client, _account(ctx, learner_id))).json()
 
 
+def test_a_record_at_a_framework_level_states_its_reference_level(client, ctx, deposit) -> None:
+    """Shanghai's 专科/高职 level SH-3 is the shared R3: the credential says so (cb:referenceLevel), so a
+    destination applies a reference-level mapping without a copy of Shanghai's framework."""
+    learner_id, at_level = deposit(title="机械制图", level="SH-3")
+    record = _credential(client, ctx, learner_id, at_level)["credentialSubject"]["creditBank"]
+    assert (record["level"], record["referenceLevel"]) == ("SH-3", "R3")
+    _, certificate = deposit(title="数控铣工", type="vocational_qualification", level="三级", learner_id=learner_id)
+    record = _credential(client, ctx, learner_id, certificate)["credentialSubject"]["creditBank"]
+    assert record["level"] == "三级" and "referenceLevel" not in record  # not a framework level
+
+
 def test_rotation_keeps_old_signatures_valid_until_the_old_key_is_revoked(client, ctx, deposit) -> None:
     learner_id, achievement_id = deposit()
     old_cred = _credential(client, ctx, learner_id, achievement_id)
