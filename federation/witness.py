@@ -49,6 +49,7 @@ from federation.jobs import job
 from federation.membership import Member, held_document
 from federation.outbox import enqueue
 from federation.runtime import runtime
+from federation.service import register_feature
 from node.audit.service import record
 from node.context import NodeContext
 from node.db import session_scope
@@ -273,6 +274,7 @@ def handle_cosignature(session: Session, ctx: NodeContext, peer: Any, envelope: 
 
 
 register_handler(COSIGNATURE_TYPE, handle_cosignature)
+register_feature("witnessing")  # discovery lists it (docs/federation.md §1)
 
 
 # -- admin -----------------------------------------------------------------------------------------------
