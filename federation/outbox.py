@@ -6,13 +6,16 @@
 1. **claim** (one short transaction): due pending rows, `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite
    serialises writers with BEGIN IMMEDIATE), keeping per peer only the run that starts at the peer's lowest
    undelivered seq, so a stream is sent in order by one worker at a time; the claimed rows get a lease
-   (`next_attempt_at = now + lease`) and the claim commits, so another worker skips them;
+   (`next_attempt_at = now + lease`, `now` read at this claim, not at the start of the flush) and the claim
+   commits, so another worker skips them;
 2. **send** each peer's run in seq order, outside any transaction, through `PeerClient` (signed request,
-   verified signed response kept as the receipt);
+   verified signed response kept as the receipt), but only within the first half of the lease: the rest of a
+   slow run goes back to the queue and is claimed afresh, so no row is sent after its lease may have expired
+   (another worker could have claimed it by then and sent it too);
 3. **record** each outcome in its own transaction: delivered (with the receipt); a failure (attempts + 1,
    `next_attempt_at = now + min(2**attempts, 3600)` s, dead after `outbox_max_attempts`); `409 sequence_gap`
    → re-sync: the rows from `expected_seq` on are pending again and are re-sent in the next round. The rest of
-   a peer's run waits behind a failed head.
+   a peer's run waits behind a failed head. The backoff counts from the failed attempt.
 
 A dead row stalls its peer's stream (the receiver would refuse everything after it as a gap) until an admin
 re-queues it (`requeue`).
@@ -220,31 +223,47 @@ def _resync(ctx: NodeContext, peer: str, expected: int, now: dt.datetime) -> boo
 def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | None = None,
                  now: dt.datetime | None = None, *, batch: int = 100, lease_seconds: int = LEASE_SECONDS,
                  max_rounds: int = 20) -> FlushReport:
-    """Send every due message (in rounds, until none is due). `now` drives the backoff clock (tests)."""
-    now = now or _now()
+    """Send every due message (in rounds, until none is due).
+
+    Without `now` the clock is read afresh for each claim and each outcome, so a round's lease counts from
+    its claim and a backoff from its failed attempt: a flush may run longer than the lease (a backlog, a
+    slow peer), and a lease counted from the flush's start would let another worker claim, and send again,
+    rows this one claimed later. An explicit `now` is a fixed clock for the whole call (tests drive the
+    backoff with it). A round's run is sent only within the first half of its lease; what is left then goes
+    back to the queue for the next round."""
+    clock: Callable[[], dt.datetime] = (lambda: now) if now is not None else _now
     report = FlushReport()
     client: PeerClient | None = None
     for _round in range(max_rounds):
-        claimed = _claim(ctx, now, batch, lease_seconds)
+        claimed_at = clock()
+        claimed = _claim(ctx, claimed_at, batch, lease_seconds)
         if not claimed:
             break
+        # past half the lease, the rest of the round goes back (due now) and the next round claims it afresh:
+        # no row is sent once its lease may have run out (a send takes at most the client's timeout)
+        renew_at = claimed_at + dt.timedelta(seconds=lease_seconds / 2)
         client = client or (client_factory or (lambda: PeerClient(ctx)))()
-        for peer, run in claimed.items():
+        for run in claimed.values():
             for index, msg in enumerate(run):
-                outcome = _deliver(ctx, client, msg, now, report)
+                if clock() >= renew_at:
+                    _release(ctx, run[index:], clock())
+                    break
+                outcome = _deliver(ctx, client, msg, clock, report)
                 if outcome != "delivered":
-                    _release(ctx, run[index + 1:], now)
+                    _release(ctx, run[index + 1:], clock())
                     break
     return report
 
 
-def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, now: dt.datetime, report: FlushReport) -> str:
+def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, clock: Callable[[], dt.datetime],
+             report: FlushReport) -> str:
     try:
         response = client.post(msg.peer, INBOX_PATH, _envelope(ctx, msg))
     except PeerUnavailable as exc:
-        outcome = _mark_failed(ctx, msg, exc.message, now)
+        outcome = _mark_failed(ctx, msg, exc.message, clock())
         (report.dead if outcome == "dead" else report.failed).append((msg.peer, msg.seq, exc.message))
         return outcome
+    now = clock()
     verdict = _classify(response)
     if verdict == "delivered":
         if "double_delivery" in ctx.settings.active_faults:  # FAULT HOOK (test mode only; conformance-tests)

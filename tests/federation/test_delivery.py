@@ -314,3 +314,78 @@ def test_two_workers_flushing_one_outbox_send_each_message_once(joined, handled)
     assert set(posts) == set(ids) and set(posts.values()) == {1}, posts.most_common(3)
     assert [c[1] for c in handled] == list(range(1, 25))
     assert all(r.state == "delivered" for r in _outbox(joined.b))
+
+
+class _SlowPeer:
+    """A PeerClient whose every post takes `step` of the (patched) outbox clock; `before(n)` runs before the
+    n-th post (1-based), e.g. a second worker's flush at that moment."""
+
+    def __init__(self, ctx, clock: list[dt.datetime], step: dt.timedelta, before=None) -> None:
+        self.inner, self.clock, self.step, self.before, self.calls = PeerClient(ctx), clock, step, before, 0
+
+    def post(self, peer, path, payload):
+        self.calls += 1
+        self.clock[0] += self.step
+        if self.before is not None:
+            self.before(self.calls)
+        return self.inner.post(peer, path, payload)
+
+
+def test_a_long_flush_leases_each_round_from_the_live_clock(joined, handled, monkeypatch) -> None:
+    """A flush that runs longer than the lease must not hand a second worker rows it claimed late: the lease of
+    each round counts from that round's claim (it used to count from the start of the flush, so a round claimed
+    after `lease` seconds was due for everyone at once, and a second worker sent the same messages again)."""
+    clock = [dt.datetime.now(dt.UTC)]
+    monkeypatch.setattr("federation.outbox._now", lambda: clock[0])
+    with joined.b.session() as s:
+        ids = [enqueue(s, "shanghai", "test.record", {"n": i}, now=clock[0]).message_id for i in range(4)]
+    second: list = []
+
+    def other_worker(call: int) -> None:
+        if call == 3:  # worker A, in its second round, is about to send seq 3: a second worker flushes now
+            second.append(flush_outbox(joined.b.ctx, batch=2))
+
+    # each post takes 200 s of the clock: round 1 (seq 1, 2) ends 400 s after the flush began, past the lease
+    report = flush_outbox(joined.b.ctx, lambda: _SlowPeer(joined.b.ctx, clock, dt.timedelta(seconds=200),
+                                                           other_worker), batch=2, lease_seconds=300)
+    assert second and second[0].sent == 0, f"a second worker took rows still leased: {second[0].delivered}"
+    assert report.delivered == [("shanghai", n) for n in (1, 2, 3, 4)]
+    posts = Counter(p["id"] for p in joined.network.inbox_posts(joined.a.base_url))
+    assert set(posts) == set(ids) and set(posts.values()) == {1}, posts
+    assert [c[1] for c in handled] == [1, 2, 3, 4]
+
+
+def test_backoff_counts_from_the_failed_attempt_not_the_start_of_the_flush(joined, handled, monkeypatch) -> None:
+    clock = [dt.datetime.now(dt.UTC)]
+    monkeypatch.setattr("federation.outbox._now", lambda: clock[0])
+    with joined.b.session() as s:
+        enqueue(s, "shanghai", "test.record", {}, now=clock[0])
+        enqueue(s, "shanghai", "test.record", {}, now=clock[0])
+    joined.network.down.add(joined.a.base_url)
+    report = flush_outbox(joined.b.ctx, lambda: _SlowPeer(joined.b.ctx, clock, dt.timedelta(seconds=30)))
+    assert [f[:2] for f in report.failed] == [("shanghai", 1)]
+    head, second = _outbox(joined.b)
+    # the attempt failed 30 s into the flush: the next one is 2 s after that (it was 2 s after the start,
+    # i.e. already due for any other worker when the failure was recorded)
+    assert _aware(head.next_attempt_at) == clock[0] + dt.timedelta(seconds=2)
+    assert _aware(second.next_attempt_at) <= clock[0]  # released: it waits behind the head anyway
+    assert handled == []
+
+
+def test_a_run_outlasting_half_its_lease_goes_back_to_the_queue(joined, handled, monkeypatch) -> None:
+    """One round's run can take longer than the lease (a slow peer): past half the lease the rest is released
+    and claimed afresh, so a second worker flushing before any post never finds a row whose lease ran out."""
+    clock = [dt.datetime.now(dt.UTC)]
+    monkeypatch.setattr("federation.outbox._now", lambda: clock[0])
+    with joined.b.session() as s:
+        ids = [enqueue(s, "shanghai", "test.record", {"n": i}, now=clock[0]).message_id for i in range(4)]
+    second: list = []
+    # each post takes 100 s of the clock: the run of four (one claim, lease 300 s) would send seq 4 at 300 s
+    report = flush_outbox(joined.b.ctx, lambda: _SlowPeer(joined.b.ctx, clock, dt.timedelta(seconds=100),
+                                                           lambda _n: second.append(flush_outbox(joined.b.ctx))),
+                          batch=4, lease_seconds=300)
+    assert len(second) == 4 and all(r.sent == 0 for r in second), [r.delivered for r in second]
+    assert report.delivered == [("shanghai", n) for n in (1, 2, 3, 4)]
+    posts = Counter(p["id"] for p in joined.network.inbox_posts(joined.a.base_url))
+    assert set(posts) == set(ids) and set(posts.values()) == {1}, posts
+    assert [c[1] for c in handled] == [1, 2, 3, 4]
