@@ -23,6 +23,7 @@ re-queues it (`requeue`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -243,15 +244,26 @@ def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | No
         # no row is sent once its lease may have run out (a send takes at most the client's timeout)
         renew_at = claimed_at + dt.timedelta(seconds=lease_seconds / 2)
         client = client or (client_factory or (lambda: PeerClient(ctx)))()
-        for run in claimed.values():
-            for index, msg in enumerate(run):
-                if clock() >= renew_at:
-                    _release(ctx, run[index:], clock())
-                    break
-                outcome = _deliver(ctx, client, msg, clock, report)
-                if outcome != "delivered":
-                    _release(ctx, run[index + 1:], clock())
-                    break
+        runs = list(claimed.values())
+        for number, run in enumerate(runs):
+            index = 0
+            try:
+                for index, msg in enumerate(run):  # `index` is read after an exception too
+                    if clock() >= renew_at:
+                        _release(ctx, run[index:], clock())
+                        break
+                    outcome = _deliver(ctx, client, msg, clock, report)
+                    if outcome != "delivered":
+                        _release(ctx, run[index + 1:], clock())
+                        break
+            except BaseException:
+                # an unexpected error (a database error, a bug, Ctrl-C): what this worker claimed and did not
+                # record goes back to the queue now rather than staying leased for the whole lease (the
+                # receiver's dedupe covers a message that was sent but not recorded)
+                unsent = run[index:] + [m for later in runs[number + 1:] for m in later]
+                with contextlib.suppress(Exception):
+                    _release(ctx, unsent, clock())
+                raise
     return report
 
 

@@ -389,3 +389,26 @@ def test_a_run_outlasting_half_its_lease_goes_back_to_the_queue(joined, handled,
     posts = Counter(p["id"] for p in joined.network.inbox_posts(joined.a.base_url))
     assert set(posts) == set(ids) and set(posts.values()) == {1}, posts
     assert [c[1] for c in handled] == [1, 2, 3, 4]
+
+
+def test_an_unexpected_error_returns_the_claimed_rows_to_the_queue(joined, handled) -> None:
+    """A worker that fails mid-run (here: a bug in the client on the second post) does not keep the rest of its
+    claim leased: the next flush delivers it at once, each message once."""
+    ids = _queue(joined.b, 4)
+
+    class Broken(PeerClient):
+        posts = 0
+
+        def post(self, *args, **kwargs):
+            Broken.posts += 1
+            if Broken.posts == 2:
+                raise RuntimeError("a bug")
+            return super().post(*args, **kwargs)
+
+    with pytest.raises(RuntimeError):
+        flush_outbox(joined.b.ctx, lambda: Broken(joined.b.ctx), now=T0, batch=4)
+    rows = _outbox(joined.b)
+    assert [r.state for r in rows] == ["delivered", "pending", "pending", "pending"]
+    assert flush_outbox(joined.b.ctx, now=T0).delivered == [("shanghai", n) for n in (2, 3, 4)]
+    posts = Counter(p["id"] for p in joined.network.inbox_posts(joined.a.base_url))
+    assert set(posts) == set(ids) and set(posts.values()) == {1}
