@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections.abc import Collection, Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +15,8 @@ from sqlmodel import Session
 from node.imports.validate import RowError
 from node.ledger.service import subject_hash
 from node.models import Achievement, CodeListEntry, ImportJob, ImportRowError, Learner, Organisation
-from node.models.types import SCALE
+from node.models.types import ExactDecimal
+from node.pgcopy import copy_rows
 
 __all__ = [
     "achievements_by_key",
@@ -39,6 +40,7 @@ _learner = Learner.__table__
 _job = ImportJob.__table__
 _err = ImportRowError.__table__
 _codes = CodeListEntry.__table__
+_EXACT = ExactDecimal()
 _IN_CHUNK = 2000  # parameters per IN list (well under SQLite's limit)
 
 
@@ -177,11 +179,12 @@ def next_achievement_ids(session: Session, count: int) -> list[int]:
     PostgreSQL: from the table's sequence. SQLite: after the current maximum (the batch's transaction began
     IMMEDIATE, so it holds the database's write lock and nobody else can take these ids)."""
     if _is_pg(session):
-        rows = session.execute(
-            sa.text("SELECT nextval(pg_get_serial_sequence('achievement', 'id')) FROM generate_series(1, :n)"),
+        # the sequence is looked up once (in the select list it would be once per row), the ids come as one array
+        return session.execute(
+            sa.text("SELECT array(SELECT nextval(s.id) FROM (SELECT pg_get_serial_sequence('achievement', 'id')"
+                    "::regclass AS id) s, generate_series(1, :n) ORDER BY 1)"),
             {"n": count},
-        )
-        return [r[0] for r in rows]
+        ).scalar_one()
     top = session.execute(sa.select(sa.func.coalesce(sa.func.max(_ach.c.id), 0))).scalar_one()
     return list(range(top + 1, top + 1 + count))
 
@@ -192,44 +195,86 @@ _ACH_COLUMNS = (
     "education_level_code", "education_type_code", "graduation_year", "graduation_status", "graduation_season",
     "remark", "source", "status", "dedupe_key", "import_job_id", "status_index", "created_at",
 )
+@functools.lru_cache(maxsize=4096)
+def _scaled(value: Any) -> int | None:
+    """An `ExactDecimal` bind value (thousandths), exactly as the column type converts it (> 3 decimals raise)."""
+    return _EXACT.process_bind_param(value, None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scaled_text(value: Any) -> str | None:
+    scaled = _scaled(value)
+    return None if scaled is None else str(scaled)
+
+
+def _int_text(value: int | None) -> str | None:
+    return None if value is None else str(int(value))
+
+
+def _date_text(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _sqlite_date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+_INTS = frozenset({"id", "learner_id", "issuer_org_id", "status_index"})
 _SCALED = frozenset({"credits", "hours", "score_value"})  # ExactDecimal: integers in thousandths
+_DATES = frozenset({"earned_on", "expires_on"})
+_PG_CONVERT = tuple(
+    _int_text if c in _INTS else _scaled_text if c in _SCALED else _date_text if c in _DATES else None
+    for c in _ACH_COLUMNS
+)  # None: a text column, passed as it is (COPY escaping in node.pgcopy)
+_SQLITE_CONVERT = tuple(
+    _scaled if c in _SCALED else _sqlite_date if c in _DATES else None for c in _ACH_COLUMNS
+)
+_CREATED = _ACH_COLUMNS.index("created_at")
+_ROW = operator.itemgetter(*_ACH_COLUMNS)
 
 
-def _scaled(value: Decimal | None) -> int | None:
-    return None if value is None else int(value * SCALE)  # validation allowed at most three decimals
+def achievement_copy_rows(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
+    """The rows as PostgreSQL input text per column (for `node.pgcopy.copy_text`); rows share one `created_at`."""
+    created = rows[0]["created_at"].isoformat() if rows else None
+    convert = [(i, f) for i, f in enumerate(_PG_CONVERT) if f is not None]
+    out = []
+    for r in rows:
+        values = list(_ROW(r))
+        for i, f in convert:
+            values[i] = f(values[i])
+        values[_CREATED] = created
+        out.append(values)
+    return out
 
 
 def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One driver-level `executemany` (SQLite) or `COPY` (PostgreSQL) in the batch's transaction (rows share one `created_at`).
+    """One driver-level `executemany` (SQLite) or `COPY` (PostgreSQL) in the batch's transaction (rows share one
+    `created_at`).
 
     This is the one table a million-row import writes a million rows to, so the values are converted here as
-    the column types would (`ExactDecimal` to thousandths; dates and times in SQLAlchemy's SQLite text format)
-    and SQLAlchemy's per-row parameter processing is skipped (profiled: it cost more than the insert itself)."""
+    the column types would (`ExactDecimal` to thousandths; dates and times in SQLAlchemy's SQLite text format,
+    or PostgreSQL's input text) and SQLAlchemy's per-row parameter processing is skipped (profiled: it cost
+    more than the insert itself). On PostgreSQL the whole batch goes as one preformatted COPY text buffer
+    (`node.pgcopy`, sent in chunks), not psycopg's per-row `write_row`."""
+    if not rows:
+        return
     connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    marker = "?" if sqlite else "%s"
-    sql = (f"INSERT INTO achievement ({', '.join(_ACH_COLUMNS)}) "
-           f"VALUES ({', '.join([marker] * len(_ACH_COLUMNS))})")
-    created = rows[0]["created_at"] if rows else None
-    if sqlite and created is not None:
-        created = created.strftime("%Y-%m-%d %H:%M:%S.%f")
-    row_tuple = operator.itemgetter(*_ACH_COLUMNS)
-    params = []
-    for r in rows:
-        r = dict(r, credits=_scaled(r["credits"]), hours=_scaled(r["hours"]), score_value=_scaled(r["score_value"]),
-                 created_at=created)
-        if sqlite:
-            r["earned_on"] = r["earned_on"] and r["earned_on"].isoformat()
-            r["expires_on"] = r["expires_on"] and r["expires_on"].isoformat()
-        params.append(row_tuple(r))
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if sqlite:
-            cursor.executemany(sql, params)
-        else:  # COPY: one stream instead of one pipelined statement per row
-            with cursor.copy(f"COPY achievement ({', '.join(_ACH_COLUMNS)}) FROM STDIN") as copy:
-                for row in params:
-                    copy.write_row(row)
+        if connection.dialect.name != "sqlite":
+            copy_rows(cursor, "achievement", _ACH_COLUMNS, rows, convert=achievement_copy_rows)
+            return
+        created = rows[0]["created_at"].strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime text
+        convert = [(i, f) for i, f in enumerate(_SQLITE_CONVERT) if f is not None]
+        params = []
+        for r in rows:
+            values = list(_ROW(r))
+            for i, f in convert:
+                values[i] = f(values[i])
+            values[_CREATED] = created
+            params.append(values)
+        cursor.executemany(f"INSERT INTO achievement ({', '.join(_ACH_COLUMNS)}) "
+                           f"VALUES ({', '.join(['?'] * len(_ACH_COLUMNS))})", params)
     finally:
         cursor.close()
 

@@ -11,6 +11,7 @@ Events are inserted with one driver-level call (executemany / COPY), never throu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from sqlmodel import Session
 from crypto.jcs import canonicalize
 from crypto.merkle import CompactRange, leaf_hash
 from node.models import LedgerEvent, LedgerHead, utcnow
+from node.pgcopy import CHUNK, NULL, copy_statement, escape
 
 __all__ = ["LEAF_VERSION", "EventSpec", "LedgerTip", "append_events", "subject_hash"]
 
@@ -67,7 +69,6 @@ def lock_tip(session: Session) -> LedgerTip:
 
 
 _EVENT_COLUMNS = ("seq", "kind", "learner_id", "achievement_id", "leaf", "hash", "created_at")
-_COPY_EVENTS = f"COPY ledger_event ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
 _COPY_THRESHOLD = 64  # below this a plain INSERT beats setting up COPY
 
 
@@ -77,32 +78,60 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     Leaves, hashes and the new frontier are computed in Python first; the rows then go to the database in one
     driver-level call (sqlite3 `executemany`; psycopg `COPY ... FROM STDIN` for large batches, `executemany`
     otherwise), because SQLAlchemy's per-row parameter processing cost more than the insert (bulk import
-    appends one event per deposited row). Values are converted here as the column types would convert them."""
+    appends one event per deposited row). Values are converted here as the column types would convert them;
+    for COPY each row is written straight as one line of COPY text (`node.pgcopy`: ints, the leaf with its
+    backslashes doubled, the hash as bytea hex `\\x…`, the timestamp in ISO 8601), not through `write_row`."""
     if not specs:
         return []
     tip = lock_tip(session)
     now = utcnow()
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
-    created = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now  # SQLAlchemy's SQLite DateTime text
+    created: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now  # SQLAlchemy's SQLite DateTime text
+    created_text = now.isoformat()
     default_at = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows: list[tuple[Any, ...]] = []
+    lines: list[str] = []
+    kinds: dict[str, str] = {}
     prev = tip.last_hash
     first = seq = tip.size
     append = tip.frontier.append
-    for spec in specs:
-        at = default_at if spec.at is None else spec.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        leaf = {"v": LEAF_VERSION, "seq": seq, "prev": prev.hex(), "at": at, "kind": spec.kind, "data": spec.data}
-        if spec.subject is not None:
-            leaf["subject"] = spec.subject
-        leaf_bytes = canonicalize(leaf)
-        digest = leaf_hash(leaf_bytes)
-        rows.append((seq, spec.kind, spec.learner_id, spec.achievement_id, leaf_bytes.decode("utf-8"), digest,
-                     created))
-        append(digest)
-        prev = digest
-        seq += 1
-    _insert_rows(connection, rows, sqlite=sqlite)
+    with contextlib.ExitStack() as stack:
+        copy = None
+        if not sqlite and len(specs) >= _COPY_THRESHOLD:  # opened first: the server parses chunks as they come
+            cursor = stack.enter_context(contextlib.closing(
+                connection.connection.driver_connection.cursor()))  # type: ignore[union-attr]
+            copy = stack.enter_context(cursor.copy(copy_statement("ledger_event", _EVENT_COLUMNS)))
+        for spec in specs:
+            at = default_at if spec.at is None else spec.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            leaf = {"v": LEAF_VERSION, "seq": seq, "prev": prev.hex(), "at": at, "kind": spec.kind,
+                    "data": spec.data}
+            if spec.subject is not None:
+                leaf["subject"] = spec.subject
+            leaf_bytes = canonicalize(leaf)
+            digest = leaf_hash(leaf_bytes)
+            leaf_text = leaf_bytes.decode("utf-8")
+            if copy is not None:  # COPY text; canonical JSON has no raw tab, newline or CR: double its backslashes
+                if "\\" in leaf_text:
+                    leaf_text = leaf_text.replace("\\", "\\\\")
+                kind = kinds.get(spec.kind)
+                if kind is None:
+                    kind = kinds[spec.kind] = escape(spec.kind)
+                learner = NULL if spec.learner_id is None else int(spec.learner_id)
+                achievement = NULL if spec.achievement_id is None else int(spec.achievement_id)
+                lines.append(f"{seq}\t{kind}\t{learner}\t{achievement}\t{leaf_text}\t\\\\x{digest.hex()}\t"
+                             f"{created_text}\n")
+                if len(lines) >= CHUNK:
+                    _write_lines(copy, lines)
+            else:
+                rows.append((seq, spec.kind, spec.learner_id, spec.achievement_id, leaf_text, digest, created))
+            append(digest)
+            prev = digest
+            seq += 1
+        if copy is not None:
+            _write_lines(copy, lines)
+    if copy is None:
+        _insert_rows(connection, rows, sqlite=sqlite)
     session.execute(
         sa.update(_head)
         .where(_head.c.id == 1)
@@ -111,14 +140,17 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     return list(range(first, seq))
 
 
+def _write_lines(copy: Any, lines: list[str]) -> None:
+    text = "".join(lines)
+    if text.count("\n") != len(lines) or text.count("\t") != 6 * len(lines):  # JSON guarantees it; cheap
+        raise AssertionError("a ledger leaf holds a raw newline or tab")
+    copy.write(text)
+    lines.clear()
+
+
 def _insert_rows(connection: sa.Connection, rows: list[tuple[Any, ...]], *, sqlite: bool) -> None:
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if not sqlite and len(rows) >= _COPY_THRESHOLD:
-            with cursor.copy(_COPY_EVENTS) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
         marker = "?" if sqlite else "%s"
         cursor.executemany(
             f"INSERT INTO ledger_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join([marker] * 7)})", rows
