@@ -301,6 +301,9 @@ def main() -> None:
             print(f"   import path : {elapsed:8.1f} s  {imp_rate:10,.0f} rows/s   {counts}")
             print(f"   raw insert  : {raw:8.1f} s  {raw_rate:10,.0f} rows/s   (executemany, same indexes)")
             print(f"   ratio       : {imp_rate / raw_rate:8.1%} of raw")
+            written = counts["learners"] + counts["achievements"] + counts["ledger_events"]
+            print(f"   rows written: {written:,} (learners + achievements + ledger events; raw writes 1 a row): "
+                  f"{written / elapsed:,.0f}/s = {written / elapsed / raw_rate:.1%} of raw's rows/s")
             print(f"   peak memory : {peak:8.1f} MiB ({'tracemalloc peak' if args.tracemalloc else 'peak RSS above the RSS at start'}"
                   " during the import)")
     finally:

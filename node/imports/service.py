@@ -10,18 +10,21 @@ new and corrected achievements, their ledger events, the batch's rejected-row re
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import logging
 import os
+import queue
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -219,6 +222,27 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
         if next(records, None) is None:
             break
     batch_no = job.rows_committed // batch_size
+    with contextlib.closing(_read_ahead(_batches(records, check, batch_size))) as batches:
+        for count, good, bad in batches:
+            batch_no += 1
+            job = _commit_batch(ctx, state, job, batch_no, count, good, bad)
+            if progress is not None:
+                progress(job)
+            if count == batch_size and should_stop():
+                with session_scope(ctx.engine) as session:
+                    repo.finish_job(session, job.id, status="queued", error=None, now=None)
+                return
+    with session_scope(ctx.engine) as session:
+        repo.finish_job(session, job.id, status="done", error=None, now=utcnow())
+        final = session.get(ImportJob, job.id)
+        record(session, actor=SYSTEM, action="import.finish", target_type="import_job", target_id=job.id,
+               detail={k: getattr(final, k) for k in ("rows_read", "deposited", "updated", "duplicates",
+                                                        "rejected")})
+
+
+def _batches(records: Iterator[tuple[int, Any]], check: Callable[[int, Any], Deposit | list[RowError]],
+             batch_size: int) -> Iterator[tuple[int, list[Deposit], list[RowError]]]:
+    """The records validated, in batches of `batch_size`: (records in the batch, good ones, row errors)."""
     while True:
         good: list[Deposit] = []
         bad: list[RowError] = []
@@ -233,23 +257,80 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
             if count >= batch_size:
                 break
         if count == 0:
-            break
-        batch_no += 1
-        job = _commit_batch(ctx, state, job, batch_no, count, good, bad)
-        if progress is not None:
-            progress(job)
-        if count < batch_size:
-            break
-        if should_stop():
-            with session_scope(ctx.engine) as session:
-                repo.finish_job(session, job.id, status="queued", error=None, now=None)
             return
-    with session_scope(ctx.engine) as session:
-        repo.finish_job(session, job.id, status="done", error=None, now=utcnow())
-        final = session.get(ImportJob, job.id)
-        record(session, actor=SYSTEM, action="import.finish", target_type="import_job", target_id=job.id,
-               detail={k: getattr(final, k) for k in ("rows_read", "deposited", "updated", "duplicates",
-                                                        "rejected")})
+        yield count, good, bad
+        if count < batch_size:
+            return
+
+
+_T = TypeVar("_T")
+
+
+def _read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """`items`, produced one ahead by a thread: the next batch is read and validated while this one is written.
+
+    Writing a batch mostly waits for the database (psycopg and sqlite3 release the GIL meanwhile), so reading
+    and validating overlap with it instead of following it. At most one finished batch waits in the queue
+    (memory stays flat); an exception in the reader is raised here; closing this generator stops the reader."""
+    slot: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _END))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=produce, name="imports-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            ok, item = slot.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+_END = object()
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Integrity and operational errors as the drivers raise them: COPY and `executemany` run on the driver's
+    cursor, below SQLAlchemy's exception wrapping."""
+    import sqlite3
+
+    errors: list[type[BaseException]] = [sqlite3.IntegrityError, sqlite3.OperationalError]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installations
+        pass
+    else:
+        errors += [psycopg.IntegrityError, psycopg.OperationalError]
+    return tuple(errors)
+
+
+_RETRYABLE = (IntegrityError, OperationalError, *_driver_errors())
 
 
 def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: int, count: int,
@@ -261,7 +342,7 @@ def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: 
                 result, new_learners = write_batch(session, ctx, state, batch_no, good, bad)
                 result.rows = count
                 repo.add_progress(session, job.id, result, now=utcnow())
-        except (IntegrityError, OperationalError):
+        except _RETRYABLE:
             if attempt == 2:
                 raise
             log.info("import job %s: batch %d met a concurrent writer, retrying", job.id, batch_no)
