@@ -222,7 +222,12 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
         if next(records, None) is None:
             break
     batch_no = job.rows_committed // batch_size
-    with contextlib.closing(_read_ahead(_batches(records, check, batch_size))) as batches:
+    batches = _batches(records, check, batch_size)
+    if ctx.engine.dialect.name != "sqlite":
+        # sqlite3 releases the GIL around every row of an `executemany`; a busy reader thread then makes each
+        # row wait for the GIL's switch interval (measured: slower, not faster). PostgreSQL's COPY waits once.
+        batches = _read_ahead(batches)
+    with contextlib.closing(batches):
         for count, good, bad in batches:
             batch_no += 1
             job = _commit_batch(ctx, state, job, batch_no, count, good, bad)
