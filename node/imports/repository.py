@@ -67,7 +67,9 @@ def _member_of(session: Session, column: Any, values: Collection[str]) -> Iterab
             yield column == sa.any_(sa.bindparam("members", members, type_=postgresql.ARRAY(sa.String)))
         return
     for chunk in _chunks(members):
-        yield column.in_(chunk)
+        # an expanding parameter: the statement compiles once and is cached; a literal list would compile a
+        # bind parameter per value, each batch again
+        yield column.in_(sa.bindparam("members", list(chunk), expanding=True))
 
 
 def organisation_by_code(session: Session, code: str) -> Organisation | None:
