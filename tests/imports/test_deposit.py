@@ -56,6 +56,30 @@ def test_bad_rows_are_reported_and_good_rows_kept(client, upload, uploader, engi
     assert bad_id not in stored
 
 
+def test_no_id_number_or_name_in_clear_in_the_database_or_the_log(upload, uploader, engine, caplog) -> None:
+    """A bulk import opens learners by the fast path (COPY / executemany): their ID numbers and names are
+    stored only encrypted, in no table in clear (text or bytes), and never logged — good rows or bad."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    numbers = [valid_id(serial=s) for s in ("411", "412", "413")]
+    bad = numbers[2][:-1] + ("0" if numbers[2][-1] != "0" else "1")
+    body = upload(uploader, sh_csv([sh_row("411", name="欧阳明"), sh_row("412", name="司马青"),
+                                    sh_row("413", id_number=bad, name="上官云", credits="x")])).json()
+    assert (body["deposited"], body["rejected"]) == (2, 1)
+    secrets = [*numbers[:2], bad, "欧阳明", "司马青", "上官云"]
+    with engine.connect() as conn:
+        for table in sa.inspect(conn).get_table_names():
+            for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):
+                text = repr(tuple(row))
+                blobs = b"".join(bytes(v) for v in row if isinstance(v, bytes | memoryview))
+                for secret in secrets:
+                    assert secret not in text, (table, secret)
+                    assert secret.encode() not in blobs, (table, secret)
+    for secret in secrets:
+        assert secret not in caplog.text
+
+
 def test_reimporting_the_same_file_adds_nothing(upload, uploader, engine) -> None:
     content = sh_csv([sh_row("301"), sh_row("301", course="大学英语"), sh_row("302")])
     first = upload(uploader, content).json()
