@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from federation.outbox import flush_outbox
 from federation.runtime import runtime
+from federation.service import pull_membership
 from node.context import NodeContext
 from node.db import session_scope
 from node.models import SeenNonce
@@ -64,6 +65,11 @@ def _flush_outbox(ctx: NodeContext) -> dict:
 def _refresh_keys(ctx: NodeContext) -> dict:
     with session_scope(ctx.engine) as session:
         return runtime(ctx).directory.refresh_all(session)
+
+
+@job("federation.pull_membership", every=900, description="install newer membership versions other members hold")
+def _pull_membership(ctx: NodeContext) -> dict:
+    return pull_membership(ctx)
 
 
 @job("federation.purge_nonces", every=600, description="drop expired entries of the replay cache")

@@ -24,7 +24,7 @@ from federation.membership import (
 )
 from federation.outbox import INBOX_PATH, dead_letters, requeue
 from federation.runtime import runtime
-from federation.service import discovery_document, install_and_announce
+from federation.service import MEMBERSHIP_PATH, discovery_document, install_and_announce, membership_version
 from federation.transport.inbound import FederationRoute, VerifiedBody, VerifiedPeer
 from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
@@ -61,6 +61,15 @@ Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
 @discovery_router.get("/.well-known/credit-node", dependencies=[Depends(public)])
 def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
     return discovery_document(session, ctx)
+
+
+@discovery_router.get(MEMBERSHIP_PATH + "/{version}", dependencies=[Depends(public)])
+def membership_document(version: int, session: SessionDep) -> dict:
+    """An installed membership version, so a member that missed it can fetch and check it (docs/federation.md §2)."""
+    document = membership_version(session, version)
+    if document is None:
+        raise NotFound(f"this node holds no membership version {version}")
+    return document
 
 
 # -- peers (signed) ------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """Federation use cases shared by the admin endpoints, the message handlers and the jobs: installing a
-membership version (and telling the other members), the `membership.update` handler, discovery."""
+membership version (and telling the other members), the `membership.update` handler, pulling newer versions
+from the other members (`federation.pull_membership`), discovery."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlmodel import Session
+import httpx
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from federation.errors import MembershipRefused
 from federation.inbox import InboxEnvelope, register_handler
@@ -18,20 +22,30 @@ from federation.membership import (
 from federation.outbox import INBOX_PATH, enqueue
 from federation.runtime import runtime
 from federation.transport.inbound import PROTOCOL_TAG, PeerIdentity
+from node.audit.service import record
 from node.context import NodeContext
+from node.db import session_scope
+from node.deps import Principal
 from node.models import MembershipVersion
 
 __all__ = [
     "FEATURES",
+    "MEMBERSHIP_PATH",
     "MEMBERSHIP_UPDATE",
     "announce_membership",
     "discovery_document",
     "handle_membership_update",
     "install_and_announce",
+    "membership_version",
+    "pull_membership",
     "register_feature",
 ]
 
+log = logging.getLogger("creditnode.federation")
+
 MEMBERSHIP_UPDATE = "membership.update"
+MEMBERSHIP_PATH = "/.well-known/credit-node/membership"  # + "/{version}": an installed version, public
+SYSTEM = Principal(kind="system", id=0, name="federation.pull_membership", roles=())
 # Features this node advertises in discovery; each area registers its own when it is implemented.
 FEATURES: list[str] = []
 
@@ -53,7 +67,8 @@ def discovery_document(session: Session, ctx: NodeContext) -> dict:
         "protocol_versions": [PROTOCOL_TAG],
         "features": list(FEATURES),
         "endpoints": {"inbox": INBOX_PATH, "records": "/federation/v1/records/release",
-                      "checkpoint": "/api/v1/ledger/checkpoint", "did": "/.well-known/did.json"},
+                      "checkpoint": "/api/v1/ledger/checkpoint", "did": "/.well-known/did.json",
+                      "membership": MEMBERSHIP_PATH + "/{version}"},
         "membership": {"version": held.version, "hash": held.hash} if held is not None else None,
     }
 
@@ -92,3 +107,70 @@ def handle_membership_update(session: Session, ctx: NodeContext, peer: PeerIdent
 
 
 register_handler(MEMBERSHIP_UPDATE, handle_membership_update)
+
+
+def membership_version(session: Session, version: int) -> dict | None:
+    """An installed membership version's signed document (public: members, DIDs, URLs and their proofs)."""
+    row = session.exec(select(MembershipVersion).where(MembershipVersion.version == version)).first()
+    return row.document if row is not None else None
+
+
+def pull_membership(ctx: NodeContext) -> dict[str, str]:
+    """Ask each other member which membership version it holds (discovery); install the newer versions it has,
+    one by one, each checked as any version is (chained to the one held, signed by the threshold of the
+    previous version's members). A node that was down while `membership.update` messages were given up on
+    catches up here. Returns {node_id: "current" | "installed N" | "unreachable" | "refused N: code"}."""
+    with Session(ctx.engine) as session:
+        held = held_membership(session)
+    if held is None:
+        return {}
+    http = runtime(ctx).client()
+    report: dict[str, str] = {}
+    for member in parse_document(held.document).members:
+        if member.node_id == ctx.node_id:
+            continue
+        base = member.base_url.rstrip("/")
+        try:
+            response = http.get(base + "/.well-known/credit-node")
+            theirs = int(response.json()["membership"]["version"]) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            theirs = None
+        if theirs is None:
+            report[member.node_id] = "unreachable"
+            continue
+        report[member.node_id] = _pull_from(ctx, http, member.node_id, base, theirs)
+    return report
+
+
+def _pull_from(ctx: NodeContext, http: httpx.Client, node_id: str, base: str, theirs: int) -> str:
+    outcome = "current"
+    while True:
+        with Session(ctx.engine) as session:
+            ours = held_membership(session).version  # type: ignore[union-attr]
+        if theirs <= ours:
+            return outcome
+        version = ours + 1
+        try:
+            response = http.get(f"{base}{MEMBERSHIP_PATH}/{version}")
+            document = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            document = None
+        if not isinstance(document, dict):
+            return "unreachable"
+        try:
+            with session_scope(ctx.engine) as session:
+                try:
+                    row, installed = install_membership(session, document,
+                                                        resolve_did=runtime(ctx).directory.resolver(session))
+                except MembershipRefused as exc:
+                    log.warning("membership version %s from %s refused: %s", version, node_id, exc.code)
+                    record(session, actor=SYSTEM, action="federation.membership.pull", outcome="failed",
+                           target_type="membership", target_id=version,
+                           detail={"from": node_id, "code": exc.code, "reasons": exc.detail["reasons"]})
+                    return f"refused {version}: {exc.code}"
+                if installed:
+                    record(session, actor=SYSTEM, action="federation.membership.pull", target_type="membership",
+                           target_id=row.version, detail={"from": node_id, "hash": row.hash})
+        except IntegrityError:  # another worker installed the same version first
+            continue
+        outcome = f"installed {version}"

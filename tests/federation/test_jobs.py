@@ -84,3 +84,57 @@ def test_scheduler_starts_only_when_enabled(joined) -> None:
         scheduler.shutdown(wait=True)
     finally:
         ctx.settings.federation.scheduler_enabled = False
+
+
+def _signed_next(joined, held: dict, **change) -> dict:
+    from federation.membership import next_version, sign_membership
+
+    doc = next_version(held, **change)
+    for name in ("shanghai", "zhejiang", "jiangsu"):
+        doc = sign_membership(doc, joined.identity(name))
+    return doc
+
+
+def test_pull_membership_installs_the_versions_a_member_holds_in_order(joined) -> None:
+    """Zhejiang missed two versions (no membership.update reached it): the job fetches version 2, then 3, from
+    Shanghai's public endpoint, checks each like any version, installs them and audits each install."""
+    from federation.membership import held_membership
+    from node.models import AuditEntry
+
+    with joined.a.session() as s:
+        genesis = held_membership(s).document
+    v2 = _signed_next(joined, genesis, threshold=3)
+    joined.install(v2, joined.a)
+    v3 = _signed_next(joined, v2)
+    joined.install(v3, joined.a)
+    assert joined.b.client.get("/.well-known/credit-node").json()["membership"]["version"] == 1
+    assert joined.a.client.get("/.well-known/credit-node/membership/2").json() == v2
+    assert joined.a.client.get("/.well-known/credit-node/membership/9").status_code == 404
+    assert joined.a.client.get("/.well-known/credit-node").json()["endpoints"]["membership"] == \
+        "/.well-known/credit-node/membership/{version}"
+
+    result = run_job("federation.pull_membership", joined.b.ctx)
+    assert result["shanghai"] == "installed 3" and result["jiangsu"] == "unreachable"
+    with joined.b.session() as s:
+        assert held_membership(s).version == 3 and held_membership(s).document == v3
+        pulls = s.exec(select(AuditEntry).where(AuditEntry.action == "federation.membership.pull")).all()
+    assert [(p.target_id, p.outcome) for p in pulls] == [("2", "ok"), ("3", "ok")]
+    assert run_job("federation.pull_membership", joined.b.ctx)["shanghai"] == "current"
+
+
+def test_pull_membership_refuses_a_version_without_the_threshold(joined) -> None:
+    """A member serving a version signed by too few members gets it refused, recorded, and nothing installed."""
+    from federation.membership import held_membership, next_version, sign_membership
+    from node.models import AuditEntry, MembershipVersion
+
+    with joined.a.session() as s:
+        genesis = held_membership(s).document
+    weak = sign_membership(next_version(genesis), joined.identity("shanghai"))  # 1 of the 3 needed
+    with joined.a.session() as s:  # planted as if installed (a node that does not check what it holds)
+        s.add(MembershipVersion(version=2, hash="0" * 64, document=weak))
+    result = run_job("federation.pull_membership", joined.b.ctx)
+    assert result["shanghai"].startswith("refused 2: ")
+    with joined.b.session() as s:
+        assert held_membership(s).version == 1
+        refused = s.exec(select(AuditEntry).where(AuditEntry.action == "federation.membership.pull")).one()
+    assert refused.outcome == "failed" and refused.detail["from"] == "shanghai"

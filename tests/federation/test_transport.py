@@ -164,6 +164,7 @@ def test_discovery_document(joined) -> None:
     assert doc["base_url"] == "http://127.0.0.1:8101" and doc["name_zh"] == "上海市终身教育学分银行"
     assert doc["protocol_versions"] == ["creditnode-federation/1"]
     assert doc["endpoints"] == {"inbox": "/federation/v1/inbox", "records": "/federation/v1/records/release",
-                                "checkpoint": "/api/v1/ledger/checkpoint", "did": "/.well-known/did.json"}
+                                "checkpoint": "/api/v1/ledger/checkpoint", "did": "/.well-known/did.json",
+                                "membership": "/.well-known/credit-node/membership/{version}"}
     assert doc["membership"]["version"] == 1 and len(doc["membership"]["hash"]) == 64
     assert sorted(doc["features"]) == ["agreements", "transfers", "witnessing"]  # docs/federation.md §1
