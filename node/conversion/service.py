@@ -373,4 +373,7 @@ def statement_for(session: Session, *, item_id: int, learner_id: int) -> Exempti
                                                         ExemptionStatement.learner_id == learner_id)).first()
     if row is None:
         raise NotFound(f"no exemption statement for item {item_id}")
+    item = session.get(ConversionItem, item_id)
+    if item is not None and item.status == "revoked":
+        raise Conflict(f"the exemption was revoked: {item.reason}", code="exemption_revoked")
     return row

@@ -1,5 +1,6 @@
 """Revocation: reviewed staff action (maker-checker), a ledger event, and the signed Bitstring Status List
-credential the node serves at /status/{n} (131,072 entries a list)."""
+credential the node serves at /status/{n} (131,072 entries a list). Revoking an outcome also voids what was
+converted from it (docs/conversion.md, "Revoked sources")."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from node.credentials.service import STATUS_LIST_SIZE, ensure_status_index
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.ledger.service import EventSpec, append_events, subject_hash
 from node.models import Achievement, Learner, RevocationRequest, utcnow
+from node.models.standards import ConversionItem, ConversionUsage
 
 __all__ = ["decide_revocation", "request_revocation", "status_list_credential"]
 
@@ -88,12 +90,40 @@ def decide_revocation(
         achievement.status = "revoked"
         index = ensure_status_index(session, achievement)
         learner = session.get(Learner, achievement.learner_id)
+        subject = subject_hash(learner.leaf_salt, learner.pseudonym)
         append_events(session, [EventSpec(
-            kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id,
-            subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+            kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id, subject=subject,
             data={"achievement": achievement.id, "status_index": index, "request": req.id},
-        )])
+        ), *_void_conversions(session, achievement, req, subject)])
         session.add(achievement)
     session.add(req)
     session.flush()
     return req
+
+
+def _void_conversions(session: Session, source: Achievement, req: RevocationRequest, subject: str) -> list[EventSpec]:
+    """Every approved conversion item that used `source` is void: the item becomes `revoked` (with the reason),
+    the course credits it recorded are revoked too (their status bit flips, so their credentials fail), and the
+    item's other sources are free again for that target. One `conversion.revoked` event each."""
+    item_ids = sorted(set(session.execute(
+        sa.select(ConversionUsage.item_id).where(ConversionUsage.achievement_id == source.id)).scalars()))
+    specs: list[EventSpec] = []
+    for item_id in item_ids:
+        item = session.get(ConversionItem, item_id, with_for_update=True)
+        if item is None or item.status != "approved":
+            continue
+        item.status = "revoked"
+        item.reason = f"source outcome {source.id} revoked (revocation request {req.id})"
+        session.execute(sa.delete(ConversionUsage).where(ConversionUsage.item_id == item.id))
+        data: dict = {"item": item.id, "request": item.request_id, "target": item.target_key,
+                      "rule": {"id": item.rule_id, "version": item.rule_version}, "source": source.id,
+                      "revocation": req.id, "achievement": None}
+        derived = session.get(Achievement, item.achievement_id, with_for_update=True) if item.achievement_id else None
+        if derived is not None and derived.status == "deposited":
+            derived.status = "revoked"
+            data.update(achievement=derived.id, status_index=ensure_status_index(session, derived))
+            session.add(derived)
+        session.add(item)
+        specs.append(EventSpec(kind="conversion.revoked", learner_id=source.learner_id, subject=subject,
+                               achievement_id=derived.id if derived is not None else None, data=data))
+    return specs

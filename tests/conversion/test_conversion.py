@@ -83,7 +83,7 @@ def test_cnc_milling_certificate_converts_to_manufacturing_process(client, engin
 
 
 def test_electrician_exemption_statement_is_signed_and_verifies(client, engine, seeded, learner, deposit_via_api,
-                                                               crew) -> None:
+                                                               crew, staff) -> None:
     """学分认可型: 电子技术 + three courses → exemption from the 电工（三级）theory exam, with a signed statement."""
     me = learner()
     courses = [("DHVC-ELECTRONICS", "电子技术", "78"), ("DHVC-CIRCUITS", "电工基础", "及格"),
@@ -118,6 +118,17 @@ def test_electrician_exemption_statement_is_signed_and_verifies(client, engine, 
     other = learner()
     r = client.get(f"/api/v1/me/conversions/{req['id']}/items/{item['id']}/statement", headers=other.headers)
     assert r.status_code == 404
+    # one of the courses is revoked: the exemption is void, its statement no longer handed out
+    maker, checker = staff("centre_reviewer", org="C01"), staff("centre_reviewer", org="C01")
+    asked = ok(client.post(f"/api/v1/achievements/{ids[0]}/revocations", json={"reason": "成绩作废"},
+                           headers=maker), 201)
+    ok(client.post(f"/api/v1/revocations/{asked['id']}/decision", json={"approve": True}, headers=checker))
+    r = client.get(f"/api/v1/me/conversions/{req['id']}/items/{item['id']}/statement", headers=me.headers)
+    assert r.status_code == 409 and r.json()["code"] == "exemption_revoked"
+    [voided] = ok(client.get(f"/api/v1/me/conversions/{req['id']}", headers=me.headers))["items"]
+    assert voided["status"] == "revoked" and not voided["has_statement"]
+    [event] = _events(engine, "conversion.revoked")
+    assert event["achievement_id"] is None and event["data"]["target"] == "exemption:VQ.ELECTRICIAN:三级:theory"
 
 
 def _ztc_learner(learner, outcome):
@@ -343,3 +354,43 @@ def test_caps_hold_across_requests(client, seeded, learner, outcome, crew, staff
     assert [n["reason"] for n in refused] == ["cap_exceeded"]
     r = client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers)
     assert r.status_code == 409 and r.json()["code"] == "conversion_nothing_proposed"
+
+
+def test_revoking_a_source_voids_what_was_converted_from_it(client, engine, seeded, learner, deposit_via_api, crew,
+                                                             staff) -> None:
+    """A certificate found forged after it was converted: revoking it (maker-checker) revokes the course credits
+    converted from it (status bit: their credential no longer verifies), marks the item revoked with the reason
+    the learner sees, appends conversion.revoked citing the rule, and frees the item's source usage."""
+    me = learner()
+    cert = deposit_via_api(me, type="vocational_qualification", issuer_code="SH-OSTA", issuer_name="上海市职业技能鉴定中心",
+                           code="VQ.CNC_MILLING", title="数控铣工（三级）", level="三级", score="合格",
+                           credits=None, earned_on="2024-05-01")
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers), 201)
+    confirmed = ok(_confirm(client, crew["outlet"], req))
+    [approved] = ok(_review(client, crew["branch"], confirmed, _approve_all(confirmed)))["items"]
+    converted = approved["achievement_id"]
+    credential = ok(client.get(f"/api/v1/me/credentials/{converted}", headers=me.headers))
+    assert client.post("/api/v1/verify", json=credential).json()["valid"]
+    assert _count(engine, "conversion_usage") == 1
+
+    maker, checker = staff("centre_reviewer", org="C01"), staff("centre_reviewer", org="C01")
+    asked = ok(client.post(f"/api/v1/achievements/{cert}/revocations", json={"reason": "证书造假"}, headers=maker), 201)
+    ok(client.post(f"/api/v1/revocations/{asked['id']}/decision", json={"approve": True}, headers=checker))
+
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(sa.text("SELECT id, status FROM achievement WHERE id IN (:a, :b)"),
+                                     {"a": cert, "b": converted}).all())
+    assert statuses == {cert: "revoked", converted: "revoked"}
+    verdict = client.post("/api/v1/verify", json=credential).json()
+    assert not verdict["valid"] and any(c["check"] == "status" and not c["ok"] for c in verdict["checks"])
+    [item] = ok(client.get(f"/api/v1/me/conversions/{req['id']}", headers=me.headers))["items"]
+    assert item["status"] == "revoked" and f"source outcome {cert} revoked" in item["reason"]
+    [event] = _events(engine, "conversion.revoked")
+    assert event["achievement_id"] == converted
+    assert event["data"]["item"] == item["id"] and event["data"]["source"] == cert
+    assert event["data"]["rule"] == {"id": "SUES-CR-2016-CNCMILL-3", "version": 1}
+    assert event["data"]["revocation"] == asked["id"] and event["data"]["achievement"] == converted
+    assert _count(engine, "conversion_usage") == 0
+    # a revoked certificate converts nothing again
+    again = client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers)
+    assert again.status_code == 409 and again.json()["code"] == "conversion_nothing_proposed"
