@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from node.counters import reserve
 from node.credentials.context import VC_V2
+from node.credentials.service import status_entry
 from node.models import Achievement, Learner
 from node.models.standards import ConversionItem, ConversionRequest, ExemptionStatement
 from node.standards import service as standards
@@ -23,8 +25,10 @@ _COMPONENT_ZH = {"theory": "理论考核", "skills": "技能考核", "all": "证
 
 
 def build_statement(*, base_url: str, did: str, issuer_name: str, item: ConversionItem, learner: Learner,
-                    courses: list[Achievement], certificate_name: str | None, issued: dt.datetime) -> dict:
-    """The unsigned statement (pure; the caller signs it)."""
+                    courses: list[Achievement], certificate_name: str | None, issued: dt.datetime,
+                    status_index: int) -> dict:
+    """The unsigned statement (pure; the caller signs it). Its status entry is revoked when a course it used is
+    (docs/conversion.md, "Revoked sources")."""
     target = item.target
     title = target.get("name") or f"{certificate_name or target.get('code')}（{target.get('level') or ''}）"
     return {
@@ -56,6 +60,7 @@ def build_statement(*, base_url: str, did: str, issuer_name: str, item: Conversi
             "explanation": item.explanation_zh,
             "ledgerSequence": item.ledger_seq,
         },
+        "credentialStatus": status_entry(base_url, status_index),
     }
 
 
@@ -65,10 +70,12 @@ def issue_statement(session: Session, ctx: Any, *, req: ConversionRequest, item:
                                 .order_by(Achievement.id)).all())
     catalogue = standards.build_catalogue(session, req.on_date)
     certificate = catalogue.certificates.get(item.target.get("code") or "")
+    index = reserve(session, "status_index") - 1  # the counter achievements' status bits come from
     unsigned = build_statement(base_url=ctx.settings.base_url, did=ctx.identity.did,
                                issuer_name=ctx.settings.region.name_zh, item=item, learner=learner, courses=courses,
                                certificate_name=certificate.name if certificate else None,
-                               issued=dt.datetime.now(dt.UTC).replace(microsecond=0))
-    row = ExemptionStatement(item_id=item.id, learner_id=learner.id, document=ctx.identity.sign(unsigned))
+                               issued=dt.datetime.now(dt.UTC).replace(microsecond=0), status_index=index)
+    row = ExemptionStatement(item_id=item.id, learner_id=learner.id, document=ctx.identity.sign(unsigned),
+                             status_index=index)
     session.add(row)
     return row

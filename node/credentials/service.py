@@ -71,6 +71,14 @@ def ensure_status_index(session: Session, achievement: Achievement) -> int:
     return achievement.status_index
 
 
+def status_entry(base_url: str, status_index: int) -> dict:
+    """A credential's `BitstringStatusListEntry` (revocation) at `status_index` of the node's status lists."""
+    list_no, bit = divmod(status_index, STATUS_LIST_SIZE)
+    status_list = f"{base_url}/status/{list_no}"
+    return {"id": f"{status_list}#{bit}", "type": "BitstringStatusListEntry", "statusPurpose": "revocation",
+            "statusListIndex": str(bit), "statusListCredential": status_list}
+
+
 def build_achievement_credential(
     *, base_url: str, did: str, issuer_name: str, achievement: Achievement, learner: Learner,
     institution: Organisation | None, event: LedgerEvent | None, status_index: int,
@@ -79,8 +87,6 @@ def build_achievement_credential(
     """The unsigned credential (pure; the caller signs it). `reference_levels` maps the region's native
     framework levels to the shared reference levels; a record at a native level states its reference level,
     so a destination needs no copy of this region's framework to apply a reference-level mapping."""
-    list_no, bit = divmod(status_index, STATUS_LIST_SIZE)
-    status_list = f"{base_url}/status/{list_no}"
     record = {
         "type": "CreditBankRecord",
         "achievementKind": achievement.type,
@@ -126,13 +132,7 @@ def build_achievement_credential(
         "validFrom": _iso(achievement.created_at),
         "name": achievement.title,
         "credentialSubject": subject,
-        "credentialStatus": {
-            "id": f"{status_list}#{bit}",
-            "type": "BitstringStatusListEntry",
-            "statusPurpose": "revocation",
-            "statusListIndex": str(bit),
-            "statusListCredential": status_list,
-        },
+        "credentialStatus": status_entry(base_url, status_index),
     }
     if achievement.expires_on:
         credential["validUntil"] = f"{achievement.expires_on.isoformat()}T23:59:59Z"

@@ -15,7 +15,7 @@ from node.credentials.service import STATUS_LIST_SIZE, ensure_status_index
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.ledger.service import EventSpec, append_events, subject_hash
 from node.models import Achievement, Learner, RevocationRequest, utcnow
-from node.models.standards import ConversionItem, ConversionUsage
+from node.models.standards import ConversionItem, ConversionUsage, ExemptionStatement
 
 __all__ = ["decide_revocation", "request_revocation", "status_list_credential"]
 
@@ -24,11 +24,15 @@ def status_list_credential(session: Session, ctx, list_no: int) -> dict:
     if list_no < 0:
         raise NotFound("no such status list")
     start, end = list_no * STATUS_LIST_SIZE, (list_no + 1) * STATUS_LIST_SIZE
-    revoked = session.execute(
+    revoked = session.execute(sa.union_all(
         sa.select(Achievement.status_index).where(
             Achievement.status == "revoked", Achievement.status_index >= start, Achievement.status_index < end
-        )
-    ).scalars()
+        ),
+        sa.select(ExemptionStatement.status_index).where(
+            ExemptionStatement.revoked.is_(True), ExemptionStatement.status_index >= start,
+            ExemptionStatement.status_index < end,
+        ),
+    )).scalars()
     bits = StatusList(size=STATUS_LIST_SIZE)
     for index in revoked:
         bits.set(index - start, True)
@@ -118,6 +122,12 @@ def _void_conversions(session: Session, source: Achievement, req: RevocationRequ
         data: dict = {"item": item.id, "request": item.request_id, "target": item.target_key,
                       "rule": {"id": item.rule_id, "version": item.rule_version}, "source": source.id,
                       "revocation": req.id, "achievement": None}
+        statement = session.execute(sa.select(ExemptionStatement).where(ExemptionStatement.item_id == item.id)
+                                    .with_for_update()).scalar_one_or_none()
+        if statement is not None:  # its status bit flips (statements issued before migration 0011 have none)
+            statement.revoked = True
+            data["statement_status_index"] = statement.status_index
+            session.add(statement)
         derived = session.get(Achievement, item.achievement_id, with_for_update=True) if item.achievement_id else None
         if derived is not None and derived.status == "deposited":
             derived.status = "revoked"

@@ -143,4 +143,7 @@ class ExemptionStatement(SQLModel, table=True):
     item_id: int = Field(foreign_key="conversion_item.id", sa_type=BigId, unique=True)
     learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
     document: dict = Field(default_factory=dict, sa_type=sa.JSON)
+    # its bit in the node's revocation status list (shared with achievements); set when its item is voided
+    status_index: int | None = Field(default=None, sa_type=sa.BigInteger)  # from the status_index counter
+    revoked: bool = Field(default=False)
     created_at: dt.datetime = _ts()

@@ -118,7 +118,11 @@ def test_electrician_exemption_statement_is_signed_and_verifies(client, engine, 
     other = learner()
     r = client.get(f"/api/v1/me/conversions/{req['id']}/items/{item['id']}/statement", headers=other.headers)
     assert r.status_code == 404
-    # one of the courses is revoked: the exemption is void, its statement no longer handed out
+    # one of the courses is revoked: the exemption is void, its statement no longer handed out, and the copy the
+    # learner already holds fails verification by its status entry
+    issued = ok(client.get(f"/api/v1/me/conversions/{req['id']}/items/{item['id']}/statement", headers=me.headers))
+    assert issued["credentialStatus"]["type"] == "BitstringStatusListEntry"
+    assert any(c["check"] == "status" and c["ok"] for c in ok(client.post("/api/v1/verify", json=issued))["checks"])
     maker, checker = staff("centre_reviewer", org="C01"), staff("centre_reviewer", org="C01")
     asked = ok(client.post(f"/api/v1/achievements/{ids[0]}/revocations", json={"reason": "成绩作废"},
                            headers=maker), 201)
@@ -129,6 +133,9 @@ def test_electrician_exemption_statement_is_signed_and_verifies(client, engine, 
     assert voided["status"] == "revoked" and not voided["has_statement"]
     [event] = _events(engine, "conversion.revoked")
     assert event["achievement_id"] is None and event["data"]["target"] == "exemption:VQ.ELECTRICIAN:三级:theory"
+    assert event["data"]["statement_status_index"] == int(issued["credentialStatus"]["statusListIndex"])
+    verdict = ok(client.post("/api/v1/verify", json=issued))
+    assert not verdict["valid"] and any(c["check"] == "status" and c["ok"] is False for c in verdict["checks"])
 
 
 def _ztc_learner(learner, outcome):
