@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -20,16 +21,17 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from crypto.jcs import canonicalize
+from federation.outbox import enqueue
 from federation.runtime import runtime
 from federation.transfers.errors import TransferRefused
 from node.credentials.context import VC_V2
-from node.credentials.service import achievement_credential, group_of
-from node.credentials.status import status_list_credential
+from node.credentials.service import STATUS_LIST_SIZE, achievement_credential, credential_id, group_of
+from node.credentials.status import on_revocation, status_list_credential
 from node.credentials.verify import verify_document
 from node.errors import NotFound
 from node.ledger.log import inclusion, latest_checkpoint
 from node.ledger.service import EventSpec, append_events, subject_hash
-from node.models import Achievement, Consent, Learner, TransferReceipt, utcnow
+from node.models import Achievement, Consent, Learner, LedgerEvent, TransferReceipt, utcnow
 
 __all__ = [
     "CATEGORIES",
@@ -38,8 +40,10 @@ __all__ = [
     "document_hash",
     "grant_consent",
     "list_consents",
+    "notify_revocation",
     "record_receipt",
     "release_records",
+    "released_to",
     "revoke_consent",
 ]
 
@@ -270,3 +274,44 @@ def record_receipt(session: Session, ctx: Any, *, peer: str, body: dict) -> dict
 
 def receipts_count(session: Session) -> int:
     return session.execute(sa.select(sa.func.count()).select_from(TransferReceipt)).scalar_one()
+
+
+# -- a released record revoked later (outbox message record.revoked) --------------------------------------
+
+RECORD_REVOKED = "record.revoked"
+
+
+def released_to(session: Session, learner_id: int, credential: str) -> list[str]:
+    """The destinations this node released `credential` to (its `consent.released` ledger events)."""
+    leaves = session.execute(sa.select(LedgerEvent.leaf).where(
+        LedgerEvent.kind == "consent.released", LedgerEvent.learner_id == learner_id)).scalars()
+    found = set()
+    for leaf in leaves:
+        data = json.loads(leaf).get("data") or {}
+        if credential in (data.get("credentials") or []):
+            found.add(data.get("destination"))
+    return sorted(d for d in found if isinstance(d, str))
+
+
+def notify_revocation(session: Session, ctx: Any, achievement: Achievement) -> list[str]:
+    """A revocation listener (node.credentials.status): every region the record was released to gets a
+    `record.revoked` message through the reliable outbox, in the revoking transaction, carrying the record's
+    credential id and this node's signed status list that shows the bit set — the destination believes the
+    list, not the message. Appends `revocation.notified` when there is anyone to tell."""
+    credential = credential_id(ctx.settings.base_url, achievement.id)
+    destinations = released_to(session, achievement.learner_id, credential)
+    if not destinations or achievement.status_index is None:
+        return []
+    status_list = status_list_credential(session, ctx, achievement.status_index // STATUS_LIST_SIZE)
+    for destination in destinations:
+        enqueue(session, destination, RECORD_REVOKED, {"credential": credential, "status_list": status_list})
+    learner = session.get(Learner, achievement.learner_id)
+    append_events(session, [EventSpec(
+        kind="revocation.notified", learner_id=learner.id, achievement_id=achievement.id,
+        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        data={"achievement": achievement.id, "credential": credential, "destinations": destinations},
+    )])
+    return destinations
+
+
+on_revocation(notify_revocation)

@@ -30,6 +30,7 @@ CODES: dict[str, int] = {
     "release_invalid": 502,          # the origin's release answer is not well formed
     "receipt_invalid": 400,          # a receipt whose proof, consent or destination does not match
     "already_revoked": 409,          # revoking a consent twice
+    "revocation_invalid": 400,       # a record.revoked notice whose origin-signed status list does not show it
 }
 
 

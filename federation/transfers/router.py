@@ -214,7 +214,12 @@ def handle_receipt(session: Any, ctx: NodeContext, peer: PeerIdentity, message: 
     return consents.record_receipt(session, ctx, peer=peer.node_id, body=message.body)
 
 
+def handle_record_revoked(session: Any, ctx: NodeContext, peer: PeerIdentity, message: InboxEnvelope) -> dict:
+    return transfers.apply_origin_revocation(session, ctx, peer=peer.node_id, body=message.body)
+
+
 register_handler(transfers.RECEIPT_TYPE, handle_receipt)
+register_handler(consents.RECORD_REVOKED, handle_record_revoked)
 register_feature("transfers")
 
 ROUTERS = [learner_router, staff_router, peer_router]

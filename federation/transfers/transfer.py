@@ -35,6 +35,7 @@ from sqlmodel import Session, select
 from crypto.did import resolve_verification_method
 from crypto.merkle import MerkleError, verify_consistency, verify_inclusion
 from crypto.note import NoteError, NoteVerifier, parse_checkpoint, split_note, verify_note
+from crypto.statuslist import StatusList
 from federation.membership import Member
 from federation.outbox import enqueue
 from federation.runtime import runtime
@@ -44,6 +45,7 @@ from federation.transport.outbound import PeerClient
 from node.audit.service import record
 from node.credentials.context import VC_V2
 from node.credentials.service import group_of
+from node.credentials.status import revoke_achievement
 from node.credentials.verify import Check, verify_document
 from node.db import session_scope
 from node.errors import Conflict, Forbidden, NotFound
@@ -581,6 +583,64 @@ def decide_item(session: Session, ctx: Any, *, item_id: int, approve: bool, reas
         _complete(session, ctx, transfer)
     session.flush()
     return item
+
+
+# -- the origin revoked a record after releasing it (inbox message record.revoked) ----------------------
+
+
+def apply_origin_revocation(session: Session, ctx: Any, *, peer: str, body: Any) -> dict:
+    """The origin revoked a record it released to us. Believed only if the origin's signed status list in the
+    message shows the bit of the credential *as we hold it* set. Then every item of ours from that credential
+    becomes `credential_revoked`: a recognised one has its achievement revoked (status bit, ledger event, what
+    was converted from it voided — node.credentials.status.revoke_achievement), one awaiting review can no longer
+    be approved (and a transfer with nothing left to review completes, sending its receipt)."""
+    credential = body.get("credential") if isinstance(body, dict) else None
+    listing = body.get("status_list") if isinstance(body, dict) else None
+    if not isinstance(credential, str) or not isinstance(listing, dict):
+        raise TransferRefused("revocation_invalid", "body must hold the credential id and the signed status list")
+    items = session.exec(select(TransferItem).join(Transfer, Transfer.id == TransferItem.transfer_id)
+                         .where(TransferItem.credential_id == credential, Transfer.origin == peer)
+                         .order_by(TransferItem.id).with_for_update()).all()
+    if not items:
+        return {"status": "unknown", "credential": credential}
+    entry = items[0].credential.get("credentialStatus") or {}
+    directory = runtime(ctx).directory
+    member = directory.member(session, peer)
+    if member is None or listing.get("id") != entry.get("statusListCredential") or listing.get("issuer") != member.did:
+        raise TransferRefused("revocation_invalid", "the status list is not the one the credential points to")
+    report = verify_document(listing, resolve_did=lambda did: (
+        directory.did_document(session, member) if did == member.did else None))
+    if not all(c.ok for c in report.checks if c.check == "signature"):
+        raise TransferRefused("revocation_invalid", "the status list's proof does not verify with the origin's keys")
+    try:
+        revoked = StatusList.decode(listing["credentialSubject"]["encodedList"]).get(int(entry["statusListIndex"]))
+    except (KeyError, ValueError, IndexError, TypeError):
+        raise TransferRefused("revocation_invalid", "malformed status list or status entry") from None
+    if not revoked:
+        raise TransferRefused("revocation_invalid", "the origin's signed status list does not show it revoked")
+    because = f"revoked by its origin {peer} after the transfer"
+    changed, achievements, completed = [], [], []
+    for item in items:
+        if item.state not in ("recognised", "awaiting_review"):
+            continue
+        waited = item.state == "awaiting_review"
+        if item.achievement_id is not None:
+            achievement = session.get(Achievement, item.achievement_id, with_for_update=True)
+            if achievement is not None and achievement.status == "deposited":
+                revoke_achievement(session, ctx, achievement, cause={"origin": peer, "credential": credential},
+                                   because=because)
+                achievements.append(achievement.id)
+        item.state, item.reason = "credential_revoked", because
+        session.add(item)
+        session.flush()
+        changed.append(item.id)
+        transfer = session.get(Transfer, item.transfer_id, with_for_update=True)
+        if waited and transfer.state == "awaiting_review" and session.exec(select(TransferItem.id).where(
+                TransferItem.transfer_id == transfer.id, TransferItem.state == "awaiting_review")).first() is None:
+            _complete(session, ctx, transfer)
+            completed.append(transfer.id)
+    return {"status": "revoked", "credential": credential, "items": changed, "achievements": achievements,
+            "transfers_completed": completed}
 
 
 # -- views -----------------------------------------------------------------------------------------------

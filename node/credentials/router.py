@@ -113,8 +113,9 @@ def ask_revocation(achievement_id: int, body: RevocationCreate, session: Session
 
 
 @router.post("/api/v1/revocations/{request_id}/decision")
-def decide(request_id: int, body: RevocationDecision, session: SessionDep, staff: CentreReviewer) -> dict:
-    req = decide_revocation(session, request_id=request_id, approve=body.approve, reason=body.reason,
+def decide(request_id: int, body: RevocationDecision, session: SessionDep, ctx: CtxDep,
+           staff: CentreReviewer) -> dict:
+    req = decide_revocation(session, ctx, request_id=request_id, approve=body.approve, reason=body.reason,
                             staff_id=staff.id)
     record(session, actor=staff, action="revocation.decide", target_type="revocation", target_id=request_id,
            detail={"state": req.state, "achievement": req.achievement_id})

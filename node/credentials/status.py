@@ -5,6 +5,8 @@ converted from it (docs/conversion.md, "Revoked sources")."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -17,7 +19,18 @@ from node.ledger.service import EventSpec, append_events, subject_hash
 from node.models import Achievement, Learner, RevocationRequest, utcnow
 from node.models.standards import ConversionItem, ConversionUsage, ExemptionStatement
 
-__all__ = ["decide_revocation", "request_revocation", "status_list_credential"]
+__all__ = ["decide_revocation", "on_revocation", "request_revocation", "revoke_achievement", "status_list_credential"]
+
+# Called, in the revoking transaction, for every achievement revoked (session, ctx, achievement): the federation
+# registers one that tells the regions the record was released to (docs/agreements.md, "Revocation after a
+# transfer"). node does not import federation; this is how it hears of a revocation.
+RevocationListener = Callable[[Session, Any, Achievement], None]
+_LISTENERS: list[RevocationListener] = []
+
+
+def on_revocation(listener: RevocationListener) -> None:
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
 
 
 def status_list_credential(session: Session, ctx, list_no: int) -> dict:
@@ -75,7 +88,7 @@ def request_revocation(session: Session, *, achievement_id: int, reason: str, st
 
 
 def decide_revocation(
-    session: Session, *, request_id: int, approve: bool, reason: str | None, staff_id: int
+    session: Session, ctx: Any, *, request_id: int, approve: bool, reason: str | None, staff_id: int
 ) -> RevocationRequest:
     """The second pair of eyes: approving flips the status bit and appends `achievement.revoked`."""
     req = session.get(RevocationRequest, request_id, with_for_update=True)
@@ -91,37 +104,53 @@ def decide_revocation(
         achievement = session.get(Achievement, req.achievement_id, with_for_update=True)
         if achievement.status != "deposited":
             raise Conflict(f"the achievement is {achievement.status}", code="illegal_transition")
-        achievement.status = "revoked"
-        index = ensure_status_index(session, achievement)
-        learner = session.get(Learner, achievement.learner_id)
-        subject = subject_hash(learner.leaf_salt, learner.pseudonym)
-        append_events(session, [EventSpec(
-            kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id, subject=subject,
-            data={"achievement": achievement.id, "status_index": index, "request": req.id},
-        ), *_void_conversions(session, achievement, req, subject)])
-        session.add(achievement)
+        revoke_achievement(session, ctx, achievement, cause={"request": req.id},
+                           because=f"revocation request {req.id}")
     session.add(req)
     session.flush()
     return req
 
 
-def _void_conversions(session: Session, source: Achievement, req: RevocationRequest, subject: str) -> list[EventSpec]:
+def revoke_achievement(session: Session, ctx: Any, achievement: Achievement, *, cause: dict, because: str) -> None:
+    """Revoke a deposited achievement in the caller's transaction: its status bit flips, `achievement.revoked`
+    (with `cause`) is appended, what was converted from it is voided (`because` is the reason items show), and
+    the revocation listeners hear of each achievement revoked."""
+    achievement.status = "revoked"
+    index = ensure_status_index(session, achievement)
+    learner = session.get(Learner, achievement.learner_id)
+    subject = subject_hash(learner.leaf_salt, learner.pseudonym)
+    voided, derived = _void_conversions(session, achievement, cause, because, subject)
+    append_events(session, [EventSpec(
+        kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id, subject=subject,
+        data={"achievement": achievement.id, "status_index": index, **cause},
+    ), *voided])
+    session.add(achievement)
+    session.flush()
+    for revoked in (achievement, *derived):
+        for listener in _LISTENERS:
+            listener(session, ctx, revoked)
+
+
+def _void_conversions(session: Session, source: Achievement, cause: dict, because: str,
+                      subject: str) -> tuple[list[EventSpec], list[Achievement]]:
     """Every approved conversion item that used `source` is void: the item becomes `revoked` (with the reason),
     the course credits it recorded are revoked too (their status bit flips, so their credentials fail), and the
-    item's other sources are free again for that target. One `conversion.revoked` event each."""
+    item's other sources are free again for that target. One `conversion.revoked` event each; returns the
+    events and the converted courses revoked."""
     item_ids = sorted(set(session.execute(
         sa.select(ConversionUsage.item_id).where(ConversionUsage.achievement_id == source.id)).scalars()))
     specs: list[EventSpec] = []
+    derived_revoked: list[Achievement] = []
     for item_id in item_ids:
         item = session.get(ConversionItem, item_id, with_for_update=True)
         if item is None or item.status != "approved":
             continue
         item.status = "revoked"
-        item.reason = f"source outcome {source.id} revoked (revocation request {req.id})"
+        item.reason = f"source outcome {source.id} revoked ({because})"
         session.execute(sa.delete(ConversionUsage).where(ConversionUsage.item_id == item.id))
         data: dict = {"item": item.id, "request": item.request_id, "target": item.target_key,
                       "rule": {"id": item.rule_id, "version": item.rule_version}, "source": source.id,
-                      "revocation": req.id, "achievement": None}
+                      "revocation": cause, "achievement": None}
         statement = session.execute(sa.select(ExemptionStatement).where(ExemptionStatement.item_id == item.id)
                                     .with_for_update()).scalar_one_or_none()
         if statement is not None:  # its status bit flips (statements issued before migration 0011 have none)
@@ -133,7 +162,8 @@ def _void_conversions(session: Session, source: Achievement, req: RevocationRequ
             derived.status = "revoked"
             data.update(achievement=derived.id, status_index=ensure_status_index(session, derived))
             session.add(derived)
+            derived_revoked.append(derived)
         session.add(item)
         specs.append(EventSpec(kind="conversion.revoked", learner_id=source.learner_id, subject=subject,
                                achievement_id=derived.id if derived is not None else None, data=data))
-    return specs
+    return specs, derived_revoked

@@ -396,7 +396,7 @@ def test_revoking_a_source_voids_what_was_converted_from_it(client, engine, seed
     assert event["achievement_id"] == converted
     assert event["data"]["item"] == item["id"] and event["data"]["source"] == cert
     assert event["data"]["rule"] == {"id": "SUES-CR-2016-CNCMILL-3", "version": 1}
-    assert event["data"]["revocation"] == asked["id"] and event["data"]["achievement"] == converted
+    assert event["data"]["revocation"] == {"request": asked["id"]} and event["data"]["achievement"] == converted
     assert _count(engine, "conversion_usage") == 0
     # a revoked certificate converts nothing again
     again = client.post("/api/v1/me/conversions", json={"programme": SUES}, headers=me.headers)

@@ -452,3 +452,104 @@ def test_routes_name_their_roles_and_codes_are_documented() -> None:
             assert any(getattr(c, "allowed_roles", None) or getattr(c, "is_public", False) for c in calls), route.path
     doc = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
     assert [c for c in CODES if f"`{c}`" not in doc] == []
+
+
+def _revoke_at_origin(fed, achievement_id: int, tag: str) -> None:
+    """Shanghai revokes a record (maker-checker: two centre reviewers)."""
+    _, maker = _staff(fed.a, "centre_reviewer", name=f"maker-{tag}")
+    _, checker = _staff(fed.a, "centre_reviewer", name=f"checker-{tag}")
+    asked = fed.a.client.post(f"/api/v1/achievements/{achievement_id}/revocations", json={"reason": "证书造假"},
+                              headers=maker)
+    assert asked.status_code == 201, asked.text
+    decided = fed.a.client.post(f"/api/v1/revocations/{asked.json()['id']}/decision", json={"approve": True},
+                                headers=checker)
+    assert decided.status_code == 200, decided.text
+
+
+def _sent(node, type_: str) -> list:
+    from node.models import OutboxMessage
+
+    with node.session() as s:
+        return s.exec(select(OutboxMessage).where(OutboxMessage.type == type_)).all()
+
+
+def test_a_record_revoked_after_the_transfer_is_revoked_where_it_was_recognised(joined, automatic) -> None:
+    """The origin tells every region it released the record to (record.revoked, reliable outbox, with its signed
+    status list); the destination checks the list, revokes the recognised achievement and marks the item; a
+    record never released tells nobody."""
+    person = Person(joined)
+    kept = person.deposit("线性代数", "3", code="MATH201")
+    consent = person.consent(achievement_ids=[person.achievements[0]])
+    view = person.transfer(consent).json()
+    [item] = view["items"]
+    assert item["state"] == "recognised"
+    flush_outbox(joined.b.ctx)  # the receipt
+
+    _revoke_at_origin(joined, kept, "kept")  # never released: nobody to tell
+    assert _sent(joined.a, "record.revoked") == []
+    _revoke_at_origin(joined, person.achievements[0], "used")
+    [notice] = _sent(joined.a, "record.revoked")
+    assert notice.peer == "zhejiang" and notice.body["credential"] == item["credential_id"]
+    with joined.a.session() as s:
+        event = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "revocation.notified")).one()
+        assert '"destinations":["zhejiang"]' in event.leaf
+    assert flush_outbox(joined.a.ctx).sent == 1
+    [notice] = _sent(joined.a, "record.revoked")
+    assert notice.state == "delivered" and '"status":"revoked"' in notice.response["body"]
+
+    after = joined.b.client.get(f"/api/v1/me/transfers/{view['id']}", headers=person.at_dest).json()
+    [revoked] = after["items"]
+    assert revoked["state"] == "credential_revoked" and "revoked by its origin shanghai" in revoked["reason"]
+    with joined.b.session() as s:
+        assert s.get(Achievement, item["achievement_id"]).status == "revoked"
+        event = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "achievement.revoked")).one()
+        assert event.achievement_id == item["achievement_id"] and item["credential_id"] in event.leaf
+        assert verify_log(s) == []
+    # delivered again (a retry after a lost answer): the same single effect
+    from federation.outbox import enqueue
+
+    with joined.a.session() as s:
+        enqueue(s, "zhejiang", "record.revoked", dict(notice.body))
+    flush_outbox(joined.a.ctx)
+    with joined.b.session() as s:
+        assert len(s.exec(select(LedgerEvent).where(LedgerEvent.kind == "achievement.revoked")).all()) == 1
+
+
+def test_a_revocation_notice_without_the_bit_set_is_refused(joined, automatic) -> None:
+    """The destination believes the origin's signed status list, not the message: a notice for a record that is
+    not revoked changes nothing and is answered revocation_invalid."""
+    from federation.outbox import enqueue
+    from node.credentials.status import status_list_credential
+
+    person = Person(joined)
+    [item] = person.transfer(person.consent()).json()["items"]
+    with joined.a.session() as s:
+        listing = status_list_credential(s, joined.a.ctx, 0)
+        enqueue(s, "zhejiang", "record.revoked", {"credential": item["credential_id"], "status_list": listing})
+    flush_outbox(joined.a.ctx)
+    [notice] = _sent(joined.a, "record.revoked")
+    assert notice.last_error is not None and "revocation_invalid" in notice.last_error
+    with joined.b.session() as s:
+        assert s.get(Achievement, item["achievement_id"]).status == "deposited"
+        assert s.get(TransferItem, item["id"]).state == "recognised"
+
+
+def test_a_record_revoked_while_awaiting_review_cannot_be_approved(joined) -> None:
+    negotiate_agreement(joined, automatic=False)
+    person = Person(joined)
+    _, reviewer = _staff(joined.b, "centre_reviewer", name="reviewer-r")
+    view = person.transfer(person.consent()).json()
+    [item] = view["items"]
+    assert item["state"] == "awaiting_review"
+    _revoke_at_origin(joined, person.achievements[0], "waiting")
+    assert flush_outbox(joined.a.ctx).sent == 1
+    after = joined.b.client.get(f"/api/v1/me/transfers/{view['id']}", headers=person.at_dest).json()
+    assert after["state"] == "completed" and after["items"][0]["state"] == "credential_revoked"
+    r = joined.b.client.post(f"/api/v1/transfer-items/{item['id']}/decision",
+                             json={"approve": True, "reason": "ok"}, headers=reviewer)
+    assert r.status_code == 409 and r.json()["code"] == "illegal_transition"
+    # the receipt the completed transfer queued tells the origin the outcome
+    flush_outbox(joined.b.ctx)
+    with joined.a.session() as s:
+        receipt = s.exec(select(TransferReceipt)).one()
+        assert [i["outcome"] for i in receipt.document["credentialSubject"]["items"]] == ["credential_revoked"]
