@@ -144,7 +144,7 @@ def pull_membership(ctx: NodeContext) -> dict[str, str]:
 
 def _pull_from(ctx: NodeContext, http: httpx.Client, node_id: str, base: str, theirs: int) -> str:
     outcome = "current"
-    while True:
+    for _attempt in range(64):  # bounded: a member cannot keep this job busy
         with Session(ctx.engine) as session:
             ours = held_membership(session).version  # type: ignore[union-attr]
         if theirs <= ours:
@@ -168,9 +168,11 @@ def _pull_from(ctx: NodeContext, http: httpx.Client, node_id: str, base: str, th
                            target_type="membership", target_id=version,
                            detail={"from": node_id, "code": exc.code, "reasons": exc.detail["reasons"]})
                     return f"refused {version}: {exc.code}"
-                if installed:
-                    record(session, actor=SYSTEM, action="federation.membership.pull", target_type="membership",
-                           target_id=row.version, detail={"from": node_id, "hash": row.hash})
+                if not installed:  # it served the version we hold as the next one
+                    return f"refused {version}: not_the_next_version"
+                record(session, actor=SYSTEM, action="federation.membership.pull", target_type="membership",
+                       target_id=row.version, detail={"from": node_id, "hash": row.hash})
         except IntegrityError:  # another worker installed the same version first
             continue
         outcome = f"installed {version}"
+    return outcome

@@ -1,9 +1,10 @@
-"""Jobs: the registry, running once from the CLI, key refresh, nonce purge, the scheduler switch."""
+"""Jobs: the registry, running once from the CLI, key refresh, membership pull, nonce purge, the scheduler switch."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import httpx
 from sqlmodel import select
 from typer.testing import CliRunner
 
@@ -138,3 +139,27 @@ def test_pull_membership_refuses_a_version_without_the_threshold(joined) -> None
         assert held_membership(s).version == 1
         refused = s.exec(select(AuditEntry).where(AuditEntry.action == "federation.membership.pull")).one()
     assert refused.outcome == "failed" and refused.detail["from"] == "shanghai"
+
+
+def test_pull_membership_stops_when_a_member_serves_the_held_version_as_the_next(joined) -> None:
+    """A member that advertises a newer version but serves the one already held gets a bounded answer."""
+    from federation.membership import held_membership
+
+    with joined.a.session() as s:
+        genesis = held_membership(s).document
+    discovery = joined.a.client.get("/.well-known/credit-node").json()
+    discovery["membership"]["version"] = 5
+    original = joined.network.handle_request
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if joined.network.base_of(request.url) == joined.a.base_url:
+            if request.url.path == "/.well-known/credit-node":
+                return httpx.Response(200, json=discovery)
+            if request.url.path.startswith("/.well-known/credit-node/membership/"):
+                return httpx.Response(200, json=genesis)
+        return original(request)
+
+    joined.network.handle_request = handle
+    assert run_job("federation.pull_membership", joined.b.ctx)["shanghai"] == "refused 2: not_the_next_version"
+    with joined.b.session() as s:
+        assert held_membership(s).version == 1
