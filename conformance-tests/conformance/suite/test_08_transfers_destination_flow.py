@@ -51,6 +51,7 @@ def flow(harness) -> dict:
     r = harness.node.as_user(token, "POST", "/api/v1/me/transfers", {"consent": consent})
     return {"agreement": agreement, "token": token, "consent": consent, "response": r,
             "credentials": {"fixed": fixed["id"], "by_hours": by_hours["id"], "tampered": tampered["id"]},
+            "documents": {"fixed": fixed, "by_hours": by_hours},
             "releases": harness.peer.releases[releases_before:]}
 
 
@@ -142,3 +143,42 @@ def test_signed_receipt_sent(harness, flow) -> None:
     assert outcomes == {ids["fixed"]: "recognised", ids["by_hours"]: "recognised",
                         ids["tampered"]: "credential_invalid"}, outcomes
     assert flow["response"].json()["receipt"] == receipt, "the receipt sent is not the one the learner sees"
+
+
+REVOKED = "docs/agreements.md revocation after a transfer"
+
+
+def _transfer_now(harness, flow) -> dict:
+    r = harness.node.as_user(flow["token"], "GET", f"/api/v1/me/transfers/{flow['response'].json()['id']}")
+    assert r.status_code == 200, r.text
+    return {item["credential_id"]: item for item in r.json()["items"]} | {"_credits": r.json()["recognised_credits"]}
+
+
+@pytest.mark.rule(f"{REVOKED}: a record.revoked notice is believed only if the origin's signed status list shows "
+                  "the credential's bit set; otherwise it is refused (revocation_invalid) and nothing changes")
+@pytest.mark.requires("transfer_made")
+def test_revocation_notice_without_the_bit_refused(harness, flow) -> None:
+    fixed = flow["credentials"]["fixed"]
+    envelope = harness.node.envelope(harness.peer.node_id, harness.next_seq(), type="record.revoked",
+                                     body={"credential": fixed, "status_list": harness.peer.origin.status_list()})
+    answer = harness.node.send_signed("record.revoked (bit not set)", envelope, sign=harness.peer.sign)
+    assert answer.status == 400 and (answer.body or {}).get("code") == "revocation_invalid", answer.body
+    assert _transfer_now(harness, flow)[fixed]["state"] == "recognised"
+
+
+@pytest.mark.rule(f"{REVOKED}: after the origin revokes a recognised record and says so (record.revoked with its "
+                  "signed status list), the node no longer recognises it: the item is credential_revoked and the "
+                  "transfer's recognised credits drop by its credits")
+@pytest.mark.requires("transfer_made")
+def test_revocation_notice_revokes_the_recognised_record(harness, flow) -> None:
+    fixed = flow["credentials"]["fixed"]
+    origin = harness.peer.origin
+    origin.revoke_credential(flow["documents"]["fixed"])
+    envelope = harness.node.envelope(harness.peer.node_id, harness.next_seq(), type="record.revoked",
+                                     body={"credential": fixed, "status_list": origin.status_list()})
+    answer = harness.node.send_signed("record.revoked", envelope, sign=harness.peer.sign)
+    assert answer.status == 200, answer.body
+    now = _transfer_now(harness, flow)
+    assert now[fixed]["state"] == "credential_revoked", now[fixed]
+    assert now[flow["credentials"]["by_hours"]]["state"] == "recognised"
+    assert Decimal(now["_credits"]) == Decimal("2.222"), f"recognised_credits {now['_credits']}"
