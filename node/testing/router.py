@@ -186,6 +186,25 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
             "learner": {"account_no": learner.account_no, "password": password, "pseudonym": learner.pseudonym}}
 
 
+@router.post("/fixtures/achievement/{achievement_id}/revoke")
+def revoke_fixture(achievement_id: int, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Revoke a deposited achievement at once — what the reviewed revocation (two centre reviewers) does when
+    approved, including telling the regions it was released to — so the suite, one account, can watch it."""
+    from node.credentials.status import revoke_achievement
+    from node.errors import Conflict, NotFound
+
+    achievement = session.get(Achievement, achievement_id, with_for_update=True)
+    if achievement is None:
+        raise NotFound("no such achievement")
+    if achievement.status != "deposited":
+        raise Conflict(f"the achievement is {achievement.status}", code="illegal_transition")
+    revoke_achievement(session, ctx, achievement, cause={"testing": True},
+                       because="revoked by the conformance suite (test mode)")
+    record(session, actor=admin, action="testing.revoke", target_type="achievement", target_id=achievement_id)
+    return {"achievement_id": achievement_id, "status": achievement.status,
+            "status_index": achievement.status_index}
+
+
 # -- keys ---------------------------------------------------------------------------------------------
 
 

@@ -35,7 +35,8 @@ CATCHERS = {
                         "test_05_delivery::test_retry_with_backoff_exactly_once",
                         "test_08_agreements::test_node_counter_proposal",
                         "test_08_agreements::test_approval_takes_two_messages",
-                        "test_08_transfers_destination_flow::test_signed_receipt_sent"},
+                        "test_08_transfers_destination_flow::test_signed_receipt_sent",
+                        "test_06_transfers_origin::test_revoked_record_announced_to_the_destination"},
     "wrong_conversion": {"test_08_transfers_destination_flow::test_recognises_the_agreed_credits",
                          *(f"test_10_conversion::test_conversion_golden_case[agreement-recognition:{case}]"
                            for case in ("hours-non-terminating", "hours-rounded-half-up",

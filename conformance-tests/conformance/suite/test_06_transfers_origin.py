@@ -14,6 +14,7 @@ from crypto.dataintegrity import verify as di_verify
 from crypto.keys import PublicKey
 from crypto.merkle import verify_inclusion
 from crypto.note import NoteVerifier, parse_checkpoint, split_note, verify_note
+from crypto.statuslist import StatusList
 
 AG = "docs/agreements.md consent and transfer"
 RELEASE = "/federation/v1/records/release"
@@ -98,6 +99,7 @@ def test_consented_release_verifies(harness, transfers) -> None:
         verify_inclusion(bytes.fromhex(record["ledgerLeafHash"]), record["ledgerSequence"], cp.size,
                          [bytes.fromhex(h) for h in proof["proof"]], cp.root_hash)
     assert body["status_lists"], "no status list to check revocation with"
+    transfers["released"] = [item["credential"] for item in body["credentials"]]
 
 
 @pytest.mark.rule(f"{AG}: a revoked consent releases nothing (consent_revoked)")
@@ -110,3 +112,35 @@ def test_revoked_consent_refused(harness, transfers) -> None:
     ex = _release(harness, "release after revocation", consent)
     assert (ex.status, ex.code) == (403, "consent_revoked"), ex.body
     assert ex.response_signed
+
+
+REVOKED = "docs/agreements.md revocation after a transfer"
+
+
+@pytest.mark.rule(f"{REVOKED}: a record the node released and then revokes is announced to the destination: one "
+                  "signed record.revoked naming the credential, carrying the node's signed status list with its "
+                  "bit set")
+@pytest.mark.requires("consent")
+def test_revoked_record_announced_to_the_destination(harness, transfers) -> None:
+    from conformance.agreements import flush_until
+
+    [credential] = transfers["released"]
+    revoked = harness.node.admin_ok(
+        "POST", f"/api/v1/testing/fixtures/achievement/{transfers['achievement']['achievement_id']}/revoke", {})
+    assert revoked["status"] == "revoked", revoked
+
+    def notices() -> list:
+        return [d for d in harness.peer.deliveries_of_type("record.revoked")
+                if (d.envelope.get("body") or {}).get("credential") == credential["id"]]
+
+    flush_until(harness, notices, what="the record.revoked notice")
+    harness.node.admin_ok("POST", "/api/v1/testing/outbox/flush", {"advance_seconds": 3600})
+    got = notices()
+    assert len(got) == 1, f"{len(got)} notices for one revocation"
+    assert got[0].verified, f"the node's request does not verify: {got[0].problem}"
+    listing = got[0].envelope["body"]["status_list"]
+    assert di_verify(listing, harness.node.resolver("assertionMethod")).ok, "the status list's proof fails"
+    entry = credential["credentialStatus"]
+    assert listing["id"] == entry["statusListCredential"], "not the list the credential points to"
+    bits = StatusList.decode(listing["credentialSubject"]["encodedList"])
+    assert bits.get(int(entry["statusListIndex"])), "the status list does not show the record revoked"
