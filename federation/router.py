@@ -24,7 +24,13 @@ from federation.membership import (
 )
 from federation.outbox import INBOX_PATH, dead_letters, requeue
 from federation.runtime import runtime
-from federation.service import MEMBERSHIP_PATH, discovery_document, install_and_announce, membership_version
+from federation.service import (
+    DISCOVERY_PATH,
+    MEMBERSHIP_PATH,
+    discovery_document,
+    install_and_announce,
+    membership_version,
+)
 from federation.transport.inbound import FederationRoute, VerifiedBody, VerifiedPeer
 from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
@@ -58,7 +64,7 @@ Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
 # -- discovery -----------------------------------------------------------------------------------------
 
 
-@discovery_router.get("/.well-known/credit-node", dependencies=[Depends(public)])
+@discovery_router.get(DISCOVERY_PATH, dependencies=[Depends(public)])
 def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
     return discovery_document(session, ctx)
 

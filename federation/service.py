@@ -29,6 +29,7 @@ from node.deps import Principal
 from node.models import MembershipVersion
 
 __all__ = [
+    "DISCOVERY_PATH",
     "FEATURES",
     "MEMBERSHIP_PATH",
     "MEMBERSHIP_UPDATE",
@@ -44,7 +45,8 @@ __all__ = [
 log = logging.getLogger("creditnode.federation")
 
 MEMBERSHIP_UPDATE = "membership.update"
-MEMBERSHIP_PATH = "/.well-known/credit-node/membership"  # + "/{version}": an installed version, public
+DISCOVERY_PATH = "/.well-known/credit-node"
+MEMBERSHIP_PATH = DISCOVERY_PATH + "/membership"  # + "/{version}": an installed version, public
 SYSTEM = Principal(kind="system", id=0, name="federation.pull_membership", roles=())
 # Features this node advertises in discovery; each area registers its own when it is implemented.
 FEATURES: list[str] = []
@@ -131,7 +133,7 @@ def pull_membership(ctx: NodeContext) -> dict[str, str]:
             continue
         base = member.base_url.rstrip("/")
         try:
-            response = http.get(base + "/.well-known/credit-node")
+            response = http.get(base + DISCOVERY_PATH)
             theirs = int(response.json()["membership"]["version"]) if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             theirs = None

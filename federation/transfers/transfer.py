@@ -35,7 +35,6 @@ from sqlmodel import Session, select
 from crypto.did import resolve_verification_method
 from crypto.merkle import MerkleError, verify_consistency, verify_inclusion
 from crypto.note import NoteError, NoteVerifier, parse_checkpoint, split_note, verify_note
-from crypto.statuslist import StatusList
 from federation.membership import Member
 from federation.outbox import enqueue
 from federation.runtime import runtime
@@ -46,7 +45,7 @@ from node.audit.service import record
 from node.credentials.context import VC_V2
 from node.credentials.service import group_of
 from node.credentials.status import revoke_achievement
-from node.credentials.verify import Check, verify_document
+from node.credentials.verify import Check, StatusListError, status_bit, verify_document
 from node.db import session_scope
 from node.errors import Conflict, Forbidden, NotFound
 from node.ledger.log import checkpoint_origin
@@ -577,12 +576,19 @@ def decide_item(session: Session, ctx: Any, *, item_id: int, approve: bool, reas
         )])
     session.add(item)
     session.flush()
-    remaining = session.exec(select(TransferItem.id).where(TransferItem.transfer_id == transfer.id,
-                                                           TransferItem.state == "awaiting_review")).first()
-    if remaining is None:
-        _complete(session, ctx, transfer)
+    _complete_if_decided(session, ctx, transfer)
     session.flush()
     return item
+
+
+def _complete_if_decided(session: Session, ctx: Any, transfer: Transfer) -> bool:
+    """Complete `transfer` (signed receipt to the origin) once none of its items waits for review."""
+    waiting = session.exec(select(TransferItem.id).where(TransferItem.transfer_id == transfer.id,
+                                                         TransferItem.state == "awaiting_review")).first()
+    if waiting is not None:
+        return False
+    _complete(session, ctx, transfer)
+    return True
 
 
 # -- the origin revoked a record after releasing it (inbox message record.revoked) ----------------------
@@ -608,14 +614,11 @@ def apply_origin_revocation(session: Session, ctx: Any, *, peer: str, body: Any)
     member = directory.member(session, peer)
     if member is None or listing.get("id") != entry.get("statusListCredential") or listing.get("issuer") != member.did:
         raise TransferRefused("revocation_invalid", "the status list is not the one the credential points to")
-    report = verify_document(listing, resolve_did=lambda did: (
-        directory.did_document(session, member) if did == member.did else None))
-    if not all(c.ok for c in report.checks if c.check == "signature"):
-        raise TransferRefused("revocation_invalid", "the status list's proof does not verify with the origin's keys")
     try:
-        revoked = StatusList.decode(listing["credentialSubject"]["encodedList"]).get(int(entry["statusListIndex"]))
-    except (KeyError, ValueError, IndexError, TypeError):
-        raise TransferRefused("revocation_invalid", "malformed status list or status entry") from None
+        revoked = status_bit(entry, listing, lambda did: directory.did_document(session, member)
+                             if did == member.did else None, member.did)
+    except StatusListError as exc:
+        raise TransferRefused("revocation_invalid", str(exc)) from None
     if not revoked:
         raise TransferRefused("revocation_invalid", "the origin's signed status list does not show it revoked")
     because = f"revoked by its origin {peer} after the transfer"
@@ -635,9 +638,7 @@ def apply_origin_revocation(session: Session, ctx: Any, *, peer: str, body: Any)
         session.flush()
         changed.append(item.id)
         transfer = session.get(Transfer, item.transfer_id, with_for_update=True)
-        if waited and transfer.state == "awaiting_review" and session.exec(select(TransferItem.id).where(
-                TransferItem.transfer_id == transfer.id, TransferItem.state == "awaiting_review")).first() is None:
-            _complete(session, ctx, transfer)
+        if waited and transfer.state == "awaiting_review" and _complete_if_decided(session, ctx, transfer):
             completed.append(transfer.id)
     return {"status": "revoked", "credential": credential, "items": changed, "achievements": achievements,
             "transfers_completed": completed}

@@ -102,8 +102,6 @@ def decide_revocation(
     req.decided_by, req.decided_at, req.decision_reason = staff_id, utcnow(), reason
     if approve:
         achievement = session.get(Achievement, req.achievement_id, with_for_update=True)
-        if achievement.status != "deposited":
-            raise Conflict(f"the achievement is {achievement.status}", code="illegal_transition")
         revoke_achievement(session, ctx, achievement, cause={"request": req.id},
                            because=f"revocation request {req.id}")
     session.add(req)
@@ -114,7 +112,10 @@ def decide_revocation(
 def revoke_achievement(session: Session, ctx: Any, achievement: Achievement, *, cause: dict, because: str) -> None:
     """Revoke a deposited achievement in the caller's transaction: its status bit flips, `achievement.revoked`
     (with `cause`) is appended, what was converted from it is voided (`because` is the reason items show), and
-    the revocation listeners hear of each achievement revoked."""
+    the revocation listeners hear of each achievement revoked. Only a deposited achievement can be revoked
+    (409 illegal_transition)."""
+    if achievement.status != "deposited":
+        raise Conflict(f"the achievement is {achievement.status}", code="illegal_transition")
     achievement.status = "revoked"
     index = ensure_status_index(session, achievement)
     learner = session.get(Learner, achievement.learner_id)

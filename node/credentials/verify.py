@@ -14,7 +14,7 @@ from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
 from crypto.statuslist import StatusList
 
-__all__ = ["Check", "Report", "verify_document"]
+__all__ = ["Check", "Report", "StatusListError", "status_bit", "verify_document"]
 
 DidResolver = Callable[[str], dict | None]
 StatusFetcher = Callable[[str], dict | None]
@@ -102,6 +102,21 @@ def _date_checks(doc: dict, now: dt.datetime) -> list[Check]:
     return checks
 
 
+class StatusListError(ValueError):
+    """A status list that cannot be trusted or read: its proof fails, or the entry or list is malformed."""
+
+
+def status_bit(entry: dict, listing: dict, resolve_did: DidResolver, issuer: str | None) -> bool:
+    """The bit of status `entry` in `listing`, the signed status list credential it points to, after the
+    list's proof is checked against `issuer`'s keys. Raises StatusListError."""
+    if not all(c.ok for c in _signature_checks(listing, resolve_did, issuer)):
+        raise StatusListError("the status list credential's signature does not verify")
+    try:
+        return StatusList.decode(listing["credentialSubject"]["encodedList"]).get(int(entry["statusListIndex"]))
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise StatusListError(f"malformed status entry or list: {exc}") from None
+
+
 def _status_checks(doc: dict, fetch_status: StatusFetcher | None, resolve_did: DidResolver) -> list[Check]:
     entry = doc.get("credentialStatus")
     if not entry:
@@ -112,14 +127,10 @@ def _status_checks(doc: dict, fetch_status: StatusFetcher | None, resolve_did: D
     listing = fetch_status(url) if url else None
     if listing is None:
         return [Check("status", None, f"status list {url} could not be fetched")]
-    list_sigs = _signature_checks(listing, resolve_did, _issuer_id(doc))
-    if not all(c.ok for c in list_sigs):
-        return [Check("status", False, "the status list credential's signature does not verify")]
     try:
-        bits = StatusList.decode(listing["credentialSubject"]["encodedList"])
-        revoked = bits.get(int(entry["statusListIndex"]))
-    except (KeyError, ValueError, IndexError, TypeError) as exc:
-        return [Check("status", False, f"malformed status entry or list: {exc}")]
+        revoked = status_bit(entry, listing, resolve_did, _issuer_id(doc))
+    except StatusListError as exc:
+        return [Check("status", False, str(exc))]
     if revoked:
         return [Check("status", False, f"revoked ({entry.get('statusPurpose', 'revocation')} bit set)")]
     return [Check("status", True, "not revoked")]

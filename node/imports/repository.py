@@ -15,7 +15,7 @@ from sqlmodel import Session
 from node.imports.validate import RowError
 from node.ledger.service import subject_hash
 from node.models import Achievement, CodeListEntry, ImportJob, ImportRowError, Learner, Organisation, utcnow
-from node.models.types import ExactDecimal
+from node.models.types import ExactDecimal, sqlite_datetime
 from node.pgcopy import copy_rows
 
 __all__ = [
@@ -182,7 +182,7 @@ def insert_learners(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if connection.dialect.name == "sqlite":
-            created = now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime text
+            created = sqlite_datetime(now)
             params = [(i, *(r[c] for c in _LEARNER_COLUMNS[1:-1]), created) for i, r in zip(ids, rows, strict=True)]
             cursor.executemany(f"INSERT INTO learner ({', '.join(_LEARNER_COLUMNS)}) "
                                f"VALUES ({', '.join(['?'] * len(_LEARNER_COLUMNS))})", params)
@@ -266,10 +266,6 @@ def _date_text(value: dt.date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _sqlite_date(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 _INTS = frozenset({"id", "learner_id", "issuer_org_id", "status_index"})
 _SCALED = frozenset({"credits", "hours", "score_value"})  # ExactDecimal: integers in thousandths
 _DATES = frozenset({"earned_on", "expires_on"})
@@ -278,16 +274,16 @@ _PG_CONVERT = tuple(
     for c in _ACH_COLUMNS
 )  # None: a text column, passed as it is (COPY escaping in node.pgcopy)
 _SQLITE_CONVERT = tuple(
-    _scaled if c in _SCALED else _sqlite_date if c in _DATES else None for c in _ACH_COLUMNS
+    _scaled if c in _SCALED else _date_text if c in _DATES else None for c in _ACH_COLUMNS
 )
 _CREATED = _ACH_COLUMNS.index("created_at")
 _ROW = operator.itemgetter(*_ACH_COLUMNS)
 
 
-def achievement_copy_rows(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
-    """The rows as PostgreSQL input text per column (for `node.pgcopy.copy_text`); rows share one `created_at`."""
-    created = rows[0]["created_at"].isoformat() if rows else None
-    convert = [(i, f) for i, f in enumerate(_PG_CONVERT) if f is not None]
+def _converted(rows: Sequence[dict[str, Any]], converters: Sequence[Any], created: Any) -> list[list[Any]]:
+    """Each row's values in `_ACH_COLUMNS` order, converted column by column (None: as it is); rows share one
+    `created_at`, already converted."""
+    convert = [(i, f) for i, f in enumerate(converters) if f is not None]
     out = []
     for r in rows:
         values = list(_ROW(r))
@@ -296,6 +292,11 @@ def achievement_copy_rows(rows: Sequence[dict[str, Any]]) -> list[list[str | Non
         values[_CREATED] = created
         out.append(values)
     return out
+
+
+def achievement_copy_rows(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
+    """The rows as PostgreSQL input text per column (for `node.pgcopy.copy_text`); rows share one `created_at`."""
+    return _converted(rows, _PG_CONVERT, rows[0]["created_at"].isoformat() if rows else None)
 
 
 def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -315,15 +316,7 @@ def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
         if connection.dialect.name != "sqlite":
             copy_rows(cursor, "achievement", _ACH_COLUMNS, rows, convert=achievement_copy_rows)
             return
-        created = rows[0]["created_at"].strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime text
-        convert = [(i, f) for i, f in enumerate(_SQLITE_CONVERT) if f is not None]
-        params = []
-        for r in rows:
-            values = list(_ROW(r))
-            for i, f in convert:
-                values[i] = f(values[i])
-            values[_CREATED] = created
-            params.append(values)
+        params = _converted(rows, _SQLITE_CONVERT, sqlite_datetime(rows[0]["created_at"]))
         cursor.executemany(f"INSERT INTO achievement ({', '.join(_ACH_COLUMNS)}) "
                            f"VALUES ({', '.join(['?'] * len(_ACH_COLUMNS))})", params)
     finally:

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from crypto.jcs import canonicalize
 from crypto.merkle import CompactRange, leaf_hash
 from node.models import LedgerEvent, LedgerHead, utcnow
+from node.models.types import sqlite_datetime
 from node.pgcopy import CHUNK, NULL, copy_statement, escape
 
 __all__ = ["LEAF_VERSION", "EventSpec", "LedgerTip", "append_events", "subject_hash"]
@@ -87,7 +88,7 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     now = utcnow()
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
-    created: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now  # SQLAlchemy's SQLite DateTime text
+    created: Any = sqlite_datetime(now) if sqlite else now
     created_text = now.isoformat()
     default_at = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows: list[tuple[Any, ...]] = []

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["SCALE", "BigId", "ExactDecimal"]
+__all__ = ["SCALE", "BigId", "ExactDecimal", "sqlite_datetime"]
 
 # Primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 SCALE = 1000  # credits, hours and scores are stored in thousandths: exact on every database
+
+
+def sqlite_datetime(value: dt.datetime) -> str:
+    """A DateTime column's value as SQLAlchemy stores it on SQLite (for driver-level inserts that skip it)."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 class ExactDecimal(TypeDecorator):
