@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from node.models.types import BigId, ExactDecimal
+from node.models.types import BigId, ExactDecimal, LogString
 
 __all__ = [
     "Achievement",
@@ -247,12 +247,13 @@ class AuditEntry(SQLModel, table=True):
     id: int | None = _id()
     at: dt.datetime = _ts(index=True)
     actor_kind: str = Field(max_length=20)  # staff | learner | api_key | system | peer | anonymous
-    actor_id: str | None = Field(default=None, max_length=64)
-    actor_name: str | None = Field(default=None, max_length=100)
-    role: str | None = Field(default=None, max_length=40)
-    action: str = Field(max_length=60, index=True)
-    target_type: str | None = Field(default=None, max_length=40)
-    target_id: str | None = Field(default=None, max_length=64)
+    # log-like columns: clipped and cleaned when written (node.models.types.LogString), so recording never fails
+    actor_id: str | None = Field(default=None, sa_type=LogString(64))
+    actor_name: str | None = Field(default=None, sa_type=LogString(100))
+    role: str | None = Field(default=None, sa_type=sa.Text)  # every role the actor holds, comma-joined
+    action: str = Field(sa_type=LogString(60), index=True)
+    target_type: str | None = Field(default=None, sa_type=LogString(40))
+    target_id: str | None = Field(default=None, sa_type=LogString(64))
     outcome: str = Field(max_length=20)  # ok | denied | failed
     detail: dict = Field(default_factory=dict, sa_type=sa.JSON)
 
@@ -276,7 +277,7 @@ class ImportJob(SQLModel, table=True):
     duplicates: int = 0
     rejected: int = 0
     rows_committed: int = 0  # resume point: rows fully processed in committed batches
-    error: str | None = Field(default=None, max_length=1000)
+    error: str | None = Field(default=None, sa_type=LogString(1000))
     created_by: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = _ts()
     started_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
@@ -290,9 +291,9 @@ class ImportRowError(SQLModel, table=True):
     id: int | None = _id()
     job_id: str = Field(foreign_key="import_job.id", max_length=36, index=True)
     row_no: int
-    column: str = Field(max_length=40)
-    value: str = Field(max_length=200)  # ID numbers appear masked only
-    reason: str = Field(max_length=300)
+    column: str = Field(sa_type=LogString(40))
+    value: str = Field(sa_type=LogString(200))  # ID numbers appear masked only
+    reason: str = Field(sa_type=LogString(300))
 
 
 # -- code lists ---------------------------------------------------------------------------------
@@ -413,7 +414,7 @@ class OutboxMessage(SQLModel, table=True):
     state: str = Field(default="pending", max_length=10)  # pending | delivered | dead
     attempts: int = 0
     next_attempt_at: dt.datetime = _ts()
-    last_error: str | None = Field(default=None, max_length=500)
+    last_error: str | None = Field(default=None, sa_type=LogString(500))
     response: dict | None = Field(default=None, sa_type=sa.JSON)  # the signed receipt
     created_at: dt.datetime = _ts()
     delivered_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
