@@ -87,6 +87,9 @@ class NodeSettings(BaseModel):
     data_dir: Path = Path("data")
     mode: Literal["development", "production", "test"] = "development"
     log_level: str = "INFO"
+    # Request bodies over this are refused (413) before they are read; uploads and the federation inbox have
+    # their own limits (imports.max_upload_bytes, imports.max_evidence_bytes, federation.max_body_bytes).
+    max_body_bytes: int = 1024 * 1024
 
 
 class DatabaseSettings(BaseModel):
@@ -112,6 +115,7 @@ class SecuritySettings(BaseModel):
 class ImportSettings(BaseModel):
     batch_size: int = 5000
     max_evidence_bytes: int = 10 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024  # a bulk-deposit file (POST /api/v1/imports)
     evidence_types: list[str] = Field(
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png"]
     )

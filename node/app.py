@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
@@ -16,10 +17,16 @@ from config.settings import Settings
 from node.context import NodeContext
 from node.errors import NodeError
 from node.logging import configure_logging
+from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form_text
+from node.openapi import openapi_with_errors
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("creditnode")
+
+# Framework HTTP errors (routing, body parsing) → the node's codes (docs/errors.md).
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -41,12 +48,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title=f"creditnode · {settings.region.name_en}",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unstorable_form_text)],  # the edge's check of form text (node.middleware)
     )
     app.state.ctx = ctx
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     _install_error_handlers(app)
     _include_routers(app)
+    # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
+    app.add_middleware(EdgeMiddleware, settings=settings)
+    app.openapi = functools.partial(openapi_with_errors, app)  # the node's ErrorBody (node/openapi.py)
     return app
 
 
@@ -76,8 +87,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        body: dict = {"code": code, "message": str(exc.detail)}
+        if isinstance(exc, BodyTooLarge):
+            body["detail"] = {"max_bytes": exc.limit}
+        elif exc.status_code == 400 and str(exc.detail) == "There was an error parsing the body":
+            body = {"code": "invalid_json", "message": "the body cannot be parsed"}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
