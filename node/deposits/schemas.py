@@ -13,10 +13,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
 
 from node.evidence.schemas import EvidencePublic
+from node.models.types import Int64
 
 __all__ = [
     "ACHIEVEMENT_TYPES",
     "CERTIFICATE_LEVELS",
+    "EARLIEST_EARNED_ON",
     "GRADE_WORDS",
     "AchievementCorrection",
     "AchievementCreate",
@@ -44,6 +46,8 @@ COURSE_TYPES = frozenset({"degree_course", "self_study_course"})
 CERTIFICATE_LEVELS: tuple[str, ...] = ("五级", "四级", "三级", "二级", "一级")
 GRADE_WORDS: tuple[str, ...] = ("优", "良", "中", "及格", "合格")
 _MAX_DECIMAL = Decimal(9999999)
+# The earliest date an outcome can carry, for individual deposits and bulk imports alike (one rule).
+EARLIEST_EARNED_ON = dt.date(1950, 1, 1)
 
 
 def dec_str(value: Decimal | None) -> str | None:
@@ -68,7 +72,7 @@ def _exact(value: object) -> Decimal | None:
         raise ValueError("too large")
     if d != d.quantize(Decimal("0.001")):
         raise ValueError("at most three decimal places")
-    return d
+    return d if d else Decimal(0)  # "-0" and "0.000" are 0
 
 
 ExactDec = Annotated[
@@ -136,6 +140,8 @@ def _check_rules(m: AchievementClaim) -> None:
     if m.earned_on is not None:
         if m.earned_on > dt.date.today():
             raise ValueError("earned_on lies in the future")
+        if m.earned_on < EARLIEST_EARNED_ON:
+            raise ValueError(f"earned_on must lie between {EARLIEST_EARNED_ON} and today")
         if m.expires_on is not None and m.expires_on < m.earned_on:
             raise ValueError("expires_on is before earned_on")
 
@@ -207,22 +213,22 @@ class ApplicationCreate(BaseModel):
 
 
 class ApplicationStaffCreate(ApplicationCreate):
-    learner_id: int
+    learner_id: Int64
 
 
 class SubmitRequest(BaseModel):
-    version: int
+    version: Int64
 
 
 class ReviewDecision(BaseModel):
     decision: Literal["approve", "reject"]
     reason: str | None = Field(default=None, max_length=1000)
-    version: int
+    version: Int64
 
 
 class AppealCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
-    version: int
+    version: Int64
 
 
 class ApplicationPublic(BaseModel):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from node.deposits.schemas import EARLIEST_EARNED_ON
 from node.errors import InvalidIdNumber
 from node.rules.grades import grade_word, is_grade_word
 from node.security.idnumbers import ID_TYPES, mask_id_number, normalise_id_number
@@ -126,7 +127,7 @@ class Validator:
         year, month = int(m[1]), int(m[2])
         if not 1 <= month <= 12:
             return "the month of 获得时间 must be 01–12"
-        if year < 1950 or text > self._max_term:
+        if year < EARLIEST_EARNED_ON.year or text > self._max_term:
             return "获得时间 must lie between 195001 and the current month"
         return text, dt.date(year, month, 1)
 
@@ -303,7 +304,7 @@ class Validator:
                 bad("score", score_raw, "must be a number 0–100 (at most three decimals) or a grade word")
         level = text("level", limit=_MAX["level"])
         earned = date("earned", required=True)
-        if earned is not None and not dt.date(1950, 1, 1) <= earned <= self.today:
+        if earned is not None and not EARLIEST_EARNED_ON <= earned <= self.today:
             bad("earned", obj.get("earned"), "must lie between 1950-01-01 and today")
             earned = None
         expires = date("expires", required=False)

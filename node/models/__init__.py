@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from node.models.types import BigId, ExactDecimal, LogString
+from node.models.types import BigId, ExactDecimal, LogString, UtcDateTime
 
 __all__ = [
     "Achievement",
@@ -51,7 +51,7 @@ def utcnow() -> dt.datetime:
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), **kw)
+    return Field(default_factory=utcnow, sa_type=UtcDateTime(), **kw)
 
 
 def _id() -> Any:
@@ -99,7 +99,7 @@ class ApiKey(SQLModel, table=True):
     roles: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     created_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     created_at: dt.datetime = _ts()
-    revoked_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 class Learner(SQLModel, table=True):
@@ -190,13 +190,13 @@ class DepositApplication(SQLModel, table=True):
     second_decision: str | None = Field(default=None, max_length=20)
     second_reason: str | None = Field(default=None, max_length=1000)
     appeal_reason: str | None = Field(default=None, max_length=1000)
-    appealed_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    appealed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     # the appeal goes back to the stage that rejected; its decision is kept apart from the original one
     appeal_stage: str | None = Field(default=None, max_length=10)  # first | second
     appeal_reviewer_id: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     appeal_decision: str | None = Field(default=None, max_length=20)
     appeal_decision_reason: str | None = Field(default=None, max_length=1000)
-    submitted_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    submitted_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     achievement_id: int | None = Field(default=None, foreign_key="achievement.id", sa_type=BigId, index=True)
     version: int = 1
     created_at: dt.datetime = _ts()
@@ -280,10 +280,10 @@ class ImportJob(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=LogString(1000))
     created_by: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = _ts()
-    started_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-    finished_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    started_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     # set when claimed and at every committed batch: a running job whose heartbeat is old was abandoned
-    heartbeat_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    heartbeat_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 class ImportRowError(SQLModel, table=True):
@@ -348,7 +348,7 @@ class RevocationRequest(SQLModel, table=True):
     decided_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     decision_reason: str | None = Field(default=None, max_length=1000)
     created_at: dt.datetime = _ts()
-    decided_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 # -- federation: membership, peer keys, replay cache, reliable delivery ---------------------------
@@ -394,7 +394,7 @@ class SeenNonce(SQLModel, table=True):
     id: int | None = _id()
     key_id: str = Field(max_length=255)
     nonce: str = Field(max_length=128)
-    expires_at: dt.datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
+    expires_at: dt.datetime = Field(sa_type=UtcDateTime(), index=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -417,7 +417,7 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=LogString(500))
     response: dict | None = Field(default=None, sa_type=sa.JSON)  # the signed receipt
     created_at: dt.datetime = _ts()
-    delivered_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 class InboxMessage(SQLModel, table=True):

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from node.models import _id, _ts
-from node.models.types import BigId, ExactDecimal
+from node.models.types import BigId, ExactDecimal, UtcDateTime
 
 __all__ = [
     "CatalogueEntry",
@@ -64,9 +64,9 @@ class StandardRule(SQLModel, table=True):
     source: str = Field(default="api", max_length=64)
     created_by: str = Field(max_length=64)
     approved_by: str | None = Field(default=None, max_length=64)
-    approved_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    approved_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     retired_by: str | None = Field(default=None, max_length=64)
-    retired_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    retired_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     decision_reason: str | None = Field(default=None, max_length=1000)
     created_at: dt.datetime = _ts()
 
@@ -84,11 +84,11 @@ class ConversionRequest(SQLModel, table=True):
     state: str = Field(max_length=20, index=True)
     requested_by: str = Field(max_length=64)
     confirmed_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
-    confirmed_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    confirmed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     reviewed_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
-    reviewed_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    reviewed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     appeal_reason: str | None = Field(default=None, max_length=1000)
-    appealed_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    appealed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     appeal_reviewed_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     evaluation: dict = Field(default_factory=dict, sa_type=sa.JSON)
     version: int = 1

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from node.models import _id, _ts
-from node.models.types import BigId
+from node.models.types import BigId, UtcDateTime
 
 __all__ = ["Consent", "Transfer", "TransferIntent", "TransferItem", "TransferReceipt"]
 
-_TS = sa.DateTime(timezone=True)
+_TS = UtcDateTime()
 
 
 class Consent(SQLModel, table=True):

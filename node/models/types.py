@@ -14,6 +14,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "SCALE",
+    "UtcDateTime",
     "BigId",
     "ExactDecimal",
     "Int64",
@@ -31,7 +32,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Every integer a request carries (ids, sequence numbers, versions, cursors) is one of these: a value no BIGINT
 # column can hold is refused by validation (422) instead of failing where the database binds it (500).
 # `tests/node/test_edge.py` walks the OpenAPI and fails on an unbounded integer.
-Int64 = Annotated[int, annotated_types.Interval(ge=INT64_MIN, le=INT64_MAX)]
+# (An exclusive bound of 2**63: JSON Schema writers turn 2**63 - 1 into the float 2**63, which would not hold.)
+Int64 = Annotated[int, annotated_types.Interval(ge=INT64_MIN, lt=INT64_MAX + 1)]
 
 
 def sqlite_datetime(value: dt.datetime) -> str:
@@ -63,6 +65,28 @@ class LogString(TypeDecorator):
         if value is None:
             return None
         return clean_text(str(value), self.impl.length)
+
+
+class UtcDateTime(TypeDecorator):
+    """A point in time, always read back as an aware UTC datetime (SQLite keeps no offset and returned naive
+    values, which responses then wrote without a timezone); aware values are stored converted to UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or not isinstance(value, dt.datetime):
+            return value
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class ExactDecimal(TypeDecorator):

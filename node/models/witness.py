@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from node.models import _id, _ts
+from node.models.types import UtcDateTime
 
 __all__ = ["CheckpointCosignature", "WitnessAlert", "WitnessCosignature", "WitnessPeer"]
 
@@ -25,7 +26,7 @@ class WitnessPeer(SQLModel, table=True):
     size: int | None = Field(default=None, sa_type=sa.BigInteger)
     root_hash: bytes | None = Field(default=None, sa_type=sa.LargeBinary(32))
     note: str | None = Field(default=None, sa_type=sa.Text)
-    checked_at: dt.datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    checked_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
     last_result: str | None = Field(default=None, max_length=40)
 
 
