@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import select
@@ -70,7 +71,7 @@ def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
 
 
 @discovery_router.get(MEMBERSHIP_PATH + "/{version}", dependencies=[Depends(public)])
-def membership_document(version: int, session: SessionDep) -> dict:
+def membership_document(version: Int64, session: SessionDep) -> dict:
     """An installed membership version, so a member that missed it can fetch and check it (docs/federation.md §2)."""
     document = membership_version(session, version)
     if document is None:
@@ -86,10 +87,9 @@ def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionD
     """One-way messages from members (authenticated by their HTTP signature, not by a user)."""
     try:
         envelope = InboxEnvelope.model_validate(body)
-    except ValidationError as exc:
-        raise BadRequest("the envelope is not valid", code="validation_error",
-                         detail={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}) \
-            from None
+    except ValidationError as exc:  # 422 validation_error, signed (FederationRoute), as docs/federation.md says
+        raise RequestValidationError([{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                      for e in exc.errors()]) from None
     status, response = receive_message(session, ctx, peer, envelope)
     return JSONResponse(response, status_code=status)
 
@@ -207,5 +207,6 @@ from federation.witness import router as _witness_router  # checkpoint witnessin
 ROUTERS += [_witness_router]
 
 from federation.agreements.router import ROUTERS as _AGREEMENT_ROUTERS  # mutual-recognition agreements
+from node.models.types import Int64
 
 ROUTERS += _AGREEMENT_ROUTERS

@@ -65,6 +65,7 @@ from node.models import (
     utcnow,
 )
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["COSIGNATURE_TYPE", "INTERVAL", "handle_cosignature", "router", "witness_all", "witness_peer"]
 
@@ -289,7 +290,7 @@ def _hex(value: bytes | None) -> str | None:
 
 @router.get("/alerts")
 def alerts(session: SessionDep, principal: Admin, peer: Annotated[str | None, Query(max_length=64)] = None,
-           limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+           limit: Annotated[Int64, Query(ge=1, le=500)] = 100) -> dict:
     """Peers' checkpoints found inconsistent with what this node witnessed, newest first, with the evidence."""
     stmt = select(WitnessAlert).order_by(WitnessAlert.id.desc()).limit(limit)
     if peer is not None:

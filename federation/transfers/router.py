@@ -22,6 +22,7 @@ from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import NotFound
 from node.models import Learner, Transfer, TransferItem, TransferReceipt
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["ROUTERS", "learner_router", "peer_router", "staff_router"]
 
@@ -42,11 +43,11 @@ ReceiptReader = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN
 
 class ConsentCreate(BaseModel):
     destination: str = Field(min_length=1, max_length=64)
-    achievement_ids: list[int] = Field(default_factory=list, max_length=1000)
+    achievement_ids: list[Int64] = Field(default_factory=list, max_length=1000)
     categories: list[str] = Field(default_factory=list, max_length=20)
     purpose: str = Field(min_length=1, max_length=500)
     expires_at: dt.datetime | None = None
-    valid_days: int | None = Field(default=None, ge=1, le=consents.MAX_CONSENT_DAYS)
+    valid_days: Int64 | None = Field(default=None, ge=1, le=consents.MAX_CONSENT_DAYS)
     holder_binding: str = Field(min_length=8, max_length=128)
 
 
@@ -95,7 +96,7 @@ class TransferCreate(BaseModel):
 
 
 class StaffTransferCreate(TransferCreate):
-    learner_id: int
+    learner_id: Int64
 
 
 @learner_router.post("/transfer-intents", status_code=201)
@@ -127,7 +128,7 @@ def my_transfers(session: SessionDep, me: LearnerOnly) -> list[dict]:
 
 
 @learner_router.get("/transfers/{transfer_id}")
-def my_transfer(transfer_id: int, session: SessionDep, me: LearnerOnly) -> dict:
+def my_transfer(transfer_id: Int64, session: SessionDep, me: LearnerOnly) -> dict:
     return transfers.transfer_view(session, transfers.own_transfer(session, me.id, transfer_id), full=True)
 
 
@@ -157,7 +158,7 @@ def list_transfers(session: SessionDep, staff: Reader,
 
 
 @staff_router.get("/transfers/{transfer_id}")
-def read_transfer(transfer_id: int, session: SessionDep, staff: Reader) -> dict:
+def read_transfer(transfer_id: Int64, session: SessionDep, staff: Reader) -> dict:
     transfer = session.get(Transfer, transfer_id)
     if transfer is None:
         raise NotFound("no such transfer")
@@ -171,7 +172,7 @@ class ItemDecision(BaseModel):
 
 
 @staff_router.post("/transfer-items/{item_id}/decision")
-def decide(item_id: int, body: ItemDecision, ctx: CtxDep, session: SessionDep, staff: Reviewer) -> dict:
+def decide(item_id: Int64, body: ItemDecision, ctx: CtxDep, session: SessionDep, staff: Reviewer) -> dict:
     """Approve or reject (with a reason) a recognition the agreement leaves to review."""
     with refusals_recorded(session, actor=staff, action="transfer.review", target_type="transfer_item",
                            target_id=item_id):

@@ -38,6 +38,7 @@ from federation.runtime import runtime
 from node.context import NodeContext
 from node.deps import CtxDep
 from node.errors import BadRequest, NodeError, PayloadTooLarge
+from node.middleware import unstorable_json_text
 from node.models import SeenNonce
 
 __all__ = [
@@ -98,9 +99,13 @@ VerifiedPeer = Annotated[PeerIdentity, Depends(verify_peer)]
 def verified_body(request: Request, _peer: VerifiedPeer) -> Any:
     """The verified request body, parsed as JSON."""
     try:
-        return json.loads(request.state.federation_body)
-    except ValueError:
+        body = json.loads(request.state.federation_body)
+        text_error = unstorable_json_text(body)
+    except (ValueError, RecursionError):
         raise BadRequest("the body is not JSON", code="invalid_json") from None
+    if text_error:  # a NUL or an unpaired surrogate: no database stores it (node.middleware)
+        raise RequestValidationError([text_error])
+    return body
 
 
 VerifiedBody = Annotated[Any, Depends(verified_body)]

@@ -11,6 +11,7 @@ from node.archive.service import learner_archive
 from node.audit.service import record, refusals_recorded
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -29,7 +30,7 @@ def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> Archiv
 
 
 @router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
-def read_learner_archive(learner_id: int, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> ArchivePublic:
+def read_learner_archive(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> ArchivePublic:
     with refusals_recorded(session, actor=staff, action="archive.read", target_type="learner",
                            target_id=learner_id):
         archive = learner_archive(session, ctx, learner_id)

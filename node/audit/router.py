@@ -24,6 +24,7 @@ from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import BadRequest
 from node.models import AuditEntry
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -120,8 +121,8 @@ def read_audit_log(
     session: SessionDep,
     auditor: Auditor,
     f: FiltersDep,
-    cursor: Annotated[int | None, Query(ge=0, description="the next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[Int64 | None, Query(ge=0, description="the next_cursor of the previous page")] = None,
+    limit: Annotated[Int64, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Newest first; pass `next_cursor` back as `cursor` for the following page."""
     stmt = sa.select(_log).where(*f.conditions())

@@ -15,6 +15,7 @@ from node.conversion import service
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.models.standards import ConversionItem, ConversionRequest
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -96,32 +97,32 @@ class MyRequestCreate(BaseModel):
 
 
 class StaffRequestCreate(MyRequestCreate):
-    learner_id: int
+    learner_id: Int64
 
 
 class KeepItem(BaseModel):
-    item_id: int
+    item_id: Int64
     credits: Decimal | None = Field(default=None, ge=0, max_digits=9, decimal_places=3)  # at most the proposed
 
 
 class Confirm(BaseModel):
-    version: int
+    version: Int64
     keep: list[KeepItem] | None = None  # None: confirm the whole proposal
 
 
 class ItemDecision(BaseModel):
-    item_id: int
+    item_id: Int64
     decision: Literal["approve", "reject"]
     reason: str | None = Field(default=None, max_length=1000)
 
 
 class Review(BaseModel):
-    version: int
+    version: Int64
     decisions: list[ItemDecision]
 
 
 class Appeal(BaseModel):
-    version: int
+    version: Int64
     reason: str = Field(max_length=1000)
 
 
@@ -149,30 +150,30 @@ def my_conversions(session: SessionDep, me: LearnerOnly) -> list[RequestView]:
 
 
 @router.get("/me/conversions/{request_id}", response_model=RequestView)
-def my_conversion(request_id: int, session: SessionDep, me: LearnerOnly) -> RequestView:
+def my_conversion(request_id: Int64, session: SessionDep, me: LearnerOnly) -> RequestView:
     return _view(session, service.request_for_learner(session, request_id, me.id))
 
 
 @router.post("/me/conversions/{request_id}/appeal", response_model=RequestView)
-def appeal(request_id: int, body: Appeal, session: SessionDep, me: LearnerOnly) -> RequestView:
+def appeal(request_id: Int64, body: Appeal, session: SessionDep, me: LearnerOnly) -> RequestView:
     """Appeal the rejected items once, with a reason."""
     req = service.request_for_learner(session, request_id, me.id)
     return _view(session, service.appeal(session, req=req, learner=me, reason=body.reason, version=body.version))
 
 
 class Withdraw(BaseModel):
-    version: int
+    version: Int64
 
 
 @router.post("/me/conversions/{request_id}/withdraw", response_model=RequestView)
-def withdraw(request_id: int, body: Withdraw, session: SessionDep, me: LearnerOnly) -> RequestView:
+def withdraw(request_id: Int64, body: Withdraw, session: SessionDep, me: LearnerOnly) -> RequestView:
     """Withdraw a request before a reviewer decides it."""
     req = service.request_for_learner(session, request_id, me.id)
     return _view(session, service.withdraw(session, req=req, learner=me, version=body.version))
 
 
 @router.get("/me/conversions/{request_id}/items/{item_id}/statement")
-def my_statement(request_id: int, item_id: int, session: SessionDep, me: LearnerOnly) -> dict:
+def my_statement(request_id: Int64, item_id: Int64, session: SessionDep, me: LearnerOnly) -> dict:
     """The signed exemption statement of an approved exemption item."""
     service.request_for_learner(session, request_id, me.id)
     return service.statement_for(session, item_id=item_id, learner_id=me.id).document
@@ -193,8 +194,8 @@ def request_on_behalf(body: StaffRequestCreate, session: SessionDep, ctx: CtxDep
 
 @router.get("/conversions", response_model=list[StaffRequestView])
 def list_conversions(session: SessionDep, _: ConversionStaff,
-                     state: Annotated[list[str] | None, Query()] = None, learner_id: int | None = None,
-                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[StaffRequestView]:
+                     state: Annotated[list[str] | None, Query()] = None, learner_id: Int64 | None = None,
+                     limit: Annotated[Int64, Query(ge=1, le=200)] = 50) -> list[StaffRequestView]:
     stmt = select(ConversionRequest).order_by(ConversionRequest.id.desc()).limit(limit)  # type: ignore[union-attr]
     if state:
         stmt = stmt.where(ConversionRequest.state.in_(state))  # type: ignore[attr-defined]
@@ -204,12 +205,12 @@ def list_conversions(session: SessionDep, _: ConversionStaff,
 
 
 @router.get("/conversions/{request_id}", response_model=StaffRequestView)
-def read_conversion(request_id: int, session: SessionDep, _: ConversionStaff) -> StaffRequestView:
+def read_conversion(request_id: Int64, session: SessionDep, _: ConversionStaff) -> StaffRequestView:
     return _view(session, service.request_for_staff(session, request_id), staff=True)  # type: ignore[return-value]
 
 
 @router.post("/conversions/{request_id}/confirm", response_model=StaffRequestView)
-def confirm(request_id: int, body: Confirm, session: SessionDep, staff: OutletStaff) -> StaffRequestView:
+def confirm(request_id: Int64, body: Confirm, session: SessionDep, staff: OutletStaff) -> StaffRequestView:
     """Confirm the proposal, or narrow it (fewer items, fewer credits); never more."""
     with refusals_recorded(session, actor=staff, action="conversion.confirm", target_type=_TARGET,
                            target_id=request_id):
@@ -220,7 +221,7 @@ def confirm(request_id: int, body: Confirm, session: SessionDep, staff: OutletSt
 
 
 @router.post("/conversions/{request_id}/review", response_model=StaffRequestView)
-def review(request_id: int, body: Review, session: SessionDep, ctx: CtxDep, reviewer: Reviewer) -> StaffRequestView:
+def review(request_id: Int64, body: Review, session: SessionDep, ctx: CtxDep, reviewer: Reviewer) -> StaffRequestView:
     """Approve or reject each confirmed item (or, after an appeal, each rejected one); approvals go to the ledger."""
     with refusals_recorded(session, actor=reviewer, action="conversion.review", target_type=_TARGET,
                            target_id=request_id):

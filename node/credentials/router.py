@@ -21,6 +21,7 @@ from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import TooManyRequests
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.roles import Role
+from node.models.types import Int64
 
 router = APIRouter(tags=["identity and proofs"])
 Public = [Depends(public)]
@@ -45,7 +46,7 @@ def creditbank_context() -> JSONResponse:
 
 
 @router.get("/api/v1/me/credentials/{achievement_id}")
-def my_credential(achievement_id: int, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
+def my_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
     return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id), media_type=_LD)
 
 
@@ -55,7 +56,7 @@ def my_transcript(ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse
 
 
 @router.get("/api/v1/achievements/{achievement_id}/credential")
-def staff_credential(achievement_id: int, ctx: CtxDep, session: SessionDep, staff: Staff) -> JSONResponse:
+def staff_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, staff: Staff) -> JSONResponse:
     record(session, actor=staff, action="credential.export", target_type="achievement", target_id=achievement_id)
     return JSONResponse(achievement_credential(session, ctx, achievement_id), media_type=_LD)
 
@@ -71,17 +72,17 @@ def checkpoint(ctx: CtxDep, session: SessionDep) -> PlainTextResponse:
 
 
 @router.get("/api/v1/ledger/proof/inclusion", dependencies=Public)
-def inclusion_proof(session: SessionDep, seq: int, size: int | None = None) -> dict:
+def inclusion_proof(session: SessionDep, seq: Int64, size: Int64 | None = None) -> dict:
     return inclusion(session, seq=seq, size=size)
 
 
 @router.get("/api/v1/ledger/proof/consistency", dependencies=Public)
-def consistency_proof(session: SessionDep, first: int, second: int) -> dict:
+def consistency_proof(session: SessionDep, first: Int64, second: Int64) -> dict:
     return consistency(session, first=first, second=second)
 
 
 @router.get("/api/v1/ledger/events/{seq}", dependencies=Public)
-def ledger_leaf(seq: int, session: SessionDep) -> dict:
+def ledger_leaf(seq: Int64, session: SessionDep) -> dict:
     """An event's published leaf (no personal data: the learner appears only as a salted hash)."""
     event = event_by_seq(session, seq)
     return {"seq": event.seq, "leaf": event.leaf, "leaf_hash": event.hash.hex()}
@@ -91,7 +92,7 @@ def ledger_leaf(seq: int, session: SessionDep) -> dict:
 
 
 @router.get("/status/{list_no}", dependencies=Public)
-def status_list(list_no: int, ctx: CtxDep, session: SessionDep) -> JSONResponse:
+def status_list(list_no: Int64, ctx: CtxDep, session: SessionDep) -> JSONResponse:
     return JSONResponse(status_list_credential(session, ctx, list_no), media_type=_LD)
 
 
@@ -105,7 +106,7 @@ class RevocationDecision(BaseModel):
 
 
 @router.post("/api/v1/achievements/{achievement_id}/revocations", status_code=201)
-def ask_revocation(achievement_id: int, body: RevocationCreate, session: SessionDep, staff: CentreReviewer) -> dict:
+def ask_revocation(achievement_id: Int64, body: RevocationCreate, session: SessionDep, staff: CentreReviewer) -> dict:
     req = request_revocation(session, achievement_id=achievement_id, reason=body.reason, staff_id=staff.id)
     record(session, actor=staff, action="revocation.request", target_type="achievement", target_id=achievement_id,
            detail={"request": req.id})
@@ -113,7 +114,7 @@ def ask_revocation(achievement_id: int, body: RevocationCreate, session: Session
 
 
 @router.post("/api/v1/revocations/{request_id}/decision")
-def decide(request_id: int, body: RevocationDecision, session: SessionDep, ctx: CtxDep,
+def decide(request_id: Int64, body: RevocationDecision, session: SessionDep, ctx: CtxDep,
            staff: CentreReviewer) -> dict:
     req = decide_revocation(session, ctx, request_id=request_id, approve=body.approve, reason=body.reason,
                             staff_id=staff.id)

@@ -27,6 +27,7 @@ from node.deposits.workflow import State
 from node.deps import Principal, SessionDep, require_roles
 from node.errors import Forbidden
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -63,26 +64,26 @@ def apply_for_deposit(body: ApplicationCreate, session: SessionDep, me: LearnerO
 
 @router.get("/me/deposit-applications", response_model=list[ApplicationPublic])
 def list_my_applications(
-    session: SessionDep, me: LearnerOnly, cursor: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    session: SessionDep, me: LearnerOnly, cursor: Int64 | None = None,
+    limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
 ) -> list[ApplicationPublic]:
     apps = repo.applications(session, learner_id=me.id, before_id=cursor, limit=limit)
     return service.learner_views(session, apps)
 
 
 @router.get("/me/deposit-applications/{app_id}", response_model=ApplicationPublic)
-def read_my_application(app_id: int, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
+def read_my_application(app_id: Int64, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
     return service.learner_view(session, service.application_for_learner(session, app_id, me.id))
 
 
 @router.post("/me/deposit-applications/{app_id}/submit", response_model=ApplicationPublic)
-def submit_my_application(app_id: int, body: SubmitRequest, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
+def submit_my_application(app_id: Int64, body: SubmitRequest, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
     app = service.application_for_learner(session, app_id, me.id)
     return service.learner_view(session, service.submit(session, app=app, actor=me, version=body.version))
 
 
 @router.post("/me/deposit-applications/{app_id}/appeal", response_model=ApplicationPublic)
-def appeal_my_application(app_id: int, body: AppealCreate, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
+def appeal_my_application(app_id: Int64, body: AppealCreate, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
     """Appeal a rejection once, with a reason; it returns to the stage that rejected."""
     app = service.application_for_learner(session, app_id, me.id)
     app = service.appeal(session, app=app, learner=me, reason=body.reason, version=body.version)
@@ -102,7 +103,7 @@ def apply_on_behalf(body: ApplicationStaffCreate, session: SessionDep, staff: Ou
 
 
 @router.post("/deposit-applications/{app_id}/submit", response_model=ApplicationStaffView)
-def submit_on_behalf(app_id: int, body: SubmitRequest, session: SessionDep, staff: OutletStaff) -> ApplicationStaffView:
+def submit_on_behalf(app_id: Int64, body: SubmitRequest, session: SessionDep, staff: OutletStaff) -> ApplicationStaffView:
     with refusals_recorded(session, actor=staff, action="deposit.submit", target_type=_TARGET, target_id=app_id):
         app = service.application_for_applicant(session, app_id, staff)
         app = service.submit(session, app=app, actor=staff, version=body.version)
@@ -114,9 +115,9 @@ def list_applications(
     session: SessionDep,
     staff: DepositStaff,
     state: Annotated[list[State] | None, Query()] = None,
-    learner_id: int | None = None,
-    cursor: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    learner_id: Int64 | None = None,
+    cursor: Int64 | None = None,
+    limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
 ) -> ApplicationPage:
     """The review queue (newest first). Reviewers see every application; outlet staff those they submitted.
     Drafts are shown only to whoever started them."""
@@ -134,7 +135,7 @@ def list_applications(
 
 
 @router.get("/deposit-applications/{app_id}", response_model=ApplicationStaffView)
-def read_application(app_id: int, session: SessionDep, staff: DepositStaff) -> ApplicationStaffView:
+def read_application(app_id: Int64, session: SessionDep, staff: DepositStaff) -> ApplicationStaffView:
     with refusals_recorded(session, actor=staff, action="deposit.read", target_type=_TARGET, target_id=app_id):
         app = service.application_for_staff(session, app_id)
         if not _is_reviewer(staff) and app.submitted_by_staff_id != staff.id:
@@ -144,7 +145,7 @@ def read_application(app_id: int, session: SessionDep, staff: DepositStaff) -> A
 
 
 @router.post("/deposit-applications/{app_id}/decision", response_model=ApplicationStaffView)
-def decide_application(app_id: int, body: ReviewDecision, session: SessionDep,
+def decide_application(app_id: Int64, body: ReviewDecision, session: SessionDep,
                        reviewer: Reviewer) -> ApplicationStaffView:
     """First review (branch reviewer) or second review (centre reviewer), or the decision on an appeal at that
     stage. A rejection needs a reason. `version` must be the version you read (else 409 `stale_version`)."""
@@ -157,7 +158,7 @@ def decide_application(app_id: int, body: ReviewDecision, session: SessionDep,
 
 
 @router.post("/achievements/{achievement_id}/corrections", response_model=CorrectionPublic, status_code=201)
-def correct_achievement(achievement_id: int, body: AchievementCorrection, session: SessionDep,
+def correct_achievement(achievement_id: Int64, body: AchievementCorrection, session: SessionDep,
                         staff: CentreReviewer) -> CorrectionPublic:
     """Correct a deposited achievement: the change is a new `achievement.corrected` ledger event with the old
     and new values and the reason."""

@@ -24,6 +24,7 @@ from node.evidence.schemas import EvidencePublic
 from node.evidence.service import evidence_file_path, store_upload
 from node.models import EvidenceFile
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -65,21 +66,21 @@ def _file_response(ctx: CtxDep, row: EvidenceFile) -> FileResponse:
 
 
 @router.post("/me/deposit-applications/{app_id}/evidence", response_model=EvidencePublic, status_code=201)
-def upload_own_evidence(app_id: int, file: UploadFile, response: Response, ctx: CtxDep, session: SessionDep,
+def upload_own_evidence(app_id: Int64, file: UploadFile, response: Response, ctx: CtxDep, session: SessionDep,
                         me: LearnerOnly) -> EvidencePublic:
     """Upload an evidence file (PDF, JPEG or PNG by default) to one of your own applications."""
     return _upload(ctx, session, me, app_id, file, response)
 
 
 @router.post("/deposit-applications/{app_id}/evidence", response_model=EvidencePublic, status_code=201)
-def upload_evidence_for_learner(app_id: int, file: UploadFile, response: Response, ctx: CtxDep,
+def upload_evidence_for_learner(app_id: Int64, file: UploadFile, response: Response, ctx: CtxDep,
                                 session: SessionDep, staff: OutletStaff) -> EvidencePublic:
     """Outlet staff upload evidence to an application they submitted on a learner's behalf."""
     return _upload(ctx, session, staff, app_id, file, response)
 
 
 @router.get("/me/deposit-applications/{app_id}/evidence/{sha256}", response_class=FileResponse)
-def download_own_evidence(app_id: int, sha256: Sha256, ctx: CtxDep, session: SessionDep,
+def download_own_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
                           me: LearnerOnly) -> FileResponse:
     app = application_for_learner(session, app_id, me.id)
     row = repo.linked_file(session, app.id, sha256)
@@ -89,7 +90,7 @@ def download_own_evidence(app_id: int, sha256: Sha256, ctx: CtxDep, session: Ses
 
 
 @router.get("/deposit-applications/{app_id}/evidence/{sha256}", response_class=FileResponse)
-def download_evidence(app_id: int, sha256: Sha256, ctx: CtxDep, session: SessionDep,
+def download_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
                       reviewer: Reviewer) -> FileResponse:
     with refusals_recorded(session, actor=reviewer, action="evidence.download", target_type=_TARGET,
                            target_id=app_id):

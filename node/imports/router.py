@@ -24,6 +24,7 @@ from node.imports.service import create_job, institution_for, report_rows, store
 from node.imports.worker import EXTRA_KEY, ImportWorker, worker_of
 from node.models import ImportJob, Organisation
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["router"]
 
@@ -110,7 +111,7 @@ def upload(
 
 
 @router.get("", response_model=list[ImportJobPublic])
-def list_jobs(session: SessionDep, principal: Reader, limit: int = 50) -> list[ImportJobPublic]:
+def list_jobs(session: SessionDep, principal: Reader, limit: Int64 = 50) -> list[ImportJobPublic]:
     stmt = select(ImportJob).order_by(ImportJob.created_at.desc()).limit(max(1, min(limit, 500)))  # type: ignore[attr-defined]
     if not principal.has_any(_CENTRE | {Role.AUDITOR}):
         stmt = stmt.where(ImportJob.organisation_id == principal.organisation_id)

@@ -15,6 +15,7 @@ from node.learners.schemas import LearnerCreate, LearnerPublic, LearnerRegister
 from node.learners.service import find_learner, learner_public, open_account
 from node.models import Learner
 from node.roles import Role
+from node.models.types import Int64
 
 router = APIRouter(prefix="/api/v1", tags=["learners"])
 
@@ -72,7 +73,7 @@ def search_learner(
 
 
 @router.get("/learners/{learner_id}", response_model=LearnerPublic)
-def read_learner(learner_id: int, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> LearnerPublic:
+def read_learner(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> LearnerPublic:
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")

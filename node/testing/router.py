@@ -48,6 +48,7 @@ from node.models import (
     utcnow,
 )
 from node.roles import Role
+from node.models.types import Int64
 
 __all__ = ["PING_TYPE", "router"]
 
@@ -184,7 +185,7 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
 
 
 @router.post("/fixtures/achievement/{achievement_id}/revoke")
-def revoke_fixture(achievement_id: int, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+def revoke_fixture(achievement_id: Int64, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
     """Revoke a deposited achievement at once — what the reviewed revocation (two centre reviewers) does when
     approved, including telling the regions it was released to — so the suite, one account, can watch it."""
     from node.credentials.status import revoke_achievement
@@ -204,7 +205,7 @@ def revoke_fixture(achievement_id: int, ctx: CtxDep, session: SessionDep, admin:
 
 
 class RotateRequest(BaseModel):
-    keep_old_days: int = Field(default=30, ge=1, le=365)
+    keep_old_days: Int64 = Field(default=30, ge=1, le=365)
 
 
 @router.post("/keys/rotate")
@@ -239,7 +240,7 @@ def send_message(body: OutgoingMessage, ctx: CtxDep, session: SessionDep, admin:
 
 
 class FlushRequest(BaseModel):
-    advance_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    advance_seconds: Int64 = Field(default=0, ge=0, le=7 * 24 * 3600)
     # an explicit clock (e.g. the `clock` of an earlier flush + n s): a timeline that slow requests cannot skew
     at: dt.datetime | None = None
 

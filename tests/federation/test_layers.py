@@ -6,7 +6,9 @@ import ast
 from pathlib import Path
 
 ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.errors", "node.audit.service",
-                "node.roles",
+                "node.roles", "node.models.types",
+                # the edge's check of text no database stores, applied to verified peer bodies
+                "node.middleware",
                 # services (not routers) that consent and transfer need: credentials, status lists, the ledger
                 "node.credentials.context", "node.credentials.service", "node.credentials.status",
                 "node.credentials.verify", "node.ledger.log", "node.ledger.service",
