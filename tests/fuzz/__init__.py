@@ -1,0 +1,1 @@
+"""A bounded schemathesis run against a real node (`python -m tests.fuzz`; see tests/fuzz/__main__.py)."""
