@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from crypto.dataintegrity import ProofError
 from federation.agreements.document import (
     AgreementInvalid,
     agreement_hash,
@@ -196,7 +197,10 @@ def _send(session: Session, ctx: Any, row: AgreementVersion, message_type: str) 
 def _new_version(session: Session, ctx: Any, draft: dict) -> AgreementVersion:
     document = {k: v for k, v in draft.items() if k != "proof"}
     document["proposer"] = ctx.node_id
-    document = sign_agreement(document, ctx.identity)
+    try:
+        document = sign_agreement(document, ctx.identity)
+    except ProofError as exc:  # e.g. a number RFC 8785 cannot write exactly: the draft is invalid, not a 500
+        raise AgreementInvalid(f"the document cannot be signed: {exc}") from None
     row = store_version(session, ctx, document, sender=ctx.node_id)
     _send(session, ctx, row, "agreement.propose")
     return row

@@ -34,7 +34,7 @@ def on_revocation(listener: RevocationListener) -> None:
 
 
 def status_list_credential(session: Session, ctx, list_no: int) -> dict:
-    if list_no < 0:
+    if not 0 <= list_no < 2**63 // STATUS_LIST_SIZE:  # beyond: its indexes could not be stored
         raise NotFound("no such status list")
     start, end = list_no * STATUS_LIST_SIZE, (list_no + 1) * STATUS_LIST_SIZE
     revoked = session.execute(sa.union_all(

@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from node.evidence.schemas import EvidencePublic
 from node.models.types import Int64
@@ -75,11 +75,15 @@ def _exact(value: object) -> Decimal | None:
     return d if d else Decimal(0)  # "-0" and "0.000" are 0
 
 
+_DECIMAL_TEXT = {"type": "string", "pattern": r"^\d{1,7}(\.\d{1,3})?$"}
 ExactDec = Annotated[
     Decimal | None,
     BeforeValidator(_exact),
     PlainSerializer(dec_str, return_type=str | None, when_used="always"),
-    Field(json_schema_extra={"type": "string", "pattern": r"^\d{1,7}(\.\d{1,3})?$"}),
+    # documented as what it is: a decimal string (or, in requests, an integer), or null
+    WithJsonSchema({"anyOf": [_DECIMAL_TEXT, {"type": "integer", "minimum": 0, "maximum": int(_MAX_DECIMAL)},
+                              {"type": "null"}]}, mode="validation"),
+    WithJsonSchema({"anyOf": [_DECIMAL_TEXT, {"type": "null"}]}, mode="serialization"),
 ]
 
 
