@@ -68,7 +68,7 @@ class Member(BaseModel):
     node_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name_zh: str = ""
     name_en: str = ""
-    did: str = Field(pattern=r"^did:web:")
+    did: str = Field(max_length=255, pattern=r"^did:web:")  # peer_did_document.did
     base_url: str = Field(pattern=r"^https?://")
     roles: list[str] = Field(default_factory=list)
 

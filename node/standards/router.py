@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from node.audit.service import refusals_recorded
@@ -100,7 +100,7 @@ class RuleWrite(BaseModel):
 
 
 class Decision(BaseModel):
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=1000)
 
 
 # -- rules -------------------------------------------------------------------------------------------

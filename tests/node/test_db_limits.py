@@ -55,3 +55,44 @@ def test_string_columns_match_their_declared_lengths(engine) -> None:
             if declared is None or engine.dialect.name == "sqlite":
                 continue
             assert columns[column.name]["type"].length == declared, (table.name, column.name)
+
+
+# Request strings without a maxLength that share a name with a column: each is checked against a fixed list of
+# values or only looked up (never written as given), so no length can reach the column.
+_VALIDATED_ELSEWHERE = {
+    "id_type",  # one of node.security.idnumbers.ID_TYPES
+    "kind",  # one of the organisation kinds
+    "institution_type",  # one of the institution types
+    "format",  # one of the import formats
+    "hash",  # looked up: a membership proposal's hash
+    "organisation_code", "parent_code",  # looked up
+    "username", "password",  # sign-in form: looked up / verified, never stored as given
+}
+
+
+def test_request_strings_fit_the_columns_they_share_a_name_with(app) -> None:
+    """Every string property of a request body (and form) is bounded by a maxLength no longer than the longest
+    column of the same name (SQLite would store a longer one; PostgreSQL refuses it: a 500, or an application
+    stuck in review). Names are the link between schema and column; a new field with a column's name is
+    checked automatically."""
+    from node.models import metadata
+    from tests.node.test_edge import _request_schemas
+
+    columns: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            type_ = column.type.impl if isinstance(column.type, sa.types.TypeDecorator) else column.type
+            if isinstance(type_, sa.String) and type_.length:
+                columns[column.name] = max(columns.get(column.name, 0), type_.length)
+    problems, checked = [], 0
+    for where, node in _request_schemas(app.openapi()):
+        if " body(" not in where or node.get("type") != "string" or "enum" in node or "const" in node:
+            continue
+        name = where.rsplit(".", 1)[-1].rstrip("[]")
+        if name not in columns or name in _VALIDATED_ELSEWHERE:
+            continue
+        checked += 1
+        if node.get("maxLength", 10**9) > columns[name]:
+            problems.append(f"{where}: maxLength {node.get('maxLength')} > column {columns[name]}")
+    assert checked > 20
+    assert problems == []
