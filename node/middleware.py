@@ -48,6 +48,7 @@ __all__ = [
 log = logging.getLogger("creditnode")
 
 MAX_JSON_DEPTH = 64  # the node's deepest documents (agreements, credentials in a release) nest ~10 levels
+MAX_FILENAME = 255  # an uploaded file's name (import_job.filename, evidence_file.original_name)
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around an evidence file
 
 HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -156,7 +157,7 @@ def _invalid_text(loc: list, problem: str) -> dict:
 
 async def refuse_unstorable_form_text(request: Request) -> None:
     """App-wide dependency: the strings of a form the route has parsed (multipart included, which the middleware
-    cannot hold) are checked like JSON strings; file names too."""
+    cannot hold) are checked like JSON strings; file names too, and their length (MAX_FILENAME)."""
     route = request.scope.get("route")
     if getattr(route, "body_field", None) is None:
         return
@@ -164,16 +165,19 @@ async def refuse_unstorable_form_text(request: Request) -> None:
         "multipart/form-data", "application/x-www-form-urlencoded"
     ):
         return
+    from fastapi.exceptions import RequestValidationError
+
     form = await request.form()  # already parsed by FastAPI for this request: cached, not read again
     for key, value in form.multi_items():
         text = value.filename or "" if isinstance(value, UploadFile) else value
         for item in (key, text):
             problem = text_problem(item)
             if problem:
-                from fastapi.exceptions import RequestValidationError
-
-                raise RequestValidationError([{"loc": ("body", key), "msg": f"the text {problem}",
+                raise RequestValidationError([{"loc": ["body", key], "msg": f"the text {problem}",
                                                "type": "invalid_text"}])
+        if isinstance(value, UploadFile) and len(text) > MAX_FILENAME:  # file name columns are VARCHAR(255)
+            raise RequestValidationError([{"loc": ["body", key], "type": "string_too_long",
+                                           "msg": f"the file name is longer than {MAX_FILENAME} characters"}])
 
 
 class EdgeMiddleware:

@@ -96,6 +96,14 @@ def test_nul_is_refused_in_keys_path_query_and_forms(client, staff_headers) -> N
     _refused(r, 422, "validation_error")
 
 
+def test_an_uploaded_file_name_fits_its_column(client, staff_headers) -> None:
+    admin = staff_headers("node_admin")
+    r = client.post("/api/v1/imports", headers=admin, files={"file": ("名" * 252 + ".csv", b"x")},
+                    data={"institution_code": "U001"})
+    body = _refused(r, 422, "validation_error")
+    assert body["detail"]["errors"][0]["type"] == "string_too_long"
+
+
 def test_a_deposit_cannot_become_stuck(client, staff_headers) -> None:
     """A title with NUL never gets in; a title at every limit (non-BMP characters included) goes through
     both reviews to `deposited` (the achievement row takes what the application accepted)."""
