@@ -272,3 +272,21 @@ def test_datetimes_in_responses_are_utc_with_an_offset(client) -> None:
     listed = client.get("/api/v1/me/deposit-applications", headers=learner.headers).json()
     items = listed["items"] if isinstance(listed, dict) else listed
     assert dt.datetime.fromisoformat(items[0]["created_at"]).utcoffset() == dt.timedelta(0)
+
+
+def test_an_unexpected_error_is_a_500_that_keeps_the_connection(app, client) -> None:
+    """The edge answers an unhandled error itself and does not re-raise it (Starlette's error middleware
+    re-raises after answering, and uvicorn then drops the keep-alive connection): the test client, which
+    raises whatever reaches the server, gets a plain 500."""
+    from fastapi import Depends
+
+    from node.deps import public
+
+    def boom() -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    app.add_api_route("/api/v1/boom", boom, dependencies=[Depends(public)])
+    with TestClient(app) as strict:  # raise_server_exceptions=True
+        r = strict.get("/api/v1/boom")
+    _refused(r, 500, "internal_error")
+    assert r.headers["x-content-type-options"] == "nosniff" and "connection" not in r.headers
