@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import select
 
+from crypto.errors import CanonicalizationError
 from federation.errors import MembershipRefused
 from federation.inbox import InboxEnvelope, receive_message
 from federation.jobs import start_scheduler
@@ -165,8 +166,12 @@ def install(ctx: CtxDep, session: SessionDep, admin: Admin, request: InstallRequ
         # the refusal is audited in this request's session, after undoing the attempt (a second connection
         # would wait for this one's write lock on SQLite)
         session.rollback()
+        try:
+            target = membership_hash(document)
+        except CanonicalizationError:  # a refused document may not even canonicalise (numbers past 2^53)
+            target = None
         record(session, actor=admin, action="federation.membership.install", outcome="failed",
-               target_type="membership", target_id=membership_hash(document), detail=exc.to_dict())
+               target_type="membership", target_id=target, detail=exc.to_dict())
         session.commit()
         raise
     record(session, actor=admin, action="federation.membership.install", target_type="membership",

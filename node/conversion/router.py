@@ -15,7 +15,7 @@ from node.conversion import service
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.models.standards import ConversionItem, ConversionRequest
 from node.roles import Role
-from node.models.types import Int64
+from node.models.types import Int32, Int64
 
 __all__ = ["router"]
 
@@ -106,7 +106,7 @@ class KeepItem(BaseModel):
 
 
 class Confirm(BaseModel):
-    version: Int64
+    version: Int32
     keep: list[KeepItem] | None = None  # None: confirm the whole proposal
 
 
@@ -117,12 +117,12 @@ class ItemDecision(BaseModel):
 
 
 class Review(BaseModel):
-    version: Int64
+    version: Int32
     decisions: list[ItemDecision]
 
 
 class Appeal(BaseModel):
-    version: Int64
+    version: Int32
     reason: str = Field(max_length=1000)
 
 
@@ -162,7 +162,7 @@ def appeal(request_id: Int64, body: Appeal, session: SessionDep, me: LearnerOnly
 
 
 class Withdraw(BaseModel):
-    version: Int64
+    version: Int32
 
 
 @router.post("/me/conversions/{request_id}/withdraw", response_model=RequestView)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from node.evidence.schemas import EvidencePublic
-from node.models.types import Int64
+from node.models.types import Int32, Int64
 
 __all__ = [
     "ACHIEVEMENT_TYPES",
@@ -221,18 +221,18 @@ class ApplicationStaffCreate(ApplicationCreate):
 
 
 class SubmitRequest(BaseModel):
-    version: Int64
+    version: Int32
 
 
 class ReviewDecision(BaseModel):
     decision: Literal["approve", "reject"]
     reason: str | None = Field(default=None, max_length=1000)
-    version: Int64
+    version: Int32
 
 
 class AppealCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
-    version: Int64
+    version: Int32
 
 
 class ApplicationPublic(BaseModel):

@@ -17,6 +17,7 @@ __all__ = [
     "UtcDateTime",
     "BigId",
     "ExactDecimal",
+    "Int32",
     "Int64",
     "LogString",
     "clean_text",
@@ -34,6 +35,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # `tests/node/test_edge.py` walks the OpenAPI and fails on an unbounded integer.
 # (An exclusive bound of 2**63: JSON Schema writers turn 2**63 - 1 into the float 2**63, which would not hold.)
 Int64 = Annotated[int, annotated_types.Interval(ge=INT64_MIN, lt=INT64_MAX + 1)]
+# A value bound to an INTEGER column (versions): PostgreSQL refuses a parameter past 2**31 - 1 there.
+Int32 = Annotated[int, annotated_types.Interval(ge=-(2**31), le=2**31 - 1)]
 
 
 def sqlite_datetime(value: dt.datetime) -> str:

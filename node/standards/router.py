@@ -19,7 +19,7 @@ from node.roles import ALL_STAFF_ROLES, Role
 from node.rules import parse_rule
 from node.rules.handbook import handbook_html, handbook_markdown
 from node.standards import service
-from node.models.types import Int64
+from node.models.types import Int32
 
 __all__ = ["router"]
 
@@ -124,12 +124,12 @@ def create_rule(body: RuleWrite, session: SessionDep, admin: Admin) -> RuleView:
 
 
 @router.get("/rules/{rule_id}/versions/{version}", response_model=RuleView)
-def read_rule(rule_id: str, version: Int64, session: SessionDep, _: StaffReader) -> RuleView:
+def read_rule(rule_id: str, version: Int32, session: SessionDep, _: StaffReader) -> RuleView:
     return _rule(service.rule_row(session, rule_id, version))
 
 
 @router.put("/rules/{rule_id}/versions/{version}", response_model=RuleView)
-def update_rule(rule_id: str, version: Int64, body: RuleWrite, session: SessionDep, admin: Admin) -> RuleView:
+def update_rule(rule_id: str, version: Int32, body: RuleWrite, session: SessionDep, admin: Admin) -> RuleView:
     with refusals_recorded(session, actor=admin, action="standards.rule.update", target_type="standard_rule",
                            target_id=f"{rule_id}@{version}"):
         row = service.rule_row(session, rule_id, version)
@@ -150,19 +150,19 @@ def _decide(action: str, rule_id: str, version: int, decision: Decision, session
 
 
 @router.post("/rules/{rule_id}/versions/{version}/approve", response_model=RuleView)
-def approve_rule(rule_id: str, version: Int64, session: SessionDep, admin: Admin,
+def approve_rule(rule_id: str, version: Int32, session: SessionDep, admin: Admin,
                  body: Decision | None = None) -> RuleView:
     """Maker-checker: only a standards admin other than the draft's maker may approve it."""
     return _decide("approve", rule_id, version, body or Decision(), session, admin)
 
 
 @router.post("/rules/{rule_id}/versions/{version}/reject", response_model=RuleView)
-def reject_rule(rule_id: str, version: Int64, body: Decision, session: SessionDep, admin: Admin) -> RuleView:
+def reject_rule(rule_id: str, version: Int32, body: Decision, session: SessionDep, admin: Admin) -> RuleView:
     return _decide("reject", rule_id, version, body, session, admin)
 
 
 @router.post("/rules/{rule_id}/versions/{version}/retire", response_model=RuleView)
-def retire_rule(rule_id: str, version: Int64, session: SessionDep, admin: Admin,
+def retire_rule(rule_id: str, version: Int32, session: SessionDep, admin: Admin,
                 body: Decision | None = None) -> RuleView:
     return _decide("retire", rule_id, version, body or Decision(), session, admin)
 

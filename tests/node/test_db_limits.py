@@ -3,6 +3,8 @@ written, a staff member may hold every role, and request strings are bounded by 
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from sqlmodel import select
 
@@ -95,4 +97,28 @@ def test_request_strings_fit_the_columns_they_share_a_name_with(app) -> None:
         if node.get("maxLength", 10**9) > columns[name]:
             problems.append(f"{where}: maxLength {node.get('maxLength')} > column {columns[name]}")
     assert checked > 20
+    assert problems == []
+
+
+# Request integers named like a 32-bit column that are bound to a BIGINT one: the ledger's sizes
+# (ledger_head.size) and membership versions (membership_version.version).
+_BIGINT_BOUND = {"GET /api/v1/ledger/proof/inclusion query:size",
+                 "GET /.well-known/credit-node/membership/{version} path:version"}
+
+
+def test_request_integers_fit_the_columns_they_share_a_name_with(app) -> None:
+    """An integer bound to an INTEGER column (versions) must stay within 32 bits: PostgreSQL refuses a larger
+    parameter there with a DataError (a 500; SQLite has no such limit)."""
+    from node.models import metadata
+    from tests.node.test_edge import _request_schemas
+
+    narrow = {column.name for table in metadata.sorted_tables for column in table.columns
+              if isinstance(column.type, sa.Integer) and not isinstance(column.type, sa.BigInteger)
+              and not column.primary_key}
+    problems = []
+    for where, node in _request_schemas(app.openapi()):
+        name = re.split(r"[.:]", where)[-1].rstrip("[]")
+        if node.get("type") == "integer" and name in narrow and where not in _BIGINT_BOUND \
+                and node.get("maximum", 2**64) > 2**31 - 1:
+            problems.append(where)
     assert problems == []

@@ -290,3 +290,14 @@ def test_an_unexpected_error_is_a_500_that_keeps_the_connection(app, client) -> 
         r = strict.get("/api/v1/boom")
     _refused(r, 500, "internal_error")
     assert r.headers["x-content-type-options"] == "nosniff" and "connection" not in r.headers
+
+
+def test_values_past_what_postgresql_binds_are_refused_not_500(client, staff_headers) -> None:
+    """Found by the fuzz run on PostgreSQL: a rule version past 32 bits (an INTEGER column) and a refused
+    membership document holding an integer past 2^53 (its hash cannot be computed for the audit entry)."""
+    admin = staff_headers("standards_admin", "federation_admin")
+    _refused(client.get("/api/v1/standards/rules/r1/versions/9223372036854775806", headers=admin),
+             422, "validation_error")
+    r = client.post("/api/v1/federation/membership/install", json={"document": {"version": 2**60}},
+                    headers=admin)
+    assert r.status_code == 409, r.text
