@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from node.roles import ALL_STAFF_ROLES
-from tests.conformance.nodes import PASSWORD, ROOT, launch_node, subprocess_env, wait_ready
+from tests.conformance.nodes import PASSWORD, launch_node, subprocess_env, wait_ready
 
 # (Not content_type_conformance: DID documents, JSON-LD contexts, CSV/NDJSON exports and status lists declare
 # their media types in their responses, not yet in the OpenAPI.)
@@ -66,7 +66,9 @@ def _run(url: str, token: str, report: Path, *, filters: list[str], max_examples
         *filters,
     ]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, check=False)
+    # in the temporary directory: schemathesis keeps a .schemathesis cache in its working directory
+    done = subprocess.run(command, cwd=report.parent, env=subprocess_env(), capture_output=True, text=True,
+                          check=False)
     out = done.stdout
     marks = [i for i in (out.find("= ERRORS ="), out.find("= FAILURES =")) if i >= 0]
     start = min(marks) - 40 if marks else -1
