@@ -26,6 +26,7 @@ __all__ = [
     "ImportSettings",
     "InsecureConfiguration",
     "NodeSettings",
+    "OpsSettings",
     "RegionProfile",
     "SecuritySettings",
     "Settings",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 REGIONS_DIR = Path(__file__).parent / "regions"
+STANDARDS_DIR = Path(__file__).parent / "standards"
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 # Every development default secret contains this mark, so production mode can recognise and refuse it.
 DEV_SECRET_MARK = "insecure-development-default"
 
@@ -63,6 +66,12 @@ class RegionProfile:
     hours_per_credit: Decimal
     account_prefix: str
     framework_levels: tuple[FrameworkLevel, ...] = field(default=())
+    # the standards bundles `creditnode init` loads (files in config/standards/, the shared framework first)
+    standards: tuple[str, ...] = field(default=())
+
+    @property
+    def standards_files(self) -> tuple[Path, ...]:
+        return tuple(STANDARDS_DIR / name for name in self.standards)
 
 
 def region_names() -> list[str]:
@@ -77,6 +86,7 @@ def load_region(name: str) -> RegionProfile:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     levels = tuple(FrameworkLevel(**lv) for lv in data.pop("framework_levels", []))
     data["hours_per_credit"] = Decimal(data["hours_per_credit"])
+    data["standards"] = tuple(data.get("standards", ()))
     return RegionProfile(framework_levels=levels, **data)
 
 
@@ -87,6 +97,15 @@ class NodeSettings(BaseModel):
     data_dir: Path = Path("data")
     mode: Literal["development", "production", "test"] = "development"
     log_level: str = "INFO"
+    # text: `time level logger [request-id] message`; json: one object per line (docs/operations.md)
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in region_names():
+            raise ValueError(f"unknown region {value!r}; known regions: {', '.join(region_names())}")
+        return value
 
 
 class DatabaseSettings(BaseModel):
@@ -129,6 +148,16 @@ class FederationSettings(BaseModel):
     test_mode: bool = False
 
 
+class OpsSettings(BaseModel):
+    """`/health`, `/ready` and `/metrics` (docs/operations.md, "Monitoring")."""
+
+    metrics_enabled: bool = True
+    # When set, `/metrics` answers only `Authorization: Bearer <metrics_token>` (Prometheus: `authorization`).
+    metrics_token: SecretStr | None = None
+    # Without a token: public when the base URL is a loopback address (None), or always (true) / never (false).
+    metrics_public: bool | None = None
+
+
 # Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).
 FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonicalisation", "no_retry",
                     "double_delivery", "wrong_conversion"})
@@ -160,6 +189,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +16,10 @@ ConfigOpt = Annotated[
 
 
 def _context(config: Path | None):
-    from config.settings import Settings
+    from node.cli import load_settings  # exits with one line when there is no usable configuration or database
     from node.context import NodeContext
 
-    if config is not None:
-        os.environ["CREDITNODE_CONFIG"] = str(config.resolve())
-    return NodeContext.build(Settings())
+    return NodeContext.build(load_settings(config))
 
 
 def register(app: typer.Typer) -> None:

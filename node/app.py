@@ -24,7 +24,7 @@ log = logging.getLogger("creditnode")
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.node.log_level)
+    configure_logging(settings.node.log_level, settings.node.log_format)
     ctx = NodeContext.build(settings, engine=engine)
 
     @contextlib.asynccontextmanager
