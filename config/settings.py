@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "CONFIG_ENV",
+    "ConfigurationProblem",
     "DEV_SECRET_MARK",
     "DatabaseSettings",
     "FederationSettings",
@@ -31,6 +33,8 @@ __all__ = [
     "SecuritySettings",
     "Settings",
     "TestingSettings",
+    "find_config",
+    "find_settings",
     "load_region",
     "region_names",
 ]
@@ -262,6 +266,68 @@ class Settings(BaseSettings):
         return self.security.node_key_file or (self.node.data_dir / "node-keys.json")
 
 
+CONFIG_ENV = "CREDITNODE_CONFIG"
+CONFIG_FILENAME = "creditnode.toml"
+# A configuration given entirely by the environment (containers): its secrets are there.
+ENV_ONLY_MARK = "CREDITNODE_SECURITY__DATABASE_KEY"
+
+
+class ConfigurationProblem(RuntimeError):
+    """The node cannot run as configured; the message is one line with the fix."""
+
+
+def find_config(explicit: Path | None, *, cwd: Path | None = None) -> Path | None:
+    """The configuration file to use: `--config`, else `$CREDITNODE_CONFIG`, else `./creditnode.toml`.
+
+    None when there is none but the environment configures the node on its own (its secrets are set).
+    Raises `ConfigurationProblem` when a named file does not exist or nothing is found at all."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigurationProblem(f"--config {explicit}: no such file")
+        return explicit.resolve()
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigurationProblem(
+                f"{CONFIG_ENV}={named}: no such file; point it at the creditnode.toml written by `creditnode init`"
+            )
+        return path.resolve()
+    local = (cwd or Path.cwd()) / CONFIG_FILENAME
+    if local.is_file():
+        return local.resolve()
+    if os.environ.get(ENV_ONLY_MARK):
+        return None
+    raise ConfigurationProblem(
+        f"no configuration found (looked for --config, ${CONFIG_ENV} and ./{CONFIG_FILENAME}): "
+        f"for a new node run `creditnode init --region REGION --data-dir DIR`, "
+        f"for an existing one `export {CONFIG_ENV}=DIR/{CONFIG_FILENAME}`"
+    )
+
+
+
+
+def find_settings(explicit: Path | None = None) -> Settings:
+    """The settings of the node a command works on: the file `find_config` finds (its path is then exported as
+    `CREDITNODE_CONFIG` for this process), under the environment. Raises `ConfigurationProblem` with one line
+    for every way this can fail (nothing found, a named file missing, bad TOML, a bad value, insecure)."""
+    from pydantic import ValidationError
+
+    path = find_config(explicit)
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path)
+    where = str(path) if path is not None else "the environment"
+    try:
+        return Settings()
+    except InsecureConfiguration as exc:
+        raise ConfigurationProblem(f"{where}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationProblem(f"{where}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationProblem(f"{where}: {problems}") from None
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by CREDITNODE_CONFIG (written by `creditnode init`)."""
 
@@ -269,7 +335,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("CREDITNODE_CONFIG")
+        path = os.environ.get(CONFIG_ENV)
         if not path:
             return {}
         file = Path(path)

@@ -16,10 +16,21 @@ ConfigOpt = Annotated[
 
 
 def _context(config: Path | None):
-    from node.cli import load_settings  # exits with one line when there is no usable configuration or database
+    """The node's context; exits with one line when there is no usable configuration or database."""
+    from config.settings import ConfigurationProblem, find_settings
     from node.context import NodeContext
+    from node.db import database_problem
 
-    return NodeContext.build(load_settings(config))
+    try:
+        settings = find_settings(config)
+    except ConfigurationProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    problem = database_problem(settings.database_url)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    return NodeContext.build(settings)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from config.settings import Settings
 from node.context import NodeContext
 from node.errors import NodeError
 from node.logging import configure_logging
+from node.ops.web import install as install_ops
 
 __all__ = ["create_app"]
 
@@ -41,12 +42,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         title=f"creditnode · {settings.region.name_en}",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc with local assets: node.ops
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     _install_error_handlers(app)
     _include_routers(app)
+    # operations: /health /ready /metrics, offline /docs, x-roles in the OpenAPI, request id + metrics (outermost)
+    install_ops(app, ctx)
     return app
 
 

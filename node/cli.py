@@ -6,15 +6,21 @@ import base64
 import os
 import secrets
 import shutil
-import tomllib
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from config.settings import EXAMPLES_DIR, InsecureConfiguration, Settings, load_region, region_names
+from config.settings import (
+    EXAMPLES_DIR,
+    ConfigurationProblem,
+    InsecureConfiguration,
+    Settings,
+    find_settings,
+    load_region,
+    region_names,
+)
 from node.identity.keyring import create_keyring, load_keyring, revoke_key, rotate_keyring
 
 app = typer.Typer(help="Node of the Yangtze Delta lifelong-learning credit bank federation.", no_args_is_help=True)
@@ -44,25 +50,12 @@ def load_settings(config: Path | None, *, need_database: bool = True) -> Setting
     (`--config`, else `$CREDITNODE_CONFIG`, else `./creditnode.toml`, else an environment holding the secrets) or,
     with `need_database`, when its database is missing, unreachable or its schema is not current. Creates no
     file and no database."""
-    from node.ops.checks import ConfigurationProblem, database_problem, find_config
+    from node.db import database_problem
 
-    path: Path | None = None
     try:
-        path = find_config(config)
-        if path is not None:
-            os.environ["CREDITNODE_CONFIG"] = str(path)
-        settings = Settings()
+        settings = find_settings(config)
     except ConfigurationProblem as exc:
         fail(str(exc))
-    except InsecureConfiguration as exc:
-        fail(f"{path or 'the environment'}: {exc}")
-    except tomllib.TOMLDecodeError as exc:
-        fail(f"{path}: not valid TOML: {exc}")
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        fail(f"{path or 'the environment'}: {problems}")
-    except ValueError as exc:  # an unknown region
-        fail(f"{path or 'the environment'}: {exc}")
     if need_database:
         problem = database_problem(settings.database_url)
         if problem:
@@ -208,7 +201,7 @@ def init(
 
 
 def _shown_database(settings: Settings) -> str:
-    from node.ops.checks import shown_url
+    from node.db import shown_url
 
     return shown_url(settings.database_url)
 
