@@ -195,9 +195,10 @@ def init(
     elif len(profile.standards) <= 1:
         echo(f"  creditnode standards load FILE.json   # {region} ships no conversion standards of its own "
              "(docs/conversion.md)")
-    echo(f"  creditnode serve   # API and docs at {settings.base_url}/docs")
+    echo(f"  creditnode serve &   # API and docs at {settings.base_url}/docs (or in another terminal)")
     echo("  creditnode org add U001 --name 示例大学 --kind institution --institution-type university")
-    echo("  creditnode example scores.csv && creditnode import scores.csv --institution U001")
+    echo("  creditnode example scores.csv   # a small Shanghai-template file of made-up learners")
+    echo("  creditnode import scores.csv --institution U001")
 
 
 def _shown_database(settings: Settings) -> str:
