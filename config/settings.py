@@ -21,8 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 __all__ = [
     "CONFIG_ENV",
-    "ConfigurationProblem",
     "DEV_SECRET_MARK",
+    "ConfigurationProblem",
     "DatabaseSettings",
     "FederationSettings",
     "ImportSettings",

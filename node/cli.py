@@ -253,8 +253,10 @@ def serve(
         application = create_app(settings)
     except (FileNotFoundError, InsecureConfiguration) as exc:
         fail(str(exc))
-    typer.echo(f"node {settings.node_id} as {did}: listening on http://{host}:{port}, base URL {settings.base_url}",
-               err=True)
+    import logging
+
+    logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s", settings.node_id,
+                                         did, host, port, settings.base_url)
     uvicorn.run(application, host=host, port=port, log_level=None,
                 log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format))
 

@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import re
+import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -30,6 +31,7 @@ __all__ = [
     "IdNumberRedactor",
     "JsonFormatter",
     "RequestIdFilter",
+    "StderrHandler",
     "TextFormatter",
     "configure_logging",
     "current_request_id",
@@ -156,6 +158,22 @@ def make_formatter(fmt: LogFormat) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted (not the one at creation: tests and CLI runners
+    swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 # Loggers of other packages that may quote a URL or a value: masked even when their own handlers write them.
 _FOREIGN_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "httpx", "sqlalchemy.engine")
 _handler: logging.Handler | None = None
@@ -167,7 +185,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
     global _handler
     node_logger = logging.getLogger("creditnode")
     if _handler is None:
-        _handler = logging.StreamHandler()
+        _handler = StderrHandler()
         _handler.addFilter(IdNumberRedactor())
         node_logger.addHandler(_handler)
         node_logger.propagate = False

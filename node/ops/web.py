@@ -14,17 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
 
 from node.context import NodeContext
+from node.db import schema_problem
 from node.deps import CtxDep, public
 from node.errors import Forbidden, NotFound, Unauthorized
-from node.db import schema_problem
 from node.ops.checks import is_loopback_host
 from node.ops.metrics import CONTENT_TYPE_LATEST, HttpMetrics, NodeCollector, multiprocess_dir, render
 from node.ops.middleware import RequestContextMiddleware
@@ -35,7 +36,7 @@ __all__ = ["install", "readiness", "router"]
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(public)])
 
-_ASSETS_DIR = Path(__import__("fastapi_offline").__file__).parent / "static"
+_ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 ASSETS = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
