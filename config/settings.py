@@ -20,21 +20,28 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "CONFIG_ENV",
     "DEV_SECRET_MARK",
+    "ConfigurationProblem",
     "DatabaseSettings",
     "FederationSettings",
     "ImportSettings",
     "InsecureConfiguration",
     "NodeSettings",
+    "OpsSettings",
     "RegionProfile",
     "SecuritySettings",
     "Settings",
     "TestingSettings",
+    "find_config",
+    "find_settings",
     "load_region",
     "region_names",
 ]
 
 REGIONS_DIR = Path(__file__).parent / "regions"
+STANDARDS_DIR = Path(__file__).parent / "standards"
+EXAMPLES_DIR = Path(__file__).parent / "examples"
 # Every development default secret contains this mark, so production mode can recognise and refuse it.
 DEV_SECRET_MARK = "insecure-development-default"
 
@@ -63,6 +70,12 @@ class RegionProfile:
     hours_per_credit: Decimal
     account_prefix: str
     framework_levels: tuple[FrameworkLevel, ...] = field(default=())
+    # the standards bundles `creditnode init` loads (files in config/standards/, the shared framework first)
+    standards: tuple[str, ...] = field(default=())
+
+    @property
+    def standards_files(self) -> tuple[Path, ...]:
+        return tuple(STANDARDS_DIR / name for name in self.standards)
 
 
 def region_names() -> list[str]:
@@ -77,6 +90,7 @@ def load_region(name: str) -> RegionProfile:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     levels = tuple(FrameworkLevel(**lv) for lv in data.pop("framework_levels", []))
     data["hours_per_credit"] = Decimal(data["hours_per_credit"])
+    data["standards"] = tuple(data.get("standards", ()))
     return RegionProfile(framework_levels=levels, **data)
 
 
@@ -90,6 +104,15 @@ class NodeSettings(BaseModel):
     # Request bodies over this are refused (413) before they are read; uploads and the federation inbox have
     # their own limits (imports.max_upload_bytes, imports.max_evidence_bytes, federation.max_body_bytes).
     max_body_bytes: int = 1024 * 1024
+    # text: `time level logger [request-id] message`; json: one object per line (docs/operations.md)
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in region_names():
+            raise ValueError(f"unknown region {value!r}; known regions: {', '.join(region_names())}")
+        return value
 
 
 class DatabaseSettings(BaseModel):
@@ -133,6 +156,16 @@ class FederationSettings(BaseModel):
     test_mode: bool = False
 
 
+class OpsSettings(BaseModel):
+    """`/health`, `/ready` and `/metrics` (docs/operations.md, "Monitoring")."""
+
+    metrics_enabled: bool = True
+    # When set, `/metrics` answers only `Authorization: Bearer <metrics_token>` (Prometheus: `authorization`).
+    metrics_token: SecretStr | None = None
+    # Without a token: public when the base URL is a loopback address (None), or always (true) / never (false).
+    metrics_public: bool | None = None
+
+
 # Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).
 FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonicalisation", "no_retry",
                     "double_delivery", "wrong_conversion"})
@@ -164,6 +197,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod
@@ -236,6 +270,68 @@ class Settings(BaseSettings):
         return self.security.node_key_file or (self.node.data_dir / "node-keys.json")
 
 
+CONFIG_ENV = "CREDITNODE_CONFIG"
+CONFIG_FILENAME = "creditnode.toml"
+# A configuration given entirely by the environment (containers): its secrets are there.
+ENV_ONLY_MARK = "CREDITNODE_SECURITY__DATABASE_KEY"
+
+
+class ConfigurationProblem(RuntimeError):
+    """The node cannot run as configured; the message is one line with the fix."""
+
+
+def find_config(explicit: Path | None, *, cwd: Path | None = None) -> Path | None:
+    """The configuration file to use: `--config`, else `$CREDITNODE_CONFIG`, else `./creditnode.toml`.
+
+    None when there is none but the environment configures the node on its own (its secrets are set).
+    Raises `ConfigurationProblem` when a named file does not exist or nothing is found at all."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigurationProblem(f"--config {explicit}: no such file")
+        return explicit.resolve()
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigurationProblem(
+                f"{CONFIG_ENV}={named}: no such file; point it at the creditnode.toml written by `creditnode init`"
+            )
+        return path.resolve()
+    local = (cwd or Path.cwd()) / CONFIG_FILENAME
+    if local.is_file():
+        return local.resolve()
+    if os.environ.get(ENV_ONLY_MARK):
+        return None
+    raise ConfigurationProblem(
+        f"no configuration found (looked for --config, ${CONFIG_ENV} and ./{CONFIG_FILENAME}): "
+        f"for a new node run `creditnode init --region REGION --data-dir DIR`, "
+        f"for an existing one `export {CONFIG_ENV}=DIR/{CONFIG_FILENAME}`"
+    )
+
+
+
+
+def find_settings(explicit: Path | None = None) -> Settings:
+    """The settings of the node a command works on: the file `find_config` finds (its path is then exported as
+    `CREDITNODE_CONFIG` for this process), under the environment. Raises `ConfigurationProblem` with one line
+    for every way this can fail (nothing found, a named file missing, bad TOML, a bad value, insecure)."""
+    from pydantic import ValidationError
+
+    path = find_config(explicit)
+    if path is not None:
+        os.environ[CONFIG_ENV] = str(path)
+    where = str(path) if path is not None else "the environment"
+    try:
+        return Settings()
+    except InsecureConfiguration as exc:
+        raise ConfigurationProblem(f"{where}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationProblem(f"{where}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationProblem(f"{where}: {problems}") from None
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by CREDITNODE_CONFIG (written by `creditnode init`)."""
 
@@ -243,7 +339,7 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("CREDITNODE_CONFIG")
+        path = os.environ.get(CONFIG_ENV)
         if not path:
             return {}
         file = Path(path)

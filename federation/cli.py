@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +16,21 @@ ConfigOpt = Annotated[
 
 
 def _context(config: Path | None):
-    from config.settings import Settings
+    """The node's context; exits with one line when there is no usable configuration or database."""
+    from config.settings import ConfigurationProblem, find_settings
     from node.context import NodeContext
+    from node.db import database_problem
 
-    if config is not None:
-        os.environ["CREDITNODE_CONFIG"] = str(config.resolve())
-    return NodeContext.build(Settings())
+    try:
+        settings = find_settings(config)
+    except ConfigurationProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    problem = database_problem(settings.database_url)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    return NodeContext.build(settings)
 
 
 def register(app: typer.Typer) -> None:

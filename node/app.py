@@ -19,6 +19,7 @@ from node.errors import NodeError
 from node.logging import configure_logging
 from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form_text
 from node.openapi import openapi_with_errors
+from node.ops.web import install as install_ops
 
 __all__ = ["create_app"]
 
@@ -31,7 +32,7 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.node.log_level)
+    configure_logging(settings.node.log_level, settings.node.log_format)
     ctx = NodeContext.build(settings, engine=engine)
 
     @contextlib.asynccontextmanager
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(refuse_unstorable_form_text)],  # the edge's check of form text (node.middleware)
+        docs_url=None,  # /docs and /redoc with local assets: node.ops
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.startup_hooks = []
@@ -58,6 +61,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = functools.partial(openapi_with_errors, app)  # the node's ErrorBody (node/openapi.py)
+    # operations: /health /ready /metrics, offline /docs, x-roles in the OpenAPI, request id + metrics (outermost)
+    install_ops(app, ctx)
     return app
 
 

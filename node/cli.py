@@ -5,13 +5,22 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from config.settings import Settings, load_region, region_names
+from config.settings import (
+    EXAMPLES_DIR,
+    ConfigurationProblem,
+    InsecureConfiguration,
+    Settings,
+    find_settings,
+    load_region,
+    region_names,
+)
 from node.identity.keyring import create_keyring, load_keyring, revoke_key, rotate_keyring
 
 app = typer.Typer(help="Node of the Yangtze Delta lifelong-learning credit bank federation.", no_args_is_help=True)
@@ -24,14 +33,34 @@ app.add_typer(ledger_app, name="ledger")
 console = Console()
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="configuration file (default: $CREDITNODE_CONFIG)")
+    Path | None,
+    typer.Option("--config", "-c", help="configuration file (default: $CREDITNODE_CONFIG, else ./creditnode.toml)"),
 ]
+EXAMPLE_SCORES = EXAMPLES_DIR / "shanghai-scores.csv"
 
 
-def load_settings(config: Path | None) -> Settings:
-    if config is not None:
-        os.environ["CREDITNODE_CONFIG"] = str(config.resolve())
-    return Settings()
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, then exit: what is wrong and how to fix it (no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(config: Path | None, *, need_database: bool = True) -> Settings:
+    """The settings of the node a command works on; exits with one line when there is no usable configuration
+    (`--config`, else `$CREDITNODE_CONFIG`, else `./creditnode.toml`, else an environment holding the secrets) or,
+    with `need_database`, when its database is missing, unreachable or its schema is not current. Creates no
+    file and no database."""
+    from node.db import database_problem
+
+    try:
+        settings = find_settings(config)
+    except ConfigurationProblem as exc:
+        fail(str(exc))
+    if need_database:
+        problem = database_problem(settings.database_url)
+        if problem:
+            fail(problem)
+    return settings
 
 
 def audit_operator(settings: Settings, action: str, *, target_type: str | None = None, target_id: object = None,
@@ -79,9 +108,10 @@ def write_config(path: Path, sections: dict[str, dict[str, object]]) -> None:
 
 def initialise_node(
     *, region: str, data_dir: Path, base_url: str | None = None, database_url: str | None = None,
-    mode: str = "development", admin_password: str | None = None,
+    mode: str = "development", admin_password: str | None = None, load_standards: bool = False,
 ) -> tuple[Path, str]:
-    """Write a configuration with fresh secrets, build the schema, create the centre and the first admin.
+    """Write a configuration with fresh secrets, build the schema, create the centre, the node's key ring and the
+    first admin; with `load_standards`, load the region's standards bundles (`RegionProfile.standards`).
     Returns (config path, admin password)."""
     from node.bootstrap import bootstrap_node
 
@@ -108,7 +138,20 @@ def initialise_node(
     ring = create_keyring(settings, exist_ok=False)
     audit_operator(settings, "node.init", target_type="node", target_id=region,
                    detail={"data_dir": str(data_dir), "mode": mode, "key_id": getattr(ring, "current", None)})
+    if load_standards and profile.standards:
+        from node.db import make_engine
+        from node.standards.cli import load_files
+
+        engine = make_engine(settings.database_url)
+        try:
+            load_files(engine, list(profile.standards_files))
+        finally:
+            engine.dispose()
     return config_path, password
+
+
+def _standards_command(files: tuple[Path, ...]) -> str:
+    return "creditnode standards load " + " ".join(str(f) for f in files)
 
 
 @app.command()
@@ -118,41 +161,112 @@ def init(
     base_url: Annotated[str | None, typer.Option(help="public base URL (default: the region file's)")] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: SQLite in data dir)")] = None,
     mode: Annotated[str, typer.Option(help="development | production")] = "development",
+    standards: Annotated[bool, typer.Option(help="load the region's published standards and the shared "
+                                                 "framework (config/standards/)")] = True,
 ) -> None:
-    """Write a working configuration with fresh secrets and create the first administrator."""
+    """Write a working configuration with fresh secrets, build the schema, create the node's keys and the first
+    administrator, and load the region's published conversion standards."""
+    from node.errors import NodeError
+
     try:
+        profile = load_region(region)
         config_path, password = initialise_node(
-            region=region, data_dir=data_dir, base_url=base_url, database_url=database_url, mode=mode
+            region=region, data_dir=data_dir, base_url=base_url, database_url=database_url, mode=mode,
+            load_standards=standards,
         )
-    except (FileExistsError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    console.print(f"configuration written to [bold]{config_path}[/bold] (mode 0600)")
-    console.print("administrator: [bold]admin[/bold]  password (shown once): " f"[bold]{password}[/bold]")
-    console.print(f"next: export CREDITNODE_CONFIG={config_path}; creditnode serve")
+    except (FileExistsError, ValueError, InsecureConfiguration) as exc:
+        fail(str(exc))
+    except NodeError as exc:  # a standards bundle refused: the node itself is initialised
+        fail(f"the node is initialised, but loading its standards failed: {exc.message}")
+    settings = Settings()
+    from crypto.did import did_web_from_url
+
+    echo = typer.echo
+    echo(f"configuration written to {config_path} (mode 0600)")
+    echo(f"node {settings.node_id}: {settings.base_url} ({did_web_from_url(settings.base_url)}), "
+         f"database {_shown_database(settings)}")
+    if standards and profile.standards:
+        echo("standards loaded: " + ", ".join(f.name for f in profile.standards_files))
+    echo(f"administrator: admin  password (shown once): {password}")
+    echo("next:")
+    echo(f"  export CREDITNODE_CONFIG={config_path}")
+    if not standards:
+        echo(f"  {_standards_command(profile.standards_files)}   # the region's standards and the framework")
+    elif len(profile.standards) <= 1:
+        echo(f"  creditnode standards load FILE.json   # {region} ships no conversion standards of its own "
+             "(docs/conversion.md)")
+    echo(f"  creditnode serve &   # API and docs at {settings.base_url}/docs (or in another terminal)")
+    echo("  creditnode org add U001 --name 示例大学 --kind institution --institution-type university")
+    echo("  creditnode example scores.csv   # a small Shanghai-template file of made-up learners")
+    echo("  creditnode import scores.csv --institution U001")
+
+
+def _shown_database(settings: Settings) -> str:
+    from node.db import shown_url
+
+    return shown_url(settings.database_url)
+
+
+@app.command()
+def example(
+    path: Annotated[Path, typer.Argument(help="where to write it (an existing file is left alone)")] = Path(
+        "scores.csv"),
+) -> None:
+    """Write a small example file in the Shanghai university template (five made-up learners, twelve course
+    results; UTF-8 with BOM) to try `creditnode import` with."""
+    if path.exists():
+        fail(f"{path} exists; give another file name")
+    shutil.copyfile(EXAMPLE_SCORES, path)
+    typer.echo(f"wrote {path}: 12 course results of 5 made-up learners (address code 319999 belongs to no place)")
 
 
 @app.command()
 def serve(
     config: ConfigOpt = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="default: the region file's port")] = None,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="default: the base URL's port when it names this host, "
+                                                  "else the region file's")] = None,
+    behind_proxy: Annotated[bool, typer.Option(help="a reverse proxy serves the base URL: --port may differ "
+                                                    "from the base URL's")] = False,
 ) -> None:
-    """Run the node's web server."""
+    """Run the node's web server. Refuses a --port that disagrees with the configured base URL, which every
+    credential and DID document names."""
     import uvicorn
 
+    from crypto.did import did_web_from_url
     from node.app import create_app
+    from node.logging import uvicorn_log_config
+    from node.ops.checks import direct_port, port_problem
 
     settings = load_settings(config)
-    uvicorn.run(create_app(settings), host=host, port=port or settings.region.default_port, log_level="info")
+    did = did_web_from_url(settings.base_url)
+    expected = direct_port(settings.base_url, host)
+    if port is None:
+        port = expected or settings.region.default_port
+    elif not behind_proxy:
+        problem = port_problem(base_url=settings.base_url, did=did, host=host, port=port,
+                               config=Path(os.environ["CREDITNODE_CONFIG"]) if os.environ.get("CREDITNODE_CONFIG")
+                               else None)
+        if problem:
+            fail(problem)
+    try:
+        application = create_app(settings)
+    except (FileNotFoundError, InsecureConfiguration) as exc:
+        fail(str(exc))
+    import logging
+
+    logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s", settings.node_id,
+                                         did, host, port, settings.base_url)
+    uvicorn.run(application, host=host, port=port, log_level=None,
+                log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format))
 
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None) -> None:
-    """Run the migrations up to the newest schema."""
+    """Run the migrations up to the newest schema (creates the database's schema on a new database)."""
     from node.db import upgrade_database
 
-    settings = load_settings(config)
+    settings = load_settings(config, need_database=False)
     upgrade_database(settings.database_url)
     console.print("schema is up to date")
 

@@ -93,6 +93,7 @@ async def verify_peer(request: Request, ctx: CtxDep) -> PeerIdentity:
     return peer
 
 
+verify_peer.peer_only = True  # type: ignore[attr-defined]  # read by node.ops.openapi (x-roles: ["peer"])
 VerifiedPeer = Annotated[PeerIdentity, Depends(verify_peer)]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from node.errors import NodeError
+from node.logging import current_request_id
 from node.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -29,7 +30,13 @@ def record(
     target_id: Any = None,
     detail: dict | None = None,
 ) -> AuditEntry:
-    """Add an audit entry to the caller's unit of work (committed with the action it describes)."""
+    """Add an audit entry to the caller's unit of work (committed with the action it describes). Written while
+    serving a request, its detail carries the request's id (`request_id`, as in the log lines and the
+    response's `X-Request-ID`)."""
+    detail = dict(detail or {})
+    request_id = current_request_id()
+    if request_id is not None:
+        detail.setdefault("request_id", request_id)
     entry = AuditEntry(
         actor_kind=actor.kind if actor else "anonymous",
         actor_id=str(actor.id) if actor and actor.id is not None else None,
@@ -39,7 +46,7 @@ def record(
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
         outcome=outcome,
-        detail=detail or {},
+        detail=detail,
     )
     session.add(entry)
     return entry

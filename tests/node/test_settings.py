@@ -65,3 +65,42 @@ def test_init_writes_working_config(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                             ("keys.revoke", "operator", "key-1")]
     finally:
         os.environ.pop("CREDITNODE_CONFIG", None)
+
+
+def test_the_configuration_is_found_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--config`, else `$CREDITNODE_CONFIG`, else `./creditnode.toml`, else an environment holding the secrets."""
+    from config.settings import ConfigurationProblem, find_config
+
+    for name in [n for n in os.environ if n.startswith("CREDITNODE_")]:
+        monkeypatch.delenv(name)
+    explicit, named, local = tmp_path / "a.toml", tmp_path / "b.toml", tmp_path / "creditnode.toml"
+    for path in (explicit, named, local):
+        path.write_text("", encoding="utf-8")
+    monkeypatch.setenv("CREDITNODE_CONFIG", str(named))
+    assert find_config(explicit, cwd=tmp_path) == explicit
+    assert find_config(None, cwd=tmp_path) == named
+    monkeypatch.delenv("CREDITNODE_CONFIG")
+    assert find_config(None, cwd=tmp_path) == local
+    local.unlink()
+    with pytest.raises(ConfigurationProblem, match="no configuration found"):
+        find_config(None, cwd=tmp_path)
+    monkeypatch.setenv("CREDITNODE_SECURITY__DATABASE_KEY", "A" * 43)
+    assert find_config(None, cwd=tmp_path) is None  # configured by the environment alone
+
+
+def test_settings_refuse_unknown_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("CREDITNODE_NODE__REGION", "atlantis")
+    with pytest.raises(ValidationError, match="unknown region 'atlantis'"):
+        Settings()
+    monkeypatch.setenv("CREDITNODE_NODE__REGION", "anhui")
+    monkeypatch.setenv("CREDITNODE_NODE__LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings()
+    monkeypatch.setenv("CREDITNODE_NODE__LOG_FORMAT", "json")
+    monkeypatch.setenv("CREDITNODE_OPS__METRICS_TOKEN", "scrape-token")
+    settings = Settings()
+    assert settings.node.log_format == "json" and settings.ops.metrics_token.get_secret_value() == "scrape-token"
+    assert settings.region.standards_files[0].name == "framework.json"
+    assert all(load_region(name).standards_files[0].is_file() for name in region_names())
