@@ -155,7 +155,8 @@ def reroute_queue(session: Session, *, branch: Organisation, to_code: str, actor
     if target is not None and target.id == branch.id:
         raise BadRequest("re-route to another branch than the one deactivated", code="invalid_branch")
     moved = []
-    for app_id in repo.open_application_ids(session, branch_id=branch.id, final_states=[s.value for s in FINAL_STATES]):
+    final = [s.value for s in FINAL_STATES]
+    for app_id in repo.open_application_ids(session, branch_id=branch.id, final_states=final):
         app = session.get(DepositApplication, app_id)
         if app is None:
             raise NotFound("no such application")
