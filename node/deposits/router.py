@@ -116,7 +116,7 @@ def list_applications(
     state: Annotated[list[State] | None, Query()] = None,
     branch: Annotated[str | None, Query(max_length=32, description="a branch's code, or the centre's for its "
                                                                       "own queue")] = None,
-    learner_id: int | None = None,
+    learner_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     order: Literal["newest", "oldest"] = "newest",
     cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -104,6 +104,7 @@ def list_organisations(
 
 @router.get("/admin/organisations/{code}", response_model=OrganisationPublic)
 def read_organisation(code: CodePath, session: SessionDep, _staff: AnyStaff) -> OrganisationPublic:
+    """One organisation, with its parent's code and whether it is active."""
     return organisation_views(session, [service.organisation_by_code(session, code)])[0]
 
 
@@ -152,6 +153,7 @@ def deactivate_organisation(code: CodePath, session: SessionDep, admin: Admin,
 
 @router.post("/admin/organisations/{code}/activate", response_model=OrganisationPublic)
 def activate_organisation(code: CodePath, session: SessionDep, admin: Admin) -> OrganisationPublic:
+    """Activate a deactivated organisation again (its parent must be active)."""
     with refusals_recorded(session, actor=admin, action="organisation.activate", target_type="organisation",
                            target_id=code):
         org = service.organisation_by_code(session, code)
@@ -205,6 +207,7 @@ def list_staff(
 
 @router.get("/admin/staff/{username}", response_model=StaffPublic)
 def read_staff(username: UsernamePath, session: SessionDep, _admin: Admin) -> StaffPublic:
+    """One staff account: roles, organisation, whether it is active."""
     return staff_views(session, [service.staff_by_username(session, username)])[0]
 
 
@@ -248,6 +251,7 @@ def disable_staff(username: UsernamePath, session: SessionDep, admin: Admin) -> 
 
 @router.post("/admin/staff/{username}/enable", response_model=StaffPublic)
 def enable_staff(username: UsernamePath, session: SessionDep, admin: Admin) -> StaffPublic:
+    """Enable a disabled account again."""
     return _set_active(session, admin, username, active=True)
 
 
