@@ -63,21 +63,30 @@ def load_settings(config: Path | None, *, need_database: bool = True) -> Setting
     return settings
 
 
-def audit_operator(settings: Settings, action: str, *, target_type: str | None = None, target_id: object = None,
-                   detail: dict | None = None) -> None:
-    """Operator commands are staff actions too: record them in the audit log as the local OS user."""
+def operator_principal():
+    """Who runs an operator command: the local OS user."""
     import getpass
 
-    from node.audit.service import record
-    from node.db import make_engine, session_scope
     from node.deps import Principal
 
-    actor = Principal("operator", os.getuid(), f"operator:{getpass.getuser()}", ("operator",))
+    return Principal("operator", os.getuid(), f"operator:{getpass.getuser()}"[:100], ("operator",))
+
+
+def audit_operator(settings: Settings | None, action: str, *, target_type: str | None = None,
+                   target_id: object = None, detail: dict | None = None, session=None) -> None:
+    """Operator commands are staff actions too: record them in the audit log as the local OS user — in the
+    command's own unit of work when it has one (`session`), so the action and its audit entry commit together."""
+    from node.audit.service import record
+    from node.db import make_engine, session_scope
+
+    actor = operator_principal()
+    if session is not None:
+        record(session, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail)
+        return
     engine = make_engine(settings.database_url)
     try:
-        with session_scope(engine) as session:
-            record(session, actor=actor, action=action, target_type=target_type, target_id=target_id,
-                   detail=detail)
+        with session_scope(engine) as own:
+            record(own, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail)
     finally:
         engine.dispose()
 
@@ -370,5 +379,5 @@ def _register_subcommands() -> None:
 
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo",
-                                       "node.standards.cli")
+                                       "node.standards.cli", "node.org.cli")
 _register_subcommands()

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from node.audit.service import record
 from node.context import NodeContext
 from node.errors import Forbidden, Unauthorized
-from node.models import ApiKey, StaffAccount
+from node.models import ApiKey, Organisation, StaffAccount
 from node.roles import Role
 from node.security.tokens import read_token
 
@@ -95,6 +95,8 @@ def get_principal(
         staff = session.get(StaffAccount, int(ident))
         if staff is None or not staff.active:
             raise Unauthorized("this staff account is disabled", code="account_disabled")
+        if not _organisation_active(session, staff.organisation_id):
+            raise Unauthorized("this staff member's organisation is deactivated", code="organisation_disabled")
         return Principal("staff", staff.id, staff.username, tuple(staff.roles), staff.organisation_id)
     if kind == "learner":
         return Principal("learner", int(ident), f"learner:{ident}", (Role.LEARNER,))
@@ -107,7 +109,17 @@ def _principal_from_api_key(session: Session, presented: str) -> Principal:
     digest = hashlib.sha256(presented.encode()).hexdigest()
     if key is None or key.revoked_at is not None or not _consteq(key.key_hash, digest):
         raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    if not _organisation_active(session, key.organisation_id):
+        raise Unauthorized("the API key's institution is deactivated", code="organisation_disabled")
     return Principal("api_key", key.id, f"api_key:{key.prefix}", tuple(key.roles), key.organisation_id)
+
+
+def _organisation_active(session: Session, organisation_id: int | None) -> bool:
+    """Staff and API keys of a deactivated organisation cannot act for it (docs/organisations.md)."""
+    if organisation_id is None:
+        return True
+    org = session.get(Organisation, organisation_id)
+    return org is not None and org.active
 
 
 def _consteq(a: str, b: str) -> bool:

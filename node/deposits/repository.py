@@ -24,7 +24,10 @@ __all__ = [
     "compare_and_set_application",
     "evidence_by_application",
     "learners_by_id",
+    "open_application_ids",
+    "organisation_by_code",
     "organisation_id_by_code",
+    "organisations_by_id",
 ]
 
 _app = DepositApplication.__table__
@@ -57,10 +60,13 @@ def applications(
     learner_id: int | None = None,
     states: Iterable[str] | None = None,
     submitted_by: int | None = None,
-    before_id: int | None = None,
+    branches: Iterable[int | None] = (),
+    cursor: int | None = None,
+    oldest_first: bool = False,
     limit: int = 50,
 ) -> list[DepositApplication]:
-    """Newest first; `before_id` is the cursor."""
+    """Newest first (or oldest first); `cursor` is the last id of the previous page (keyset paging).
+    Each entry of `branches` must hold: the application is routed to that branch (None: the centre's queue)."""
     stmt = select(DepositApplication)
     if learner_id is not None:
         stmt = stmt.where(DepositApplication.learner_id == learner_id)
@@ -68,9 +74,31 @@ def applications(
         stmt = stmt.where(DepositApplication.state.in_(list(states)))
     if submitted_by is not None:
         stmt = stmt.where(DepositApplication.submitted_by_staff_id == submitted_by)
-    if before_id is not None:
-        stmt = stmt.where(DepositApplication.id < before_id)
-    return list(session.exec(stmt.order_by(DepositApplication.id.desc()).limit(limit)))
+    for branch_id in branches:
+        stmt = stmt.where(DepositApplication.branch_id.is_(None) if branch_id is None
+                          else DepositApplication.branch_id == branch_id)
+    if cursor is not None:
+        stmt = stmt.where(DepositApplication.id > cursor if oldest_first else DepositApplication.id < cursor)
+    order = DepositApplication.id.asc() if oldest_first else DepositApplication.id.desc()
+    return list(session.exec(stmt.order_by(order).limit(limit)))
+
+
+def open_application_ids(session: Session, *, branch_id: int, final_states: Iterable[str]) -> list[int]:
+    """Applications routed to a branch that are not final yet (what re-routing moves)."""
+    stmt = select(DepositApplication.id).where(DepositApplication.branch_id == branch_id,
+                                               DepositApplication.state.not_in(list(final_states)))
+    return list(session.exec(stmt.order_by(DepositApplication.id)))
+
+
+def organisation_by_code(session: Session, code: str) -> Organisation | None:
+    return session.exec(select(Organisation).where(Organisation.code == code)).first()
+
+
+def organisations_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, Organisation]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {o.id: o for o in session.exec(select(Organisation).where(Organisation.id.in_(wanted)))}
 
 
 def evidence_by_application(session: Session, app_ids: Iterable[int]) -> dict[int, list[EvidenceFile]]:

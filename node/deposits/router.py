@@ -4,19 +4,20 @@ deposited achievements by the centre. Every staff action, and every refusal, is 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from node.audit.service import record, refusals_recorded
 from node.deposits import repository as repo
-from node.deposits import service
+from node.deposits import routing, service
 from node.deposits.schemas import (
     AchievementCorrection,
     AppealCreate,
     ApplicationCreate,
     ApplicationPublic,
+    ApplicationRoute,
     ApplicationStaffCreate,
     ApplicationStaffView,
     CorrectionPublic,
@@ -25,7 +26,7 @@ from node.deposits.schemas import (
 )
 from node.deposits.workflow import State
 from node.deps import Principal, SessionDep, require_roles
-from node.errors import Forbidden
+from node.errors import BadRequest
 from node.roles import Role
 from node.models.types import Int64
 
@@ -48,17 +49,14 @@ class ApplicationPage(BaseModel):
     next_cursor: int | None = None
 
 
-def _is_reviewer(p: Principal) -> bool:
-    return Role.BRANCH_REVIEWER in p.roles or Role.CENTRE_REVIEWER in p.roles
-
-
 # -- the learner --------------------------------------------------------------------------------------
 
 
 @router.post("/me/deposit-applications", response_model=ApplicationPublic, status_code=201)
 def apply_for_deposit(body: ApplicationCreate, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
     """Start an application (a draft): upload evidence to it, then submit it."""
-    app = service.create_application(session, learner_id=me.id, claim=body.achievement, actor=me)
+    app = service.create_application(session, learner_id=me.id, claim=body.achievement, actor=me,
+                                     branch_code=body.branch_code)
     return service.learner_view(session, app)
 
 
@@ -67,7 +65,7 @@ def list_my_applications(
     session: SessionDep, me: LearnerOnly, cursor: Int64 | None = None,
     limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
 ) -> list[ApplicationPublic]:
-    apps = repo.applications(session, learner_id=me.id, before_id=cursor, limit=limit)
+    apps = repo.applications(session, learner_id=me.id, cursor=cursor, limit=limit)
     return service.learner_views(session, apps)
 
 
@@ -95,10 +93,12 @@ def appeal_my_application(app_id: Int64, body: AppealCreate, session: SessionDep
 
 @router.post("/deposit-applications", response_model=ApplicationStaffView, status_code=201)
 def apply_on_behalf(body: ApplicationStaffCreate, session: SessionDep, staff: OutletStaff) -> ApplicationStaffView:
-    """Outlet staff start an application for a learner (recorded as submitted by them)."""
+    """Outlet staff start an application for a learner (recorded as submitted by them); it goes to their
+    branch's queue unless `branch_code` names another."""
     with refusals_recorded(session, actor=staff, action="deposit.create", target_type="learner",
                            target_id=body.learner_id):
-        app = service.create_application(session, learner_id=body.learner_id, claim=body.achievement, actor=staff)
+        app = service.create_application(session, learner_id=body.learner_id, claim=body.achievement, actor=staff,
+                                         branch_code=body.branch_code)
     return service.staff_views(session, [app])[0]
 
 
@@ -115,32 +115,58 @@ def list_applications(
     session: SessionDep,
     staff: DepositStaff,
     state: Annotated[list[State] | None, Query()] = None,
-    learner_id: Int64 | None = None,
-    cursor: Int64 | None = None,
-    limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
+    branch: Annotated[str | None, Query(max_length=32, description="a branch's code, or the centre's for its "
+                                                                      "own queue")] = None,
+    learner_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    order: Literal["newest", "oldest"] = "newest",
+    cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ApplicationPage:
-    """The review queue (newest first). Reviewers see every application; outlet staff those they submitted.
-    Drafts are shown only to whoever started them."""
+    """The review queue, with keyset paging. A branch reviewer sees their branch's applications, the centre's
+    reviewers every branch's (filter with `branch`); outlet staff the applications they started. Drafts are
+    shown only to whoever started them."""
     states = [s.value for s in state] if state else None
-    if states is None and _is_reviewer(staff):
-        states = [s.value for s in State if s is not State.DRAFT]
-    submitted_by = None if _is_reviewer(staff) else staff.id
+    scope = routing.queue_scope(session, staff)
+    branches: list[int | None] = []
+    if scope.empty:
+        submitted_by = staff.id
+    else:
+        submitted_by = None
+        states = states or [s.value for s in State if s is not State.DRAFT]
+        if not scope.everything:
+            branches.append(scope.branch_id)
+    if branch is not None:
+        org = repo.organisation_by_code(session, branch)
+        if org is None or org.kind not in ("branch", "centre"):
+            raise BadRequest(f"no branch with code {branch!r}", code="invalid_query")
+        branches.append(None if org.kind == "centre" else org.id)
     apps = repo.applications(session, learner_id=learner_id, states=states, submitted_by=submitted_by,
-                             before_id=cursor, limit=limit + 1)
+                             branches=branches, cursor=cursor, oldest_first=order == "oldest", limit=limit + 1)
     more = len(apps) > limit
     apps = apps[:limit]
     record(session, actor=staff, action="deposit.list", target_type=_TARGET,
-           detail={"states": states, "learner_id": learner_id, "count": len(apps)})
+           detail={"states": states, "branch": branch, "learner_id": learner_id, "count": len(apps)})
     return ApplicationPage(items=service.staff_views(session, apps), next_cursor=apps[-1].id if more else None)
 
 
 @router.get("/deposit-applications/{app_id}", response_model=ApplicationStaffView)
 def read_application(app_id: Int64, session: SessionDep, staff: DepositStaff) -> ApplicationStaffView:
+    """One application: in the reader's branch queue (the centre: any), or one they started."""
     with refusals_recorded(session, actor=staff, action="deposit.read", target_type=_TARGET, target_id=app_id):
-        app = service.application_for_staff(session, app_id)
-        if not _is_reviewer(staff) and app.submitted_by_staff_id != staff.id:
-            raise Forbidden("outlet staff see the applications they submitted")
+        app = service.application_for_staff(session, app_id, staff)
     record(session, actor=staff, action="deposit.read", target_type=_TARGET, target_id=app_id)
+    return service.staff_views(session, [app])[0]
+
+
+@router.post("/deposit-applications/{app_id}/route", response_model=ApplicationStaffView)
+def route_application(app_id: Int64, body: ApplicationRoute, session: SessionDep,
+                      reviewer: Reviewer) -> ApplicationStaffView:
+    """The centre moves an open application to another branch's queue (or to its own, with the centre's
+    code). `version` must be the version you read."""
+    with refusals_recorded(session, actor=reviewer, action="deposit.route", target_type=_TARGET,
+                           target_id=app_id):
+        app = service.application_for_staff(session, app_id, reviewer)
+        app = routing.reroute(session, app=app, to_code=body.branch_code, actor=reviewer, version=body.version)
     return service.staff_views(session, [app])[0]
 
 
@@ -151,7 +177,7 @@ def decide_application(app_id: Int64, body: ReviewDecision, session: SessionDep,
     stage. A rejection needs a reason. `version` must be the version you read (else 409 `stale_version`)."""
     with refusals_recorded(session, actor=reviewer, action=f"deposit.{body.decision}", target_type=_TARGET,
                            target_id=app_id):
-        app = service.application_for_staff(session, app_id)
+        app = service.application_for_staff(session, app_id, reviewer)
         app = service.review(session, app=app, reviewer=reviewer, decision=body.decision, reason=body.reason,
                              version=body.version)
     return service.staff_views(session, [app])[0]

@@ -26,6 +26,7 @@ __all__ = [
     "AppealCreate",
     "ApplicationCreate",
     "ApplicationPublic",
+    "ApplicationRoute",
     "ApplicationStaffCreate",
     "ApplicationStaffView",
     "CorrectionPublic",
@@ -214,10 +215,21 @@ class CorrectionPublic(BaseModel):
 
 class ApplicationCreate(BaseModel):
     achievement: AchievementCreate
+    branch_code: str | None = Field(
+        default=None, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the branch (区县分部) to review it (GET /api/v1/service-points); default: the branch of the "
+                    "outlet applying for the learner, else the learner's home branch, else the centre",
+    )
 
 
 class ApplicationStaffCreate(ApplicationCreate):
     learner_id: Int64
+
+
+class ApplicationRoute(BaseModel):
+    branch_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$",
+                             description="an active branch, or the centre's code for its own queue")
+    version: int
 
 
 class SubmitRequest(BaseModel):
@@ -241,6 +253,7 @@ class ApplicationPublic(BaseModel):
     id: int
     state: str
     version: int
+    branch_code: str | None = Field(default=None, description="the branch reviewing it; null: the centre")
     achievement: AchievementClaim
     evidence: list[EvidencePublic]
     submitted_on_behalf: bool

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from node.audit.service import record
 from node.deposits import repository as repo
+from node.deposits import routing
 from node.deposits.schemas import (
     AchievementClaim,
     AchievementCorrection,
@@ -67,9 +68,11 @@ def application_for_learner(session: Session, app_id: int, learner_id: int) -> D
     return app
 
 
-def application_for_staff(session: Session, app_id: int) -> DepositApplication:
+def application_for_staff(session: Session, app_id: int, staff: Principal) -> DepositApplication:
+    """An application the staff member may see: one in their branch's queue (the centre: any), or one they
+    started. Any other is reported as missing (no existence oracle across branches)."""
     app = session.get(DepositApplication, app_id)
-    if app is None:
+    if app is None or not routing.can_see(routing.queue_scope(session, staff), staff, app):
         raise NotFound("no such application")
     return app
 
@@ -79,7 +82,7 @@ def application_for_applicant(session: Session, app_id: int, principal: Principa
     submitted it on the learner's behalf."""
     if principal.kind == "learner":
         return application_for_learner(session, app_id, principal.id)
-    app = application_for_staff(session, app_id)
+    app = application_for_staff(session, app_id, principal)
     if principal.kind != "staff" or app.submitted_by_staff_id != principal.id:
         raise Forbidden("only the learner or the staff member who submitted this application may do that")
     return app
@@ -90,10 +93,11 @@ def _evidence_public(files: list[EvidenceFile]) -> list[EvidencePublic]:
                            original_name=f.original_name) for f in files]
 
 
-def _public_fields(app: DepositApplication, files: list[EvidenceFile]) -> dict[str, Any]:
+def _public_fields(app: DepositApplication, files: list[EvidenceFile], branches: dict[int, str]) -> dict[str, Any]:
     return {
         "id": app.id,
         "state": app.state,
+        "branch_code": branches.get(app.branch_id) if app.branch_id is not None else None,
         "version": app.version,
         "achievement": AchievementClaim.model_validate(app.claim),
         "evidence": _evidence_public(files),
@@ -116,7 +120,8 @@ def _public_fields(app: DepositApplication, files: list[EvidenceFile]) -> dict[s
 
 def learner_views(session: Session, apps: list[DepositApplication]) -> list[ApplicationPublic]:
     files = repo.evidence_by_application(session, [a.id for a in apps])
-    return [ApplicationPublic(**_public_fields(a, files[a.id])) for a in apps]
+    branches = routing.branch_codes(session, apps)
+    return [ApplicationPublic(**_public_fields(a, files[a.id], branches)) for a in apps]
 
 
 def learner_view(session: Session, app: DepositApplication) -> ApplicationPublic:
@@ -124,12 +129,13 @@ def learner_view(session: Session, app: DepositApplication) -> ApplicationPublic
 
 
 def staff_views(session: Session, apps: list[DepositApplication]) -> list[ApplicationStaffView]:
-    """Staff views of several applications: three queries however many there are."""
+    """Staff views of several applications: four queries however many there are."""
     files = repo.evidence_by_application(session, [a.id for a in apps])
     learners = repo.learners_by_id(session, {a.learner_id for a in apps})
+    branches = routing.branch_codes(session, apps)
     return [
         ApplicationStaffView(
-            **_public_fields(a, files[a.id]),
+            **_public_fields(a, files[a.id], branches),
             learner_id=a.learner_id,
             learner_account_no=learners[a.learner_id].account_no,
             learner_id_number_masked=learners[a.learner_id].id_masked,
@@ -146,21 +152,27 @@ def staff_views(session: Session, apps: list[DepositApplication]) -> list[Applic
 
 
 def create_application(
-    session: Session, *, learner_id: int, claim: AchievementCreate, actor: Principal
+    session: Session, *, learner_id: int, claim: AchievementCreate, actor: Principal,
+    branch_code: str | None = None,
 ) -> DepositApplication:
-    """A draft application; evidence is uploaded to it, then it is submitted."""
-    if session.get(Learner, learner_id) is None:
+    """A draft application, routed to a branch (`node.deposits.routing`); evidence is uploaded to it, then it
+    is submitted."""
+    learner = session.get(Learner, learner_id)
+    if learner is None:
         raise NotFound("no such learner")
+    branch_id = routing.route_new(session, actor=actor, learner=learner, branch_code=branch_code)
     app = DepositApplication(
         learner_id=learner_id,
         state=State.DRAFT.value,
         claim=claim.model_dump(mode="json"),
         submitted_by_staff_id=actor.id if actor.kind == "staff" else None,
+        branch_id=branch_id,
     )
     session.add(app)
     session.flush()
     record(session, actor=actor, action="deposit.create", target_type=_TARGET, target_id=app.id,
-           detail={"type": claim.type, "learner_id": learner_id, "on_behalf": actor.kind == "staff"})
+           detail={"type": claim.type, "learner_id": learner_id, "on_behalf": actor.kind == "staff",
+                   "branch": routing.branch_codes(session, [app]).get(branch_id, "centre")})
     return app
 
 

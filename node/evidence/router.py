@@ -94,7 +94,7 @@ def download_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: Sessi
                       reviewer: Reviewer) -> FileResponse:
     with refusals_recorded(session, actor=reviewer, action="evidence.download", target_type=_TARGET,
                            target_id=app_id):
-        app = application_for_staff(session, app_id)
+        app = application_for_staff(session, app_id, reviewer)
         row = repo.linked_file(session, app.id, sha256)
         if row is None:
             raise NotFound("no such evidence file on this application")

@@ -33,6 +33,9 @@ def open_learner_account(
     )
     if not created:
         response.status_code = 200
+    elif staff.organisation_id is not None:
+        learner.home_org_id = staff.organisation_id  # its branch takes the learner's applications
+        session.add(learner)
     record(session, actor=staff, action="learner.open", target_type="learner", target_id=learner.id,
            detail={"created": created})
     return learner_public(ctx, learner)

@@ -72,6 +72,8 @@ class Organisation(SQLModel, table=True):
     kind: str = Field(max_length=20)  # centre | branch | outlet | institution
     institution_type: str | None = Field(default=None, max_length=30)
     parent_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
+    # a deactivated organisation's staff and API keys cannot act; it takes no new applications (docs/organisations.md)
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     created_at: dt.datetime = _ts()
 
 
@@ -118,6 +120,8 @@ class Learner(SQLModel, table=True):
     pseudonym: str = Field(max_length=64, unique=True)  # subject id in credentials; never the ID number
     leaf_salt: bytes = Field(sa_type=sa.LargeBinary)  # salts the learner's hash in ledger leaves
     password_hash: str | None = Field(default=None, max_length=255)
+    # the centre, branch or outlet whose staff opened the account: its branch takes the learner's applications
+    home_org_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     created_at: dt.datetime = _ts()
 
 
@@ -178,11 +182,14 @@ class DepositApplication(SQLModel, table=True):
     """A learner's individual deposit (个人申请存入), reviewed by a branch reviewer then a centre reviewer."""
 
     __tablename__ = "deposit_application"
+    __table_args__ = (sa.Index("ix_deposit_application_branch_id_id", "branch_id", "id"),)
     id: int | None = _id()
     learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
     state: str = Field(max_length=30, index=True)
     claim: dict = Field(default_factory=dict, sa_type=sa.JSON)  # the proposed achievement
     submitted_by_staff_id: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
+    # the branch whose reviewers give the first review; None: the centre's own queue (docs/review-workflow.md)
+    branch_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     first_reviewer_id: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     first_decision: str | None = Field(default=None, max_length=20)
     first_reason: str | None = Field(default=None, max_length=1000)

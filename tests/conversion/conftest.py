@@ -104,7 +104,7 @@ def deposit_via_api(client, staff):
     centre = staff("centre_reviewer", org="C01")
 
     def make(learner: LearnerUser, **claim: Any) -> int:
-        app = submitted(client, learner, **claim)
+        app = submitted(client, learner, branch="B01", **claim)  # the branch reviewer's queue
         first = ok(decide(client, branch, app, "approve"))
         done = ok(decide(client, centre, first, "approve"))
         assert done["state"] == "deposited"

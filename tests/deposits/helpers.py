@@ -41,8 +41,11 @@ def claim(**over: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def draft(client: Any, learner: LearnerUser, **over: Any) -> dict[str, Any]:
-    r = client.post("/api/v1/me/deposit-applications", json={"achievement": claim(**over)}, headers=learner.headers)
+def draft(client: Any, learner: LearnerUser, *, branch: str | None = None, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"achievement": claim(**over)}
+    if branch is not None:
+        body["branch_code"] = branch
+    r = client.post("/api/v1/me/deposit-applications", json=body, headers=learner.headers)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -54,9 +57,10 @@ def upload(client: Any, app_id: int, headers: dict[str, str], *, content: bytes 
                        headers=headers)
 
 
-def submitted(client: Any, learner: LearnerUser, *, content: bytes = PDF, **over: Any) -> dict[str, Any]:
-    """A draft with one evidence file, submitted: state pending_first."""
-    app = draft(client, learner, **over)
+def submitted(client: Any, learner: LearnerUser, *, content: bytes = PDF, branch: str | None = None,
+              **over: Any) -> dict[str, Any]:
+    """A draft with one evidence file (routed to `branch` if given), submitted: state pending_first."""
+    app = draft(client, learner, branch=branch, **over)
     r = upload(client, app["id"], learner.headers, content=content)
     assert r.status_code == 201, r.text
     fresh = client.get(f"/api/v1/me/deposit-applications/{app['id']}", headers=learner.headers).json()

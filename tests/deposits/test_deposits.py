@@ -24,10 +24,11 @@ def _audit(engine, where: str = "") -> list[tuple]:
         return list(conn.execute(sa.text(f"SELECT action, outcome, actor_id, target_id FROM audit_log {where}")))
 
 
-def test_happy_path_deposits_with_ledger_event_and_audit(client, staff_headers, engine) -> None:
+def test_happy_path_deposits_with_ledger_event_and_audit(client, staff_headers, engine, orgs) -> None:
     learner = register_learner(client)
-    app = submitted(client, learner)
-    branch, centre = staff_headers("branch_reviewer", org="B01"), staff_headers("centre_reviewer", org="C01")
+    app = submitted(client, learner, branch=orgs.b01)
+    assert app["branch_code"] == orgs.b01
+    branch, centre = staff_headers("branch_reviewer", org=orgs.b01), staff_headers("centre_reviewer", org=orgs.centre)
     first = ok(decide(client, branch, app, "approve"))
     assert first["state"] == "pending_second" and first["first_decision"] == "approve"
     assert first["achievement_id"] is None
@@ -65,24 +66,25 @@ def test_learner_view_shows_state_and_reasons_but_not_reviewers(client, staff_he
     assert [a["id"] for a in listed] == [app["id"]]
 
 
-def test_outlet_staff_apply_on_behalf_and_cannot_review_their_own(client, staff_headers, engine) -> None:
+def test_outlet_staff_apply_on_behalf_and_cannot_review_their_own(client, staff_headers, engine, orgs) -> None:
     learner = register_learner(client)
-    outlet = staff_headers("outlet_staff", "branch_reviewer", org="OUT1")
+    outlet = staff_headers("outlet_staff", "branch_reviewer", org=orgs.out1)
     app = ok(client.post("/api/v1/deposit-applications",
                          json={"learner_id": learner.id, "achievement": claim(type="vocational_qualification",
                                title="电工", level="四级", credits=None, score=None, code="CERT-1")},
                          headers=outlet), 201)
     assert app["submitted_by_staff_id"] is not None and app["submitted_on_behalf"] is True
+    assert app["branch_code"] == orgs.b01  # the outlet's branch
     ok(upload(client, app["id"], outlet, own=False), 201)
     app = ok(client.get(f"/api/v1/deposit-applications/{app['id']}", headers=outlet))
     app = ok(client.post(f"/api/v1/deposit-applications/{app['id']}/submit", json={"version": app["version"]},
                          headers=outlet))
     refused(decide(client, outlet, app, "approve"), 403, "self_review")
     assert ("deposit.approve", "denied") in {(a, o) for a, o, *_ in _audit(engine)}
-    # another outlet staff member cannot act on it
-    other = staff_headers("outlet_staff", org="OUT2")
-    refused(client.get(f"/api/v1/deposit-applications/{app['id']}", headers=other), 403, "forbidden")
-    refused(upload(client, app["id"], other, own=False), 403, "forbidden")
+    # another outlet's staff member cannot see it, let alone act on it
+    other = staff_headers("outlet_staff", org=orgs.out2)
+    refused(client.get(f"/api/v1/deposit-applications/{app['id']}", headers=other), 404, "not_found")
+    refused(upload(client, app["id"], other, own=False), 404, "not_found")
     # the learner sees it as theirs
     mine = ok(client.get(f"/api/v1/me/deposit-applications/{app['id']}", headers=learner.headers))
     assert mine["submitted_on_behalf"] is True and mine["state"] == "pending_first"
@@ -261,15 +263,15 @@ def test_claims_are_validated_per_type(client) -> None:
     assert t["achievement"]["hours"] == "16.5"
 
 
-def test_a_certificate_keeps_its_number_apart_from_its_catalogue_code(client, staff_headers, engine) -> None:
+def test_a_certificate_keeps_its_number_apart_from_its_catalogue_code(client, staff_headers, engine, orgs) -> None:
     """`code` is what conversion rules match (the certificate's catalogue code); the serial number is stored and
     shown to the learner, but stays out of the ledger leaf."""
     learner = register_learner(client)
     app = submitted(client, learner, type="vocational_qualification", code="VQ.CNC_MILLING", title="数控铣工",
-                    level="三级", credits=None, score="合格", certificate_no=" 3105000123456 ")
+                    level="三级", credits=None, score="合格", certificate_no=" 3105000123456 ", branch=orgs.b01)
     assert app["achievement"]["certificate_no"] == "3105000123456"
-    first = ok(decide(client, staff_headers("branch_reviewer", org="B01"), app, "approve"))
-    done = ok(decide(client, staff_headers("centre_reviewer", org="C01"), first, "approve"))
+    first = ok(decide(client, staff_headers("branch_reviewer", org=orgs.b01), app, "approve"))
+    done = ok(decide(client, staff_headers("centre_reviewer", org=orgs.centre), first, "approve"))
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT code, certificate_no, level FROM achievement WHERE id = :i"),
                            {"i": done["achievement_id"]}).one()
