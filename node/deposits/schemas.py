@@ -229,7 +229,7 @@ class ApplicationStaffCreate(ApplicationCreate):
 class ApplicationRoute(BaseModel):
     branch_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$",
                              description="an active branch, or the centre's code for its own queue")
-    version: int
+    version: Int32
 
 
 class SubmitRequest(BaseModel):

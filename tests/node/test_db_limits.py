@@ -20,11 +20,14 @@ def test_staff_holding_every_role_signs_in_and_acts(client, staff_headers, ctx) 
     assert len(",".join(roles)) > 40  # what overflowed audit_log.role (VARCHAR(40)) on PostgreSQL
     headers = staff_headers(*roles)
     r = client.post("/api/v1/admin/organisations", headers=headers,
-                    json={"code": "B77", "name": "分中心", "kind": "branch"})
+                    json={"code": "C77", "name": "中心", "kind": "centre"})
+    assert r.status_code == 201, r.text
+    r = client.post("/api/v1/admin/organisations", headers=headers,
+                    json={"code": "B77", "name": "分中心", "kind": "branch", "parent_code": "C77"})
     assert r.status_code == 201, r.text
     assert client.get("/api/v1/audit", headers=headers).status_code == 200
     with session_scope(ctx.engine) as s:
-        entry = s.exec(select(AuditEntry).where(AuditEntry.action == "organisation.create")).one()
+        entry = s.exec(select(AuditEntry).where(AuditEntry.action == "organisation.create")).first()
         assert entry.role == ",".join(roles)
 
 

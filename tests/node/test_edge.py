@@ -76,7 +76,7 @@ def test_nul_and_lone_surrogates_are_refused_in_json(client, staff_headers, bad:
     body = _refused(r, 422, "validation_error")
     assert body["detail"]["errors"][0]["loc"] == ["body", "name"]
     assert body["detail"]["errors"][0]["type"] == "invalid_text"
-    r = client.post("/api/v1/admin/organisations", json={"code": "B01", "name": "分中心", "kind": "branch"},
+    r = client.post("/api/v1/admin/organisations", json={"code": "U01", "name": "大学", "kind": "institution"},
                     headers=admin)
     assert r.status_code == 201, r.text
 
