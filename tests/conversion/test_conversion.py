@@ -7,6 +7,7 @@ import json
 
 import sqlalchemy as sa
 
+from node.ledger.service import event_data
 from tests.deposits.helpers import ok
 
 SUES = "SUES-CE-MECHATRONICS"
@@ -16,9 +17,9 @@ ZTC01 = "SOU-AUTO-SVC"
 
 def _events(engine, kind: str) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT leaf, achievement_id FROM ledger_event WHERE kind = :k ORDER BY seq"),
-                            {"k": kind}).all()
-    return [dict(json.loads(r.leaf), achievement_id=r.achievement_id) for r in rows]
+        rows = conn.execute(sa.text("SELECT leaf, opening, achievement_id FROM ledger_event WHERE kind = :k "
+                                    "ORDER BY seq"), {"k": kind}).all()
+    return [dict(json.loads(r.leaf), data=event_data(r), achievement_id=r.achievement_id) for r in rows]
 
 
 def _count(engine, table: str) -> int:
