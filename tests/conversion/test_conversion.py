@@ -311,6 +311,31 @@ def test_learners_see_only_their_own_and_routes_deny_by_default(client, seeded, 
     assert r.status_code == 200 and r.json()["evaluation"]["proposals"]
 
 
+def test_staff_reads_of_conversions_are_audited(client, engine, seeded, learner, outcome, crew) -> None:
+    """Conversion requests hold a learner's outcomes and the engine's evaluation: reading them is a personal-data
+    read like the archive's, audited with who read which learner's requests (a refused read too)."""
+    me, _ = _ztc_learner(learner, outcome)
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201)
+    listed = ok(client.get("/api/v1/conversions", params={"learner_id": me.id}, headers=crew["outlet"]))
+    assert [r["id"] for r in listed] == [req["id"]]
+    ok(client.get("/api/v1/conversions", params={"state": "proposed"}, headers=crew["centre"]))
+    ok(client.get(f"/api/v1/conversions/{req['id']}", headers=crew["branch"]))
+    assert client.get("/api/v1/conversions/999999", headers=crew["branch"]).status_code == 404
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT action, outcome, actor_kind, target_type, target_id, detail FROM audit_log "
+            "WHERE action IN ('conversion.list', 'conversion.read') ORDER BY id")).all()
+    assert [(r.action, r.outcome, r.actor_kind, r.target_type, r.target_id) for r in rows] == [
+        ("conversion.list", "ok", "staff", "learner", str(me.id)),
+        ("conversion.list", "ok", "staff", None, None),
+        ("conversion.read", "ok", "staff", "conversion_request", str(req["id"])),
+        ("conversion.read", "denied", "staff", "conversion_request", "999999"),
+    ]
+    detail = [r.detail if isinstance(r.detail, dict) else json.loads(r.detail) for r in rows]
+    assert detail[0]["requests"] == [req["id"]] and detail[0]["learners"] == [me.id]
+    assert me.id in detail[1]["learners"] and detail[2]["learner_id"] == me.id
+
+
 def test_expired_certificate_does_not_convert(client, seeded, learner, outcome) -> None:
     me = learner()
     outcome(me.id, type="vocational_qualification", code="VQ.AUTO_REPAIR", title="汽车维修工（三级）",
