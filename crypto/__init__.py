@@ -1,6 +1,6 @@
 """Pure cryptography for the credit-exchange node: RFC 8785 JCS, Ed25519/Multikey/did:key, did:web documents,
 Data Integrity ``eddsa-jcs-2022`` proofs (sets and chains), RFC 9421/9530 HTTP signatures, RFC 9162 Merkle
-trees, C2SP signed notes/checkpoints/cosignatures and W3C Bitstring Status Lists.
+trees, the ledger's leaf format, C2SP signed notes/checkpoints/cosignatures and W3C Bitstring Status Lists.
 
 No I/O happens at import time or in any function; the exception tree is in ``crypto.errors``.
 """
@@ -22,6 +22,7 @@ from crypto.errors import (
     DidError,
     HttpSignatureError,
     KeyFormatError,
+    LeafError,
     MerkleError,
     NoteError,
     ProofError,
@@ -41,6 +42,7 @@ from crypto.httpsig import (
 )
 from crypto.jcs import canonicalize, loads_strict
 from crypto.keys import Ed25519Key, PublicKey, did_key, public_key_from_did_key
+from crypto.leaf import LEAF_VERSION, OpenedEvent, open_leaf
 from crypto.merkle import (
     CompactRange,
     MerkleFrontier,
@@ -66,6 +68,7 @@ from crypto.note import (
 from crypto.statuslist import StatusList
 
 __all__ = [
+    "LEAF_VERSION",
     "CanonicalizationError",
     "Checkpoint",
     "CompactRange",
@@ -75,11 +78,13 @@ __all__ = [
     "HttpSignatureAuth",
     "HttpSignatureError",
     "KeyFormatError",
+    "LeafError",
     "MerkleError",
     "MerkleFrontier",
     "NoteError",
     "NoteSigner",
     "NoteVerifier",
+    "OpenedEvent",
     "ProofError",
     "ProofResult",
     "PublicKey",
@@ -106,6 +111,7 @@ __all__ = [
     "leaf_hash",
     "loads_strict",
     "node_hash",
+    "open_leaf",
     "parse_checkpoint",
     "public_key_from_did_key",
     "resolve_verification_method",

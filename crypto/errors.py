@@ -20,6 +20,7 @@ Every error raised on purpose by this package derives from :class:`CryptoError`;
     │   ├── WrongTag                 "wrong_tag"           no signature carries the required tag
     │   └── RequestMismatch          "request_mismatch"    a response is not bound to the expected request nonce
     ├── MerkleError (ValueError)             bad RFC 9162 proof or arguments
+    ├── LeafError (ValueError)               a ledger leaf is malformed or its opening does not match it
     ├── NoteError (ValueError)               malformed or unverifiable C2SP signed note / checkpoint / cosignature
     └── StatusListError (ValueError)         malformed bitstring status list or index out of range
 
@@ -37,6 +38,7 @@ __all__ = [
     "DigestMismatch",
     "HttpSignatureError",
     "KeyFormatError",
+    "LeafError",
     "MalformedSignature",
     "MerkleError",
     "MissingComponent",
@@ -127,6 +129,10 @@ class RequestMismatch(HttpSignatureError):
 
 class MerkleError(CryptoError, ValueError):
     """An RFC 9162 proof does not verify, or the arguments are out of range."""
+
+
+class LeafError(CryptoError, ValueError):
+    """A ledger leaf is malformed, or the opening presented for it (salt, subject, data) does not match."""
 
 
 class NoteError(CryptoError, ValueError):

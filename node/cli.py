@@ -73,7 +73,7 @@ def operator_principal():
 
 
 def audit_operator(settings: Settings | None, action: str, *, target_type: str | None = None,
-                   target_id: object = None, detail: dict | None = None, session=None) -> None:
+                   target_id: object = None, detail: dict | None = None, session=None, outcome: str = "ok") -> None:
     """Operator commands are staff actions too: record them in the audit log as the local OS user — in the
     command's own unit of work when it has one (`session`), so the action and its audit entry commit together."""
     from node.audit.service import record
@@ -81,12 +81,14 @@ def audit_operator(settings: Settings | None, action: str, *, target_type: str |
 
     actor = operator_principal()
     if session is not None:
-        record(session, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail)
+        record(session, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail,
+               outcome=outcome)
         return
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as own:
-            record(own, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail)
+            record(own, actor=actor, action=action, target_type=target_type, target_id=target_id, detail=detail,
+                   outcome=outcome)
     finally:
         engine.dispose()
 
@@ -315,6 +317,62 @@ def keys_revoke(key_id: str, config: ConfigOpt = None) -> None:
         raise typer.Exit(2) from None
     audit_operator(settings, "keys.revoke", target_type="key", target_id=key_id)
     console.print(f"{key_id} revoked")
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt(
+    config: ConfigOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="values per committed batch")] = 1000,
+) -> None:
+    """Re-encrypt every value still under a retired database key with the current one (resumable: each batch
+    is committed; run it again after an interruption). Then the retired key can be removed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from node.db import make_engine, session_scope
+    from node.identity.keyring import keyring_key_id, reencrypt_keyring
+    from node.security.fields import FieldCipher
+    from node.security.reencrypt import TARGETS, missing_keys
+
+    settings = load_settings(config)
+    cipher = FieldCipher.from_settings(settings)
+    current = cipher.current_key_id
+    engine = make_engine(settings.database_url)
+    done: dict[str, int] = {}
+    keyring = False
+    outcome = "failed"
+    try:
+        with session_scope(engine) as session:
+            stale = {t.name: t.stale(session, current) for t in TARGETS}
+        missing = missing_keys(stale, cipher)
+        if missing:
+            console.print(f"[red]error:[/red] values are encrypted with key id(s) {', '.join(missing)}, which are "
+                          "not configured: add them to security.retired_database_keys first")
+            raise typer.Exit(2)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console) as progress:
+            for target in TARGETS:
+                total = sum(stale[target.name].values())
+                task = progress.add_task(target.name, total=total)
+                done[target.name] = 0
+                while True:
+                    with session_scope(engine) as session:  # one committed batch: an interruption keeps it
+                        count = target.batch(session, cipher, batch_size)
+                    if not count:
+                        break
+                    done[target.name] += count
+                    progress.update(task, completed=min(done[target.name], total))
+        if settings.node_key_file.is_file() and keyring_key_id(settings) != current:
+            keyring = reencrypt_keyring(settings)
+        outcome = "ok"
+    finally:
+        engine.dispose()
+        if outcome == "ok" or done:
+            audit_operator(settings, "keys.reencrypt", target_type="database_key", target_id=current,
+                           outcome=outcome, detail={"reencrypted": done, "keyring": keyring,
+                                                    "batch_size": batch_size})
+    console.print(f"every encrypted value is under database key {current}"
+                  + (" (the node key ring too)" if keyring else "")
+                  + ": the retired keys can be removed from security.retired_database_keys")
 
 
 @ledger_app.command("verify")

@@ -12,6 +12,7 @@ from node.deposits.router import router as deposits_router
 from node.evidence.router import router as evidence_router
 from node.imports.router import router as imports_router
 from node.learners.router import router as learners_router
+from node.ledger.router import router as ledger_router
 from node.org.router import router as org_router
 from node.standards.router import router as standards_router
 from node.testing.router import router as testing_router
@@ -21,5 +22,5 @@ __all__ = ["ROUTERS"]
 ROUTERS = [auth_router, learners_router, org_router, credentials_router, imports_router]
 ROUTERS += FEDERATION_ROUTERS
 ROUTERS += [deposits_router, evidence_router, archive_router, audit_router]
-ROUTERS += [standards_router, conversion_router]
+ROUTERS += [standards_router, conversion_router, ledger_router]
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

@@ -1,5 +1,5 @@
 """The mock peer as an **origin** node of a transfer: a tiny credit bank with its own ledger (an RFC 9162 log
-of JCS leaves), signed credentials, a signed status list, signed checkpoints (C2SP notes under the log name
+of JCS leaves, version 2: salted commitments, each credential carrying its event's opening), signed credentials, a signed status list, signed checkpoints (C2SP notes under the log name
 `<host:port>/creditnode/<node_id>/ledger`), consents it issues, and the answer to
 `POST /federation/v1/records/release` as docs/agreements.md ("Consent and transfer", step 4) describes it.
 
@@ -10,6 +10,7 @@ formats, not a copy of its own code.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from crypto.dataintegrity import sign as di_sign
 from crypto.jcs import canonicalize
 from crypto.keys import Ed25519Key
+from crypto.leaf import SALT_BYTES, commitment, committed_leaf, opening_body
 from crypto.merkle import consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from crypto.note import NoteSigner, format_checkpoint, sign_note
 from crypto.statuslist import StatusList
@@ -52,6 +54,7 @@ class MockOrigin:
     key_id: str
     key: Ed25519Key
     leaves: list[bytes] = field(default_factory=list)  # leaf hashes
+    leaf_texts: list[str] = field(default_factory=list)  # the leaves (canonical JSON)
     credentials: dict[str, dict] = field(default_factory=dict)
     consents: dict[str, Released] = field(default_factory=dict)
     status: StatusList = field(default_factory=lambda: StatusList(size=STATUS_SIZE))
@@ -65,29 +68,41 @@ class MockOrigin:
         parts = urlsplit(self.base_url)
         return f"{parts.netloc}{parts.path.rstrip('/')}/creditnode/{self.node_id}/ledger"
 
-    def _append(self, kind: str, data: dict, subject: str) -> tuple[int, bytes]:
+    def _append(self, kind: str, data: dict, subject: str) -> tuple[int, bytes, dict]:
+        """A version-2 leaf (docs/ledger.md): only a commitment to {data, subject} under a fresh salt is public;
+        returns (seq, leaf hash, the opening's salt and data as a credential carries them)."""
         seq = len(self.leaves)
         prev = self.leaves[-1].hex() if self.leaves else "0" * 64
-        leaf = canonicalize({"v": 1, "seq": seq, "prev": prev, "at": _now(), "kind": kind, "subject": subject,
-                             "data": data})
+        salt = os.urandom(SALT_BYTES)
+        leaf = committed_leaf(seq=seq, prev=prev, at=_now(), kind=kind,
+                              commitment=commitment(salt, opening_body(subject, data)))
         digest = leaf_hash(leaf)
         self.leaves.append(digest)
-        return seq, digest
+        self.leaf_texts.append(leaf.decode("utf-8"))
+        return seq, digest, {"salt": salt.hex(), "data": data}
 
     def issue(self, pseudonym: str, *, title: str, credits: str | None, hours: str | None, course_code: str,
-              kind: str = "degree_course", level: str | None = None, reference_level: str | None = None) -> dict:
+              kind: str = "degree_course", level: str | None = None, reference_level: str | None = None,
+              event_of: dict | None = None) -> dict:
         """Deposit an outcome for `pseudonym` and return its signed AchievementCredential (`credits`, `hours`:
-        decimal strings, left out of the credential when None; `reference_level`: `creditBank.referenceLevel`)."""
+        decimal strings, left out of the credential when None; `reference_level`: `creditBank.referenceLevel`).
+        `event_of`: a credential issued before, whose ledger event this one names instead of its own (a
+        misfiled record: signed, included, but the logged event is another record's)."""
         with self._lock:
             number = len(self.credentials) + 1
             credential_id = f"{self.base_url}/credentials/achievements/{number}"
-            seq, digest = self._append("achievement.deposited",
-                                       {"achievement": number, "title": title, "credits": credits}, uuid.uuid4().hex)
+            if event_of is None:
+                seq, digest, opening = self._append(
+                    "achievement.deposited", {"achievement": number, "title": title, "credits": credits}, pseudonym)
+            else:
+                bank = event_of["credentialSubject"]["creditBank"]
+                seq, digest = bank["ledgerSequence"], bytes.fromhex(bank["ledgerLeafHash"])
+                opening = bank["ledgerOpening"]
             record = {"type": "CreditBankRecord", "achievementKind": kind, "institutionCode": "MOCK",
                       "issuingInstitution": {"id": f"{self.base_url}/institutions/MOCK", "name": "Mock University"},
                       "source": "individual", "courseCode": course_code,
                       "earnedOn": "2025-06-30", "ledgerSequence": seq, "ledgerLeafHash": digest.hex(),
-                      "ledgerLog": f"{self.base_url}/api/v1/ledger"}
+                      "ledgerLog": f"{self.base_url}/api/v1/ledger", "ledgerOpening": opening}
             for name, value in (("credits", credits), ("hours", hours), ("level", level),
                                 ("referenceLevel", reference_level)):
                 if value is not None:
@@ -181,7 +196,7 @@ class MockOrigin:
                 credential = self.credentials[credential_id]
                 bank = credential["credentialSubject"]["creditBank"]
                 seq = bank["ledgerSequence"]
-                items.append({"credential": credential, "inclusion": {
+                items.append({"credential": credential, "leaf": self.leaf_texts[seq], "inclusion": {
                     "seq": seq, "tree_size": size, "leaf_hash": bank["ledgerLeafHash"],
                     "root_hash": root_from_leaf_hashes(self.leaves[:size]).hex(),
                     "proof": [h.hex() for h in inclusion_proof(self.leaves[:size], seq, size)]}})

@@ -179,7 +179,7 @@ def store_version(session: Session, ctx: Any, document: dict, *, sender: str) ->
     session.flush()
     if row.complete and not was_complete:
         # every party's node records the version it is now bound by (once: a later merge changes nothing)
-        append_events(session, [EventSpec(kind="agreement.complete", data={
+        append_events(session, [EventSpec(kind="agreement.complete", public=True, data={
             "agreement": row.agreement, "version": row.version, "hash": row.hash, "previous": row.previous,
             "status": row.status, "parties": sorted(parties), "valid_from": merged.get("valid_from"),
             "valid_to": merged.get("valid_to")})])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import uuid
 from typing import Any
 
@@ -30,7 +29,7 @@ from node.credentials.status import on_revocation, status_list_credential
 from node.credentials.verify import verify_document
 from node.errors import NotFound
 from node.ledger.log import inclusion, latest_checkpoint
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events, event_data
 from node.models import Achievement, Consent, Learner, LedgerEvent, TransferReceipt, utcnow
 
 __all__ = [
@@ -122,7 +121,7 @@ def grant_consent(session: Session, ctx: Any, *, learner_id: int, destination: s
     session.add(row)
     session.flush()
     append_events(session, [EventSpec(
-        kind="consent.granted", learner_id=learner_id, subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        kind="consent.granted", learner_id=learner_id, pseudonym=learner.pseudonym,
         data={"consent": consent_id, "destination": destination, "records": len(ids), "categories": row.categories,
               "expires": _iso(expires_at), "hash": row.document_hash},
     )])
@@ -147,7 +146,7 @@ def revoke_consent(session: Session, *, learner_id: int, consent_id: str) -> Con
     session.add(row)
     learner = session.get(Learner, learner_id)
     append_events(session, [EventSpec(
-        kind="consent.revoked", learner_id=learner_id, subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        kind="consent.revoked", learner_id=learner_id, pseudonym=learner.pseudonym,
         data={"consent": consent_id, "destination": row.destination},
     )])
     session.flush()
@@ -216,9 +215,12 @@ def release_records(session: Session, ctx: Any, *, peer: str, body: Any) -> dict
         credential = achievement_credential(session, ctx, achievement.id)
         record = credential["credentialSubject"].get("creditBank", {})
         seq = record.get("ledgerSequence")
-        proof = (inclusion(session, seq=seq, size=checkpoint.size)
-                 if isinstance(seq, int) and seq < checkpoint.size else None)
-        items.append({"credential": credential, "inclusion": proof})
+        covered = isinstance(seq, int) and seq < checkpoint.size
+        proof = inclusion(session, seq=seq, size=checkpoint.size) if covered else None
+        event = session.get(LedgerEvent, seq) if covered else None
+        # the leaf itself, so the destination can check (with the credential's ledgerOpening) that the logged
+        # event is this record's deposit, about this learner — the public view would not show a v1 leaf
+        items.append({"credential": credential, "inclusion": proof, "leaf": event.leaf if event else None})
         url = credential.get("credentialStatus", {}).get("statusListCredential", "")
         prefix = f"{ctx.settings.base_url}/status/"
         if url.startswith(prefix) and url[len(prefix):].isdigit() and url not in lists:
@@ -226,7 +228,7 @@ def release_records(session: Session, ctx: Any, *, peer: str, body: Any) -> dict
     learner = session.get(Learner, row.learner_id)
     append_events(session, [EventSpec(
         kind="consent.released", learner_id=row.learner_id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         data={"consent": row.consent_id, "destination": peer, "checkpoint_size": checkpoint.size,
               "credentials": [i["credential"]["id"] for i in items]},
     )])
@@ -261,7 +263,7 @@ def record_receipt(session: Session, ctx: Any, *, peer: str, body: dict) -> dict
     items = subject.get("items") or []
     [seq] = append_events(session, [EventSpec(
         kind="transfer.receipt", learner_id=row.learner_id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         data={"consent": row.consent_id, "destination": peer, "receipt": document["id"],
               "hash": document_hash(document),
               "recognised": [i.get("credential") for i in items if i.get("outcome") == "recognised"]},
@@ -283,11 +285,11 @@ RECORD_REVOKED = "record.revoked"
 
 def released_to(session: Session, learner_id: int, credential: str) -> list[str]:
     """The destinations this node released `credential` to (its `consent.released` ledger events)."""
-    leaves = session.execute(sa.select(LedgerEvent.leaf).where(
-        LedgerEvent.kind == "consent.released", LedgerEvent.learner_id == learner_id)).scalars()
+    events = session.execute(sa.select(LedgerEvent.leaf, LedgerEvent.opening).where(
+        LedgerEvent.kind == "consent.released", LedgerEvent.learner_id == learner_id))
     found = set()
-    for leaf in leaves:
-        data = json.loads(leaf).get("data") or {}
+    for event in events:
+        data = event_data(event)
         if credential in (data.get("credentials") or []):
             found.add(data.get("destination"))
     return sorted(d for d in found if isinstance(d, str))
@@ -308,7 +310,7 @@ def notify_revocation(session: Session, ctx: Any, achievement: Achievement) -> l
     learner = session.get(Learner, achievement.learner_id)
     append_events(session, [EventSpec(
         kind="revocation.notified", learner_id=learner.id, achievement_id=achievement.id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         data={"achievement": achievement.id, "credential": credential, "destinations": destinations},
     )])
     return destinations

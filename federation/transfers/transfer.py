@@ -45,11 +45,11 @@ from node.audit.service import record
 from node.credentials.context import VC_V2
 from node.credentials.service import group_of
 from node.credentials.status import revoke_achievement
-from node.credentials.verify import Check, StatusListError, status_bit, verify_document
+from node.credentials.verify import Check, StatusListError, ledger_event_check, status_bit, verify_document
 from node.db import session_scope
 from node.errors import Conflict, Forbidden, NotFound
 from node.ledger.log import checkpoint_origin
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, Learner, Transfer, TransferIntent, TransferItem, utcnow
 
 __all__ = [
@@ -313,6 +313,7 @@ def verify_release(release: Any, *, origin: Member, did_document: dict, pseudony
         issuer = issuer.get("id") if isinstance(issuer, dict) else issuer
         if issuer != origin.did:
             extra.append(Check("issuer", False, f"issued by {issuer}, not by the origin {origin.did}"))
+        extra.append(ledger_event_check(credential, entry.get("leaf")))
         if credential_subject.get("id") != pseudonym:
             extra.append(Check("subject", False, "the credential's subject is not the consent's learner"))
         kind = (credential_subject.get("creditBank") or {}).get("achievementKind") or ""
@@ -449,7 +450,7 @@ def _record(session: Session, ctx: Any, *, learner_id: int, checked: _Checked, v
         session.add(row)
     session.flush()
     append_events(session, [EventSpec(
-        kind="transfer.verified", learner_id=learner_id, subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        kind="transfer.verified", learner_id=learner_id, pseudonym=learner.pseudonym,
         data={"transfer": transfer.id, "origin": origin, "consent": checked.consent_id,
               "consent_hash": document_hash(checked.consent), "agreement": agreement_id,
               "agreement_hash": agreement_hash, "checkpoint_size": verified.checkpoint_size,
@@ -497,7 +498,7 @@ def _recognise_item(session: Session, ctx: Any, transfer: Transfer, item: Transf
     item.achievement_id = achievement.id
     append_events(session, [EventSpec(
         kind="achievement.recognised", learner_id=learner.id, achievement_id=achievement.id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         data={"achievement": achievement.id, "transfer": transfer.id, "origin": transfer.origin,
               "credential": item.credential_id, "credential_hash": item.credential_hash,
               "agreement": transfer.agreement_id, "agreement_hash": transfer.agreement_hash,
@@ -570,7 +571,7 @@ def decide_item(session: Session, ctx: Any, *, item_id: int, approve: bool, reas
         item.state, item.reason = "rejected", reason
         append_events(session, [EventSpec(
             kind="transfer.rejected", learner_id=learner.id,
-            subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+            pseudonym=learner.pseudonym,
             data={"transfer": transfer.id, "origin": transfer.origin, "credential": item.credential_id,
                   "credential_hash": item.credential_hash, "reason": reason},
         )])

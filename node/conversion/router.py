@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
-from node.audit.service import refusals_recorded
+from node.audit.service import record, refusals_recorded
 from node.conversion import service
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.models.standards import ConversionItem, ConversionRequest
@@ -193,20 +193,32 @@ def request_on_behalf(body: StaffRequestCreate, session: SessionDep, ctx: CtxDep
 
 
 @router.get("/conversions", response_model=list[StaffRequestView])
-def list_conversions(session: SessionDep, _: ConversionStaff,
+def list_conversions(session: SessionDep, staff: ConversionStaff,
                      state: Annotated[list[str] | None, Query()] = None, learner_id: Int64 | None = None,
                      limit: Annotated[Int64, Query(ge=1, le=200)] = 50) -> list[StaffRequestView]:
+    """Conversion requests, newest first (a personal-data read: audited as `conversion.list`, with the learners
+    whose requests were shown)."""
     stmt = select(ConversionRequest).order_by(ConversionRequest.id.desc()).limit(limit)  # type: ignore[union-attr]
     if state:
         stmt = stmt.where(ConversionRequest.state.in_(state))  # type: ignore[attr-defined]
     if learner_id is not None:
         stmt = stmt.where(ConversionRequest.learner_id == learner_id)
-    return [_view(session, r, staff=True) for r in session.exec(stmt).all()]  # type: ignore[misc]
+    rows = session.exec(stmt).all()
+    record(session, actor=staff, action="conversion.list", target_type="learner" if learner_id is not None else None,
+           target_id=learner_id, detail={"state": state, "requests": [r.id for r in rows],
+                                         "learners": sorted({r.learner_id for r in rows})})
+    return [_view(session, r, staff=True) for r in rows]  # type: ignore[misc]
 
 
 @router.get("/conversions/{request_id}", response_model=StaffRequestView)
-def read_conversion(request_id: Int64, session: SessionDep, _: ConversionStaff) -> StaffRequestView:
-    return _view(session, service.request_for_staff(session, request_id), staff=True)  # type: ignore[return-value]
+def read_conversion(request_id: Int64, session: SessionDep, staff: ConversionStaff) -> StaffRequestView:
+    """One conversion request with its evaluation (audited as `conversion.read`; a refusal too)."""
+    with refusals_recorded(session, actor=staff, action="conversion.read", target_type=_TARGET,
+                           target_id=request_id):
+        req = service.request_for_staff(session, request_id)
+    record(session, actor=staff, action="conversion.read", target_type=_TARGET, target_id=request_id,
+           detail={"learner_id": req.learner_id})
+    return _view(session, req, staff=True)  # type: ignore[return-value]
 
 
 @router.post("/conversions/{request_id}/confirm", response_model=StaffRequestView)

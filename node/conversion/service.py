@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from node.audit.service import record
 from node.deps import Principal
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, Learner, utcnow
 from node.models.standards import ConversionItem, ConversionRequest, ConversionUsage, ExemptionStatement
 from node.rules import Evaluation, Outcome, PriorUsage, evaluate, evaluation_to_dict, explain_zh, to_jsonable
@@ -322,7 +322,7 @@ def _apply(session: Session, ctx: Any, req: ConversionRequest, approved: list[Co
                                         credits=item.credits, year=req.on_date.year))
         specs.append(EventSpec(
             kind="conversion.approved", learner_id=learner.id,
-            subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+            pseudonym=learner.pseudonym,
             achievement_id=new_achievement.id if new_achievement else None,
             data={"request": req.id, "item": item.id, "programme": req.programme_code, "target": item.target_key,
                   "credits": _dec(item.credits), "grade": item.recorded_grade,

@@ -32,6 +32,7 @@ CREDITBANK_CONTEXT = {
         "ledgerSequence": {"@id": "cb:ledgerSequence", "@type": "xsd:integer"},
         "ledgerLeafHash": "cb:ledgerLeafHash",
         "ledgerLog": {"@id": "cb:ledgerLog", "@type": "@id"},
+        "ledgerOpening": {"@id": "cb:ledgerOpening", "@type": "@json"},
         "node": "cb:node",
     }
 }

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from crypto.merkle import MerkleError, verify_inclusion
-from node.ledger.log import inclusion, latest_checkpoint
+from node.credentials.verify import ledger_event_check
+from node.ledger.log import event_by_seq, inclusion, latest_checkpoint
 
 __all__ = ["local_resolvers"]
 
@@ -43,6 +44,9 @@ def local_resolvers(session: Session, ctx) -> dict:
                              bytes(checkpoint.root_hash))
         except (MerkleError, ValueError) as exc:
             return False, f"not included in the issuer's log: {exc}"
-        return True, f"included in the issuer's log at checkpoint size {checkpoint.size}"
+        event = ledger_event_check(doc, event_by_seq(session, seq).leaf)
+        if not event.ok:
+            return False, f"included, but {event.reason}"
+        return True, f"included in the issuer's log at checkpoint size {checkpoint.size}; {event.reason}"
 
     return {"resolve_did": resolve_did, "fetch_status": fetch_status, "check_inclusion": check_inclusion}

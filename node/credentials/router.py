@@ -20,6 +20,7 @@ from node.credentials.verify import verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import TooManyRequests
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
+from node.ledger.service import public_view
 from node.roles import Role
 from node.models.types import Int64
 
@@ -83,9 +84,9 @@ def consistency_proof(session: SessionDep, first: Int64, second: Int64) -> dict:
 
 @router.get("/api/v1/ledger/events/{seq}", dependencies=Public)
 def ledger_leaf(seq: Int64, session: SessionDep) -> dict:
-    """An event's published leaf (no personal data: the learner appears only as a salted hash)."""
-    event = event_by_seq(session, seq)
-    return {"seq": event.seq, "leaf": event.leaf, "leaf_hash": event.hash.hex()}
+    """An event's published leaf: nothing in it identifies a person or links two events of one (an event about
+    a learner shows only its kind, time and a salted commitment; docs/ledger.md, threat model)."""
+    return public_view(event_by_seq(session, seq))
 
 
 # -- status and revocation -----------------------------------------------------------------------

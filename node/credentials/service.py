@@ -7,6 +7,7 @@ log can be proven). The subject is the learner's pseudonym: no ID number, no nam
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -111,6 +112,9 @@ def build_achievement_credential(
     record.update({k: v for k, v in optional.items() if v is not None})
     if event is not None:
         record.update(ledgerSequence=event.seq, ledgerLeafHash=event.hash.hex(), ledgerLog=f"{base_url}/api/v1/ledger")
+        if event.salt is not None and event.opening is not None:  # v2: whoever holds the credential can open
+            # the leaf (`crypto.leaf.open_leaf` with the subject's id): this event, about this subject, says this
+            record["ledgerOpening"] = {"salt": bytes(event.salt).hex(), "data": json.loads(event.opening)["data"]}
     subject: dict = {
         "id": learner.pseudonym,
         "type": ["AchievementSubject"],

@@ -15,7 +15,7 @@ from crypto.statuslist import StatusList
 from node.credentials.context import VC_V2
 from node.credentials.service import STATUS_LIST_SIZE, ensure_status_index
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, Learner, RevocationRequest, utcnow
 from node.models.standards import ConversionItem, ConversionUsage, ExemptionStatement
 
@@ -119,10 +119,9 @@ def revoke_achievement(session: Session, ctx: Any, achievement: Achievement, *, 
     achievement.status = "revoked"
     index = ensure_status_index(session, achievement)
     learner = session.get(Learner, achievement.learner_id)
-    subject = subject_hash(learner.leaf_salt, learner.pseudonym)
-    voided, derived = _void_conversions(session, achievement, cause, because, subject)
+    voided, derived = _void_conversions(session, achievement, cause, because, learner.pseudonym)
     append_events(session, [EventSpec(
-        kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id, subject=subject,
+        kind="achievement.revoked", learner_id=learner.id, achievement_id=achievement.id, pseudonym=learner.pseudonym,
         data={"achievement": achievement.id, "status_index": index, **cause},
     ), *voided])
     session.add(achievement)
@@ -133,7 +132,7 @@ def revoke_achievement(session: Session, ctx: Any, achievement: Achievement, *, 
 
 
 def _void_conversions(session: Session, source: Achievement, cause: dict, because: str,
-                      subject: str) -> tuple[list[EventSpec], list[Achievement]]:
+                      pseudonym: str) -> tuple[list[EventSpec], list[Achievement]]:
     """Every approved conversion item that used `source` is void: the item becomes `revoked` (with the reason),
     the course credits it recorded are revoked too (their status bit flips, so their credentials fail), and the
     item's other sources are free again for that target. One `conversion.revoked` event each; returns the
@@ -165,6 +164,6 @@ def _void_conversions(session: Session, source: Achievement, cause: dict, becaus
             session.add(derived)
             derived_revoked.append(derived)
         session.add(item)
-        specs.append(EventSpec(kind="conversion.revoked", learner_id=source.learner_id, subject=subject,
+        specs.append(EventSpec(kind="conversion.revoked", learner_id=source.learner_id, pseudonym=pseudonym,
                                achievement_id=derived.id if derived is not None else None, data=data))
     return specs, derived_revoked

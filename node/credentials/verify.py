@@ -1,5 +1,5 @@
 """Verifying credentials and transcripts: signature, issuer key (known / rotated / revoked), status, dates,
-inclusion in the issuer's log. Pure: what it needs from the outside (DID documents, status list credentials,
+inclusion in the issuer's log, and that the logged event is the record's (`ledger_event_check`). Pure: what it needs from the outside (DID documents, status list credentials,
 inclusion checks) is passed in as functions, so the same code serves `POST /api/v1/verify` and the offline
 `creditnode verify FILE --did-document did.json`.
 """
@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
+from crypto.errors import LeafError
+from crypto.leaf import open_leaf
+from crypto.merkle import leaf_hash
 from crypto.statuslist import StatusList
 
-__all__ = ["Check", "Report", "StatusListError", "status_bit", "verify_document"]
+__all__ = ["Check", "Report", "StatusListError", "ledger_event_check", "status_bit", "verify_document"]
 
 DidResolver = Callable[[str], dict | None]
 StatusFetcher = Callable[[str], dict | None]
@@ -134,6 +138,51 @@ def _status_checks(doc: dict, fetch_status: StatusFetcher | None, resolve_did: D
     if revoked:
         return [Check("status", False, f"revoked ({entry.get('statusPurpose', 'revocation')} bit set)")]
     return [Check("status", True, "not revoked")]
+
+
+def _credential_number(doc: dict) -> int | None:
+    """The achievement number at the end of a credential id `<base>/credentials/achievements/<n>`."""
+    head, _, tail = str(doc.get("id") or "").rpartition("/credentials/achievements/")
+    return int(tail) if head and tail.isdigit() and len(tail) < 19 else None
+
+
+def ledger_event_check(doc: dict, leaf: str | None) -> Check:
+    """Is `leaf` (the ledger leaf the credential's `creditBank.ledgerSequence`/`ledgerLeafHash` name) this
+    record's deposit, about this credential's subject? A v2 leaf is opened with `creditBank.ledgerOpening`
+    and the subject's id; a v1 leaf shows its data but cannot prove the subject (docs/ledger.md)."""
+    subject = doc.get("credentialSubject") if isinstance(doc.get("credentialSubject"), dict) else {}
+    bank = subject.get("creditBank") if isinstance(subject.get("creditBank"), dict) else {}
+    if not isinstance(leaf, str):
+        return Check("ledger_event", False, "no ledger leaf for the credential's event")
+    if leaf_hash(leaf.encode("utf-8")).hex() != bank.get("ledgerLeafHash"):
+        return Check("ledger_event", False, "the leaf presented is not the one the credential names")
+    given = bank.get("ledgerOpening")
+    opening = ({"salt": given.get("salt"), "data": given.get("data"), "subject": subject.get("id")}
+               if isinstance(given, dict) else None)
+    try:
+        event = open_leaf(leaf, opening)
+    except LeafError as exc:
+        return Check("ledger_event", False, str(exc))
+    problems = []
+    if event.seq != bank.get("ledgerSequence"):
+        problems.append(f"the leaf is event {event.seq}, the credential names {bank.get('ledgerSequence')}")
+    if event.kind != "achievement.deposited":
+        problems.append(f"the leaf records {event.kind}, not a deposit")
+    if event.data.get("achievement") != _credential_number(doc):
+        problems.append("the leaf is the deposit of another record")
+    logged, stated = event.data.get("credits"), bank.get("credits")
+    if logged != stated:
+        try:
+            same = Decimal(str(logged)) == Decimal(str(stated))
+        except ArithmeticError:
+            same = False
+        if not same:
+            problems.append(f"the leaf records {logged} credits, the credential {stated}")
+    if problems:
+        return Check("ledger_event", False, "; ".join(problems))
+    about = ("about the credential's subject (opened with its salt)" if event.subject is not None
+             else "(a version-1 leaf: its subject cannot be shown)")
+    return Check("ledger_event", True, f"event {event.seq} is this record's deposit {about}")
 
 
 def verify_document(

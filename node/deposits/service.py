@@ -33,7 +33,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.schemas import EvidencePublic
 from node.evidence.storage import StoredFile
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, DepositApplication, EvidenceFile, Learner, utcnow
 from node.roles import Role
 
@@ -337,7 +337,7 @@ def _deposit(session: Session, app: DepositApplication) -> tuple[Achievement, in
     (seq,) = append_events(session, [EventSpec(
         kind="achievement.deposited",
         learner_id=learner.id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         achievement_id=achievement.id,
         data={
             "achievement": achievement.id, "type": claim.type, "issuer": claim.issuer_code, "code": claim.code,
@@ -418,7 +418,7 @@ def correct_achievement(
     (seq,) = append_events(session, [EventSpec(
         kind="achievement.corrected",
         learner_id=learner.id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         achievement_id=achievement.id,
         data={"achievement": achievement.id, "issuer": achievement.issuer_code, "title": achievement.title,
               "old": old, "new": new, "reason": reason, "source": "correction"},

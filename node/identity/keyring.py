@@ -1,7 +1,9 @@
 """The node's Ed25519 signing keys.
 
 The key ring lives in one file (settings.node_key_file, default `<data_dir>/node-keys.json`), written with mode
-0600 and encrypted with the node's database key (AES-256-GCM), so a copied file alone reveals nothing. Rotation
+0600 and encrypted with the node's database key (AES-256-GCM; the file names the key id), so a copied file alone
+reveals nothing. After a database-key rotation it is read with the retired key of its id until
+`creditnode keys reencrypt` rewrites it. Rotation
 adds a new current key and keeps the old ones with an `expires` time, so signatures made with them still verify
 against the published DID document; a compromised key is marked `revoked` instead.
 """
@@ -15,15 +17,30 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from config.settings import Settings
 from crypto.keys import Ed25519Key
 from node.security.fields import key_bytes
 
-__all__ = ["KeyRing", "NodeKey", "create_keyring", "load_keyring", "revoke_key", "rotate_keyring"]
+__all__ = [
+    "KeyRing",
+    "KeyringLocked",
+    "NodeKey",
+    "create_keyring",
+    "keyring_key_id",
+    "load_keyring",
+    "reencrypt_keyring",
+    "revoke_key",
+    "rotate_keyring",
+]
 
 _AAD = b"creditnode-keyring-v1"
+
+
+class KeyringLocked(RuntimeError):
+    """The key ring file is encrypted with a database key that is not configured."""
 
 
 @dataclass
@@ -59,8 +76,22 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _database_keys(settings: Settings) -> dict[str, bytes]:
+    """The current database key and the retired ones still configured, by key id."""
+    sec = settings.security
+    keys = {kid: key_bytes(v.get_secret_value()) for kid, v in sec.retired_database_keys.items()}
+    keys[sec.database_key_id] = key_bytes(sec.database_key.get_secret_value())
+    return keys
+
+
 def _aead(settings: Settings) -> AESGCM:
     return AESGCM(key_bytes(settings.security.database_key.get_secret_value()))
+
+
+def keyring_key_id(settings: Settings) -> str | None:
+    """The id of the database key the key ring file is encrypted with (None: written before key ids were
+    recorded, i.e. under whatever was the database key then)."""
+    return json.loads(settings.node_key_file.read_text()).get("key_id")
 
 
 def _write(settings: Settings, ring: KeyRing) -> None:
@@ -68,7 +99,8 @@ def _write(settings: Settings, ring: KeyRing) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     plain = json.dumps({"current": ring.current, "keys": [asdict(k) for k in ring.keys]}).encode()
     nonce = os.urandom(12)
-    blob = {"format": "creditnode-keyring-v1", "nonce": base64.b64encode(nonce).decode(),
+    blob = {"format": "creditnode-keyring-v1", "key_id": settings.security.database_key_id,
+            "nonce": base64.b64encode(nonce).decode(),
             "ciphertext": base64.b64encode(_aead(settings).encrypt(nonce, plain, _AAD)).decode()}
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -82,9 +114,31 @@ def load_keyring(settings: Settings) -> KeyRing:
     if not path.is_file():
         raise FileNotFoundError(f"no node key ring at {path}; run `creditnode init` or `creditnode keys create`")
     blob = json.loads(path.read_text())
-    plain = _aead(settings).decrypt(base64.b64decode(blob["nonce"]), base64.b64decode(blob["ciphertext"]), _AAD)
-    data = json.loads(plain)
-    return KeyRing(current=data["current"], keys=[NodeKey(**k) for k in data["keys"]])
+    keys = _database_keys(settings)
+    # the key named in the file; a file from before key ids were recorded: the current key, then retired ones
+    # (so a database-key rotation never locks the node out of its signing keys; `creditnode keys reencrypt`
+    # rewrites the file under the current key)
+    candidates = [blob["key_id"]] if blob.get("key_id") else [settings.security.database_key_id, *keys]
+    nonce, ciphertext = base64.b64decode(blob["nonce"]), base64.b64decode(blob["ciphertext"])
+    for key_id in dict.fromkeys(candidates):
+        if key_id not in keys:
+            continue
+        try:
+            plain = AESGCM(keys[key_id]).decrypt(nonce, ciphertext, _AAD)
+        except InvalidTag:
+            continue
+        data = json.loads(plain)
+        return KeyRing(current=data["current"], keys=[NodeKey(**k) for k in data["keys"]])
+    raise KeyringLocked(f"{path} is encrypted with database key {blob.get('key_id') or '(unrecorded)'}, which "
+                        "is not configured (security.database_key or security.retired_database_keys)")
+
+
+def reencrypt_keyring(settings: Settings) -> bool:
+    """Rewrite the key ring file under the current database key; False if it already was."""
+    if keyring_key_id(settings) == settings.security.database_key_id:
+        return False
+    _write(settings, load_keyring(settings))
+    return True
 
 
 def create_keyring(settings: Settings, *, exist_ok: bool = True) -> KeyRing:

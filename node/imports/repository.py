@@ -13,7 +13,6 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from node.imports.validate import RowError
-from node.ledger.service import subject_hash
 from node.models import Achievement, CodeListEntry, ImportJob, ImportRowError, Learner, Organisation, utcnow
 from node.models.types import ExactDecimal, sqlite_datetime
 from node.pgcopy import copy_rows
@@ -153,12 +152,12 @@ def row_errors_after(session: Session, job_id: str, *, after: tuple[int, int], l
 
 
 def learners_by_blind(session: Session, blinds: Collection[str]) -> dict[str, tuple[int, str]]:
-    """blind index → (learner id, the learner's subject hash in ledger leaves)."""
+    """blind index → (learner id, the learner's pseudonym: committed, never published, in ledger leaves)."""
     c = _learner.c
     found: dict[str, tuple[int, str]] = {}
     for where in _member_of(session, c.id_blind, blinds):
-        for row in session.execute(sa.select(c.id, c.id_blind, c.leaf_salt, c.pseudonym).where(where)):
-            found[row.id_blind] = (row.id, subject_hash(bytes(row.leaf_salt), row.pseudonym))
+        for row in session.execute(sa.select(c.id, c.id_blind, c.pseudonym).where(where)):
+            found[row.id_blind] = (row.id, row.pseudonym)
     return found
 
 

@@ -39,7 +39,7 @@ from node.imports import repository as repo
 from node.imports.formats import detect_encoding, format_for, iter_records, read_header_check
 from node.imports.validate import CODE_LIST_VERSION, Deposit, RowError, Validator
 from node.learners.service import new_learner_row, reserve_account_numbers
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import ImportJob, Organisation, utcnow
 from node.rules.grades import numeric_score
 
@@ -422,10 +422,10 @@ def write_batch(
         ]
         ids = repo.insert_learners(session, rows)
         for row in rows:
-            subject = subject_hash(row["leaf_salt"], row["pseudonym"])
+            subject = row["pseudonym"]
             learner_id = ids[row["id_blind"]]
             created[row["id_blind"]] = (learner_id, subject)
-            opened.append(EventSpec(kind="learner.opened", learner_id=learner_id, subject=subject,
+            opened.append(EventSpec(kind="learner.opened", learner_id=learner_id, pseudonym=subject,
                                     data={"account": row["account_no"], "id_type": row["id_type"]}))
     learner_of = {**found, **created}
 
@@ -445,7 +445,7 @@ def write_batch(
             updates.append({"_id": old.id, "score_text": values["score_text"], "score_value": values["score_value"],
                             "credits": values["credits"], "hours": values["hours"], "_job": state.job_id})
             events.append(EventSpec(
-                kind="achievement.corrected", learner_id=learner_id, subject=subject, achievement_id=old.id,
+                kind="achievement.corrected", learner_id=learner_id, pseudonym=subject, achievement_id=old.id,
                 data={
                     "achievement": old.id, "issuer": institution_code, "title": values["title"],
                     "old": {"score": old.score_text, "credits": _s(old.credits), "hours": _s(old.hours)},
@@ -470,7 +470,8 @@ def write_batch(
                 **values,
             })
             events.append(EventSpec(
-                kind="achievement.deposited", learner_id=learner_id, subject=subject, achievement_id=achievement_id,
+                kind="achievement.deposited", learner_id=learner_id, pseudonym=subject,
+                achievement_id=achievement_id,
                 data={
                     "achievement": achievement_id, "type": values["type"], "issuer": institution_code,
                     "code": values["code"], "title": values["title"], "credits": _s(values["credits"]),

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from node.context import NodeContext
 from node.counters import reserve
 from node.learners.schemas import LearnerPublic
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Learner
 from node.security.idnumbers import mask_id_number, normalise_id_number
 from node.security.passwords import hash_password
@@ -85,7 +85,7 @@ def open_account(
             EventSpec(
                 kind="learner.opened",
                 learner_id=learner.id,
-                subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+                pseudonym=learner.pseudonym,
                 data={"account": learner.account_no, "id_type": id_type},
             )
         ],

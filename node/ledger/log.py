@@ -2,8 +2,9 @@
 
 Leaf i of the RFC 9162 Merkle tree is ledger event i (its `hash` column is the leaf hash). Checkpoints are
 C2SP signed notes whose origin line names this node's log; they are stored so that any two can later be proven
-consistent. `verify_log` recomputes every leaf hash from the stored leaf text, the `prev` chain, and every
-stored checkpoint's root: editing one ledger row in the database is detected.
+consistent. `verify_log` recomputes every leaf hash from the stored leaf text, the `prev` chain, every stored
+checkpoint's root and every private opening against its leaf's commitment: editing one ledger row in the
+database is detected.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from crypto.errors import LeafError
+from crypto.leaf import commitment
 from crypto.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes
 from crypto.note import NoteSigner, add_signatures, format_checkpoint, sign_note
 from node.errors import BadRequest, NotFound
@@ -151,10 +154,10 @@ def verify_log(session: Session) -> list[LogProblem]:
     check_due()  # a checkpoint of the empty log
     prev = b"\x00" * 32
     rows = session.execute(
-        sa.select(_events.c.seq, _events.c.leaf, _events.c.hash).order_by(_events.c.seq).execution_options(
-            yield_per=5000)
+        sa.select(_events.c.seq, _events.c.leaf, _events.c.hash, _events.c.salt, _events.c.opening)
+        .order_by(_events.c.seq).execution_options(yield_per=5000)
     )
-    for expected_seq, (seq, leaf, stored) in enumerate(rows):
+    for expected_seq, (seq, leaf, stored, salt, opening) in enumerate(rows):
         if seq != expected_seq:
             problems.append(LogProblem(seq, f"sequence gap: expected {expected_seq}"))
         computed = leaf_hash(leaf.encode("utf-8"))
@@ -164,6 +167,9 @@ def verify_log(session: Session) -> list[LogProblem]:
             data = json.loads(leaf)
             if data.get("prev") != prev.hex() or data.get("seq") != seq:
                 problems.append(LogProblem(seq, "broken chain: prev or seq does not match"))
+            problem = _opening_problem(data, salt, opening)
+            if problem:
+                problems.append(LogProblem(seq, problem))
         except ValueError:
             problems.append(LogProblem(seq, "leaf is not JSON"))
         prev = bytes(stored)
@@ -176,6 +182,22 @@ def verify_log(session: Session) -> list[LogProblem]:
         problems.append(LogProblem(None, f"checkpoint at size {pending.size} is beyond the ledger"))
         pending = next(checkpoints, None)
     return problems
+
+
+def _opening_problem(leaf: dict, salt: bytes | None, opening: str | None) -> str | None:
+    """A v2 committed leaf's private opening must match its commitment (both NULL: erased, allowed)."""
+    if "commitment" not in leaf:
+        return None if salt is None and opening is None else "a leaf without a commitment has an opening"
+    if salt is None and opening is None:
+        return None
+    if salt is None or opening is None:
+        return "half an opening: salt or committed body missing"
+    try:
+        if commitment(bytes(salt), opening.encode("utf-8")) == leaf["commitment"]:
+            return None
+    except LeafError:
+        pass
+    return "the private opening does not match the leaf's commitment"
 
 
 def event_by_seq(session: Session, seq: int) -> LedgerEvent:

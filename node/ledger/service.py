@@ -1,8 +1,11 @@
-"""Appending ledger events.
+"""Appending ledger events, and reading what they say.
 
-An event's published form (its *leaf*) is canonical JSON (RFC 8785) with personal data replaced by a salted
-hash of the learner's pseudonym, and carries the previous event's hash; its hash is the RFC 9162 Merkle leaf
-hash of those bytes. So the hash chain and the Merkle log are one structure (docs/ledger.md).
+An event's published form (its *leaf*, `crypto.leaf`) is canonical JSON (RFC 8785) chained to the previous
+event's hash; its hash is the RFC 9162 Merkle leaf hash of those bytes, so the hash chain and the Merkle log are
+one structure (docs/ledger.md). Leaf version 2: an event is *private by default* — the leaf publishes only
+its kind, time and a commitment to `{"data", "subject": the learner's pseudonym}` under a fresh random salt per
+event; the salt and the committed body stay in the node's database (`ledger_event.salt`, `.opening`). Only an
+event declared `public` (it concerns no person, e.g. an agreement in force) publishes its data.
 
 Appenders lock the single `ledger_head` row (`FOR UPDATE` on PostgreSQL; SQLite transactions start
 IMMEDIATE), so sequence numbers are gapless and the chain is linear even with several worker processes.
@@ -13,40 +16,98 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from os import urandom
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from crypto.jcs import canonicalize
+from crypto.leaf import LEAF_VERSION, SALT_BYTES, commitment, committed_leaf, opening_body, public_leaf
 from crypto.merkle import CompactRange, leaf_hash
-from node.models import LedgerEvent, LedgerHead, utcnow
+from node.models import Learner, LedgerEvent, LedgerHead, utcnow
 from node.models.types import sqlite_datetime
 from node.pgcopy import CHUNK, NULL, copy_statement, escape
 
-__all__ = ["LEAF_VERSION", "EventSpec", "LedgerTip", "append_events", "subject_hash"]
+__all__ = [
+    "LEAF_VERSION",
+    "EventSpec",
+    "LedgerTip",
+    "append_events",
+    "event_data",
+    "event_opening",
+    "opened_view",
+    "public_view",
+]
 
-LEAF_VERSION = 1
 _events = LedgerEvent.__table__
 _head = LedgerHead.__table__
 
 
-def subject_hash(leaf_salt: bytes, pseudonym: str) -> str:
-    """The learner as a ledger leaf shows them: unlinkable without the node's per-learner salt."""
-    return hashlib.sha256(leaf_salt + pseudonym.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class EventSpec:
+    """One event to append. `pseudonym`: the learner the event is about (required with `learner_id`); it is
+    committed, never published. `public=True` publishes `data` in the leaf: only for events about no person."""
+
     kind: str
     data: dict[str, Any]
     learner_id: int | None = None
-    subject: str | None = None  # subject_hash(...) of the learner, when the event concerns one
+    pseudonym: str | None = None
     achievement_id: int | None = None
     at: dt.datetime | None = None
+    public: bool = False
+
+    def __post_init__(self) -> None:
+        if self.learner_id is not None and self.pseudonym is None:
+            raise ValueError(f"{self.kind}: an event about a learner needs their pseudonym (for its opening)")
+        if self.public and (self.learner_id is not None or self.pseudonym is not None):
+            raise ValueError(f"{self.kind}: an event about a learner is never public")
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """What an event says (`data`), from its private opening (v2) or from its leaf (v1, public v2): for the
+    node's own use. `event` is a `LedgerEvent` or a row with `leaf` and `opening`."""
+    if event.opening is not None:
+        return json.loads(event.opening)["data"]
+    return json.loads(event.leaf).get("data") or {}
+
+
+def event_opening(event: Any, learner: Learner | None = None) -> dict[str, Any] | None:
+    """The opening of `event` for a party entitled to it (`crypto.leaf.open_leaf` checks it): for a v2
+    committed event its salt, pseudonym and data; for a v1 event about `learner`, the learner's own salt (which
+    opens *every* v1 event of that learner: only for the learner themselves and staff) and pseudonym. None when
+    there is nothing to open (a public event, an erased salt, or a v1 event without its learner)."""
+    if event.salt is not None and event.opening is not None:
+        return {"salt": bytes(event.salt).hex(), **json.loads(event.opening)}
+    if learner is not None and event.learner_id == learner.id and json.loads(event.leaf).get("v") == 1:
+        return {"salt": bytes(learner.leaf_salt).hex(), "subject": learner.pseudonym}
+    return None
+
+
+V1_WITHHELD = ("a version-1 leaf names the learner by one hash shared by all their v1 events: it is shown only "
+               "to the learner (GET /api/v1/me/ledger/events/{seq}) and to staff; its hash still proves inclusion")
+
+
+def public_view(event: LedgerEvent) -> dict[str, Any]:
+    """What anyone may see of an event: its leaf (v2: nothing that identifies or links a person) and leaf hash.
+    A v1 leaf about a learner is withheld (docs/ledger.md, "Nodes that ran version 1")."""
+    leaf = json.loads(event.leaf)
+    view: dict[str, Any] = {"seq": event.seq, "v": leaf.get("v"), "kind": event.kind, "leaf": event.leaf,
+                            "leaf_hash": bytes(event.hash).hex()}
+    if leaf.get("v") == 1 and ("subject" in leaf or event.learner_id is not None):
+        view["leaf"] = None
+        view["withheld"] = V1_WITHHELD
+    return view
+
+
+def opened_view(event: LedgerEvent, learner: Learner | None) -> dict[str, Any]:
+    """An event with its leaf and its opening (`crypto.leaf.open_leaf(view["leaf"], view["opening"])` checks
+    it): for the learner it is about, and for staff."""
+    leaf = json.loads(event.leaf)
+    return {"seq": event.seq, "v": leaf.get("v"), "kind": event.kind, "leaf": event.leaf,
+            "leaf_hash": bytes(event.hash).hex(), "opening": event_opening(event, learner)}
 
 
 @dataclass
@@ -69,7 +130,7 @@ def lock_tip(session: Session) -> LedgerTip:
     return LedgerTip(size=row.size, last_hash=bytes(row.last_hash), frontier=frontier)
 
 
-_EVENT_COLUMNS = ("seq", "kind", "learner_id", "achievement_id", "leaf", "hash", "created_at")
+_EVENT_COLUMNS = ("seq", "kind", "learner_id", "achievement_id", "leaf", "hash", "salt", "opening", "created_at")
 _COPY_THRESHOLD = 64  # below this a plain INSERT beats setting up COPY
 
 
@@ -80,8 +141,9 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     driver-level call (sqlite3 `executemany`; psycopg `COPY ... FROM STDIN` for large batches, `executemany`
     otherwise), because SQLAlchemy's per-row parameter processing cost more than the insert (bulk import
     appends one event per deposited row). Values are converted here as the column types would convert them;
-    for COPY each row is written straight as one line of COPY text (`node.pgcopy`: ints, the leaf with its
-    backslashes doubled, the hash as bytea hex `\\x…`, the timestamp in ISO 8601), not through `write_row`."""
+    for COPY each row is written straight as one line of COPY text (`node.pgcopy`: ints, the leaf and the
+    opening with their backslashes doubled, the hash and salt as bytea hex `\\x…`, the timestamp in ISO 8601),
+    not through `write_row`. A committed event costs one `os.urandom` and one more SHA-256 than a public one."""
     if not specs:
         return []
     tip = lock_tip(session)
@@ -105,27 +167,37 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
             copy = stack.enter_context(cursor.copy(copy_statement("ledger_event", _EVENT_COLUMNS)))
         for spec in specs:
             at = default_at if spec.at is None else spec.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            leaf = {"v": LEAF_VERSION, "seq": seq, "prev": prev.hex(), "at": at, "kind": spec.kind,
-                    "data": spec.data}
-            if spec.subject is not None:
-                leaf["subject"] = spec.subject
-            leaf_bytes = canonicalize(leaf)
+            if spec.public:
+                salt = opening = None
+                leaf_bytes = public_leaf(seq=seq, prev=prev.hex(), at=at, kind=spec.kind, data=spec.data)
+            else:  # a fresh salt per event: nothing in two leaves of one learner can be compared
+                salt = urandom(SALT_BYTES)
+                body = opening_body(spec.pseudonym, spec.data)
+                leaf_bytes = committed_leaf(seq=seq, prev=prev.hex(), at=at, kind=spec.kind,
+                                            commitment=commitment(salt, body))
+                opening = body.decode("utf-8")
             digest = leaf_hash(leaf_bytes)
             leaf_text = leaf_bytes.decode("utf-8")
             if copy is not None:  # COPY text; canonical JSON has no raw tab, newline or CR: double its backslashes
                 if "\\" in leaf_text:
                     leaf_text = leaf_text.replace("\\", "\\\\")
+                if opening is None:
+                    opening_text, salt_text = NULL, NULL
+                else:
+                    opening_text = opening.replace("\\", "\\\\") if "\\" in opening else opening
+                    salt_text = f"\\\\x{salt.hex()}"  # type: ignore[union-attr]
                 kind = kinds.get(spec.kind)
                 if kind is None:
                     kind = kinds[spec.kind] = escape(spec.kind)
                 learner = NULL if spec.learner_id is None else int(spec.learner_id)
                 achievement = NULL if spec.achievement_id is None else int(spec.achievement_id)
                 lines.append(f"{seq}\t{kind}\t{learner}\t{achievement}\t{leaf_text}\t\\\\x{digest.hex()}\t"
-                             f"{created_text}\n")
+                             f"{salt_text}\t{opening_text}\t{created_text}\n")
                 if len(lines) >= CHUNK:
                     _write_lines(copy, lines)
             else:
-                rows.append((seq, spec.kind, spec.learner_id, spec.achievement_id, leaf_text, digest, created))
+                rows.append((seq, spec.kind, spec.learner_id, spec.achievement_id, leaf_text, digest, salt, opening,
+                             created))
             append(digest)
             prev = digest
             seq += 1
@@ -143,7 +215,8 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
 
 def _write_lines(copy: Any, lines: list[str]) -> None:
     text = "".join(lines)
-    if text.count("\n") != len(lines) or text.count("\t") != 6 * len(lines):  # JSON guarantees it; cheap
+    tabs = len(_EVENT_COLUMNS) - 1
+    if text.count("\n") != len(lines) or text.count("\t") != tabs * len(lines):  # JSON guarantees it; cheap
         raise AssertionError("a ledger leaf holds a raw newline or tab")
     copy.write(text)
     lines.clear()
@@ -152,9 +225,7 @@ def _write_lines(copy: Any, lines: list[str]) -> None:
 def _insert_rows(connection: sa.Connection, rows: list[tuple[Any, ...]], *, sqlite: bool) -> None:
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        marker = "?" if sqlite else "%s"
-        cursor.executemany(
-            f"INSERT INTO ledger_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join([marker] * 7)})", rows
-        )
+        markers = ", ".join(["?" if sqlite else "%s"] * len(_EVENT_COLUMNS))
+        cursor.executemany(f"INSERT INTO ledger_event ({', '.join(_EVENT_COLUMNS)}) VALUES ({markers})", rows)
     finally:
         cursor.close()

@@ -118,7 +118,7 @@ class Learner(SQLModel, table=True):
     name_cipher: bytes = Field(sa_type=sa.LargeBinary)
     key_id: str = Field(max_length=16)
     pseudonym: str = Field(max_length=64, unique=True)  # subject id in credentials; never the ID number
-    leaf_salt: bytes = Field(sa_type=sa.LargeBinary)  # salts the learner's hash in ledger leaves
+    leaf_salt: bytes = Field(sa_type=sa.LargeBinary)  # the learner's hash in v1 ledger leaves (kept: opens them)
     password_hash: str | None = Field(default=None, max_length=255)
     # the centre, branch or outlet whose staff opened the account: its branch takes the learner's applications
     home_org_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
@@ -220,9 +220,11 @@ class ApplicationEvidence(SQLModel, table=True):
 
 
 class LedgerEvent(SQLModel, table=True):
-    """An append-only ledger event. `leaf` is the canonical JSON of the event as published (personal data
-    replaced by salted hashes; it carries the previous event's hash), `hash` is its RFC 9162 leaf hash, so
-    the chain of `prev` hashes and the Merkle log are the same data. See docs/ledger.md."""
+    """An append-only ledger event. `leaf` is the canonical JSON of the event as published (it carries the
+    previous event's hash), `hash` is its RFC 9162 leaf hash, so the chain of `prev` hashes and the Merkle log
+    are the same data. An event about a person publishes only a salted commitment (leaf version 2): `salt` and
+    `opening` (the committed canonical JSON: the learner's pseudonym and the event's data) stay private here
+    and open it. Version-1 rows have neither. See docs/ledger.md."""
 
     __tablename__ = "ledger_event"
     seq: int = Field(sa_column=sa.Column(BigId, primary_key=True, autoincrement=False))
@@ -231,6 +233,8 @@ class LedgerEvent(SQLModel, table=True):
     achievement_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
     leaf: str = Field(sa_type=sa.Text)
     hash: bytes = Field(sa_type=sa.LargeBinary(32))
+    salt: bytes | None = Field(default=None, sa_type=sa.LargeBinary(16))
+    opening: str | None = Field(default=None, sa_type=sa.Text)
     created_at: dt.datetime = _ts()
 
 

@@ -2,8 +2,9 @@
 
 `FieldCipher` encrypts with AES-256-GCM; a ciphertext is `nonce (12 bytes) || ciphertext+tag` and the row keeps
 the id of the key that wrote it (`key_id`), so keys can rotate: new rows use the current key, old rows are read
-with the retired key of their id until re-encrypted (`creditnode keys reencrypt`, docs/operations.md). The key id
-is bound as associated data. `BlindIndex` is HMAC-SHA256 over "type:number" with a separate key.
+with the retired key of their id until re-encrypted (`creditnode keys reencrypt`: `node.security.reencrypt`,
+docs/operations.md). The key id is bound as associated data. `BlindIndex` is HMAC-SHA256 over "type:number"
+with a separate key.
 """
 
 from __future__ import annotations
@@ -53,6 +54,21 @@ class FieldCipher:
         return nonce + self._aead[self.current_key_id].encrypt(
             nonce, plaintext.encode("utf-8"), self.current_key_id.encode()
         )
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """The ids of every key this cipher can read with (current and retired)."""
+        return frozenset(self._aead)
+
+    def reencrypt(self, blob: bytes, key_id: str) -> bytes:
+        """`blob`, written under key `key_id`, written again under the current key (a fresh nonce). Works on any
+        payload in this format (`nonce || ciphertext+tag`, key id as associated data), text or file bytes."""
+        aead = self._aead.get(key_id)
+        if aead is None:
+            raise KeyError(f"no database key with id {key_id!r} is configured")
+        plain = aead.decrypt(blob[:12], blob[12:], key_id.encode())
+        nonce = os.urandom(12)
+        return nonce + self._aead[self.current_key_id].encrypt(nonce, plain, self.current_key_id.encode())
 
     def decrypt(self, blob: bytes, key_id: str) -> str:
         aead = self._aead.get(key_id)

@@ -36,7 +36,7 @@ from node.audit.service import record
 from node.context import NodeContext
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import BadRequest, Forbidden
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import (
     Achievement,
     AuditEntry,
@@ -175,7 +175,7 @@ def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionD
     session.flush()
     seqs = append_events(session, [EventSpec(
         kind="achievement.deposited", learner_id=learner.id, achievement_id=achievement.id,
-        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+        pseudonym=learner.pseudonym,
         data={"achievement": achievement.id, "title": body.title, "credits": str(body.credits)})])
     seq = seqs[0] if seqs else None
     record(session, actor=admin, action="testing.fixture", target_type="achievement", target_id=achievement.id)

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from node.db import session_scope
 from node.learners.service import open_account
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, Learner, Organisation, StaffAccount
 from node.security.tokens import issue_token
 from tests.conftest import valid_id
@@ -90,7 +90,7 @@ def outcome(ctx):
             s.add(a)
             s.flush()
             append_events(s, [EventSpec(kind="achievement.deposited", learner_id=learner_id, achievement_id=a.id,
-                                        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+                                        pseudonym=learner.pseudonym,
                                         data={"achievement": a.id, "title": title})])
             return a.id
 

@@ -7,6 +7,7 @@ import json
 
 import sqlalchemy as sa
 
+from node.ledger.service import event_data
 from tests.deposits.helpers import ok
 
 SUES = "SUES-CE-MECHATRONICS"
@@ -16,9 +17,9 @@ ZTC01 = "SOU-AUTO-SVC"
 
 def _events(engine, kind: str) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT leaf, achievement_id FROM ledger_event WHERE kind = :k ORDER BY seq"),
-                            {"k": kind}).all()
-    return [dict(json.loads(r.leaf), achievement_id=r.achievement_id) for r in rows]
+        rows = conn.execute(sa.text("SELECT leaf, opening, achievement_id FROM ledger_event WHERE kind = :k "
+                                    "ORDER BY seq"), {"k": kind}).all()
+    return [dict(json.loads(r.leaf), data=event_data(r), achievement_id=r.achievement_id) for r in rows]
 
 
 def _count(engine, table: str) -> int:
@@ -308,6 +309,31 @@ def test_learners_see_only_their_own_and_routes_deny_by_default(client, seeded, 
     assert client.get("/api/v1/me/conversions/what-if", params={"programme": ZTC01}).status_code == 401
     r = client.get(f"/api/v1/conversions/{req['id']}", headers=crew["branch"])
     assert r.status_code == 200 and r.json()["evaluation"]["proposals"]
+
+
+def test_staff_reads_of_conversions_are_audited(client, engine, seeded, learner, outcome, crew) -> None:
+    """Conversion requests hold a learner's outcomes and the engine's evaluation: reading them is a personal-data
+    read like the archive's, audited with who read which learner's requests (a refused read too)."""
+    me, _ = _ztc_learner(learner, outcome)
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201)
+    listed = ok(client.get("/api/v1/conversions", params={"learner_id": me.id}, headers=crew["outlet"]))
+    assert [r["id"] for r in listed] == [req["id"]]
+    ok(client.get("/api/v1/conversions", params={"state": "proposed"}, headers=crew["centre"]))
+    ok(client.get(f"/api/v1/conversions/{req['id']}", headers=crew["branch"]))
+    assert client.get("/api/v1/conversions/999999", headers=crew["branch"]).status_code == 404
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT action, outcome, actor_kind, target_type, target_id, detail FROM audit_log "
+            "WHERE action IN ('conversion.list', 'conversion.read') ORDER BY id")).all()
+    assert [(r.action, r.outcome, r.actor_kind, r.target_type, r.target_id) for r in rows] == [
+        ("conversion.list", "ok", "staff", "learner", str(me.id)),
+        ("conversion.list", "ok", "staff", None, None),
+        ("conversion.read", "ok", "staff", "conversion_request", str(req["id"])),
+        ("conversion.read", "denied", "staff", "conversion_request", "999999"),
+    ]
+    detail = [r.detail if isinstance(r.detail, dict) else json.loads(r.detail) for r in rows]
+    assert detail[0]["requests"] == [req["id"]] and detail[0]["learners"] == [me.id]
+    assert me.id in detail[1]["learners"] and detail[2]["learner_id"] == me.id
 
 
 def test_expired_certificate_does_not_convert(client, seeded, learner, outcome) -> None:

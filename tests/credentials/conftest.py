@@ -7,7 +7,7 @@ import pytest
 
 from node.db import session_scope
 from node.learners.service import open_account
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement
 from tests.conftest import valid_id
 
@@ -33,7 +33,7 @@ def deposit(ctx):
             s.add(a)
             s.flush()
             append_events(s, [EventSpec(kind="achievement.deposited", learner_id=learner.id, achievement_id=a.id,
-                                        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+                                        pseudonym=learner.pseudonym,
                                         data={"achievement": a.id, "title": title, "credits": credits})])
             return learner.id, a.id
 

@@ -6,6 +6,7 @@ import json
 
 import sqlalchemy as sa
 
+from node.ledger.service import event_data
 from tests.deposits.helpers import decide, ok, refused, register_learner, submitted
 
 
@@ -24,11 +25,11 @@ def test_correction_is_a_ledger_event_with_old_and_new_values(client, staff_head
     assert body["old"] == {"credits": "2.5", "score": "85"} and body["new"] == {"credits": "3", "score": "良"}
     assert body["achievement"]["credits"] == "3" and body["achievement"]["score"] == "良"
     with engine.connect() as conn:
-        leaf = conn.execute(sa.text("SELECT leaf FROM ledger_event WHERE seq = :s"), {"s": body["ledger_seq"]}
-                            ).scalar_one()
+        row = conn.execute(sa.text("SELECT leaf, opening FROM ledger_event WHERE seq = :s"),
+                           {"s": body["ledger_seq"]}).one()
         score_value = conn.execute(sa.text("SELECT score_value FROM achievement WHERE id = :i"),
                                    {"i": achievement_id}).scalar_one()
-    event = json.loads(leaf)
+    event = {**json.loads(row.leaf), "data": event_data(row)}
     assert event["kind"] == "achievement.corrected"
     assert event["data"]["old"] == {"credits": "2.5", "score": "85"}
     assert event["data"]["reason"] == "学校更正成绩单"

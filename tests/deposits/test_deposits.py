@@ -6,6 +6,7 @@ import json
 
 import sqlalchemy as sa
 
+from node.ledger.service import event_data
 from tests.deposits.helpers import (
     PDF,
     claim,
@@ -38,12 +39,13 @@ def test_happy_path_deposits_with_ledger_event_and_audit(client, staff_headers, 
         row = conn.execute(sa.text("SELECT learner_id, source, status, credits, type FROM achievement WHERE id = :i"),
                            {"i": done["achievement_id"]}).one()
         assert tuple(row) == (learner.id, "individual", "deposited", 2500, "degree_course")
-        event = conn.execute(sa.text("SELECT kind, leaf FROM ledger_event WHERE achievement_id = :i"),
+        event = conn.execute(sa.text("SELECT kind, leaf, opening FROM ledger_event WHERE achievement_id = :i"),
                              {"i": done["achievement_id"]}).one()
     assert event.kind == "achievement.deposited"
-    leaf = json.loads(event.leaf)
-    assert leaf["data"]["credits"] == "2.5" and leaf["data"]["source"] == "individual"
-    assert learner.id_number not in event.leaf
+    data = event_data(event)
+    assert data["credits"] == "2.5" and data["source"] == "individual"
+    assert learner.id_number not in event.leaf and learner.id_number not in event.opening
+    assert "credits" not in json.loads(event.leaf)  # what it says is committed, not public
     actions = {(a, o) for a, o, *_ in _audit(engine)}
     assert {("deposit.approve", "ok"), ("deposit.create", "ok"), ("deposit.submit", "ok"),
             ("evidence.upload", "ok")} <= actions
@@ -275,10 +277,10 @@ def test_a_certificate_keeps_its_number_apart_from_its_catalogue_code(client, st
     with engine.connect() as conn:
         row = conn.execute(sa.text("SELECT code, certificate_no, level FROM achievement WHERE id = :i"),
                            {"i": done["achievement_id"]}).one()
-        leaf = conn.execute(sa.text("SELECT leaf FROM ledger_event WHERE achievement_id = :i"),
-                            {"i": done["achievement_id"]}).scalar_one()
+        event = conn.execute(sa.text("SELECT leaf, opening FROM ledger_event WHERE achievement_id = :i"),
+                             {"i": done["achievement_id"]}).one()
     assert tuple(row) == ("VQ.CNC_MILLING", "3105000123456", "三级")
-    assert "3105000123456" not in leaf and "VQ.CNC_MILLING" in leaf
+    assert "3105000123456" not in event.leaf + event.opening and event_data(event)["code"] == "VQ.CNC_MILLING"
     archive = ok(client.get("/api/v1/me/archive", headers=learner.headers))
     items = [i for g in archive["groups"] for i in g["items"]]
     assert [i["certificate_no"] for i in items] == ["3105000123456"]

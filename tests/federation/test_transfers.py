@@ -20,7 +20,7 @@ from federation.transport.outbound import PeerClient
 from node.credentials.service import ensure_status_index
 from node.learners.service import open_account
 from node.ledger.log import verify_log
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, AuditEntry, Consent, LedgerEvent, Transfer, TransferItem, TransferReceipt
 from node.org.service import create_staff
 from node.security.idnumbers import mask_id_number
@@ -63,7 +63,7 @@ class Person:
             s.add(a)
             s.flush()
             append_events(s, [EventSpec(kind="achievement.deposited", learner_id=learner.id, achievement_id=a.id,
-                                        subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+                                        pseudonym=learner.pseudonym,
                                         data={"achievement": a.id, "title": title, "credits": credits})])
             self.achievements.append(a.id)
             return a.id
@@ -181,6 +181,7 @@ def test_happy_path_end_to_end(joined, automatic, wire) -> None:
     assert item["recognition"]["code"] == "ZJ-M101" and "mapping 0" in item["recognition"]["explanation"]
     checks = {c["check"]: c["ok"] for c in item["checks"]}
     assert checks["signature"] and checks["status"] and checks["inclusion"] and checks["dates"]
+    assert checks["ledger_event"], item["checks"]
     assert view["verification"]["checkpoint"]["checks"][0]["ok"] is True
 
     # the recognised achievement, with provenance in the destination's ledger
@@ -188,7 +189,7 @@ def test_happy_path_end_to_end(joined, automatic, wire) -> None:
         achievement = s.get(Achievement, item["achievement_id"])
         assert achievement.source == "transfer" and achievement.learner_id == person.dest_learner
         event = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "achievement.recognised")).one()
-        assert item["credential_id"] in event.leaf and item["credential_hash"] in event.leaf
+        assert item["credential_id"] in event.opening and item["credential_hash"] in event.opening
         assert verify_log(s) == []
     assert "transfer.verified" in _kinds(joined.b)
 
@@ -206,7 +207,7 @@ def test_happy_path_end_to_end(joined, automatic, wire) -> None:
         receipt = s.exec(select(TransferReceipt)).one()
         assert receipt.consent_id == consent["id"] and receipt.destination == "zhejiang"
         leaf = s.get(LedgerEvent, receipt.ledger_seq)
-        assert leaf.kind == "transfer.receipt" and item["credential_id"] in leaf.leaf
+        assert leaf.kind == "transfer.receipt" and item["credential_id"] in leaf.opening
         assert verify_log(s) == []
     assert "consent.released" in _kinds(joined.a)
     listed = joined.a.client.get("/api/v1/me/consents", headers=person.at_origin).json()
@@ -492,7 +493,7 @@ def test_a_record_revoked_after_the_transfer_is_revoked_where_it_was_recognised(
     assert notice.peer == "zhejiang" and notice.body["credential"] == item["credential_id"]
     with joined.a.session() as s:
         event = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "revocation.notified")).one()
-        assert '"destinations":["zhejiang"]' in event.leaf
+        assert '"destinations":["zhejiang"]' in event.opening
     assert flush_outbox(joined.a.ctx).sent == 1
     [notice] = _sent(joined.a, "record.revoked")
     assert notice.state == "delivered" and '"status":"revoked"' in notice.response["body"]
@@ -503,7 +504,7 @@ def test_a_record_revoked_after_the_transfer_is_revoked_where_it_was_recognised(
     with joined.b.session() as s:
         assert s.get(Achievement, item["achievement_id"]).status == "revoked"
         event = s.exec(select(LedgerEvent).where(LedgerEvent.kind == "achievement.revoked")).one()
-        assert event.achievement_id == item["achievement_id"] and item["credential_id"] in event.leaf
+        assert event.achievement_id == item["achievement_id"] and item["credential_id"] in event.opening
         assert verify_log(s) == []
     # delivered again (a retry after a lost answer): the same single effect
     from federation.outbox import enqueue

@@ -89,8 +89,11 @@ def count(engine: sa.Engine, table: str, where: str = "") -> int:
 
 
 def events(engine: sa.Engine, kind: str | None = None) -> list[dict]:
+    """The events as the node reads them: the public leaf, with `data` from the private opening (v2)."""
     import json
 
-    sql = "SELECT leaf FROM ledger_event" + (f" WHERE kind = '{kind}'" if kind else "") + " ORDER BY seq"
+    from node.ledger.service import event_data
+
+    sql = "SELECT leaf, opening FROM ledger_event" + (f" WHERE kind = '{kind}'" if kind else "") + " ORDER BY seq"
     with engine.connect() as conn:
-        return [json.loads(r[0]) for r in conn.exec_driver_sql(sql)]
+        return [{**json.loads(r.leaf), "data": event_data(r)} for r in conn.exec_driver_sql(sql)]

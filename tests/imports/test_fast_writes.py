@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from crypto.jcs import canonicalize
+from crypto.leaf import open_leaf
 from crypto.merkle import leaf_hash
 from node.db import session_scope
 from node.imports import repository as repo
 from node.ledger.log import verify_log
-from node.ledger.service import EventSpec, append_events
+from node.ledger.service import EventSpec, append_events, event_data
 from node.models import Achievement, Organisation
 from node.pgcopy import NULL, copy_rows, copy_text, escape
 from tests.imports.conftest import INSTITUTION, sh_csv, sh_row
@@ -160,9 +161,11 @@ def test_more_than_three_decimals_are_refused_as_by_the_column_type(upload, uplo
 
 def _specs(learner_id: int, n: int) -> list[EventSpec]:
     kinds = ["achievement.deposited", "achievement.corrected", "odd\\kind\tx"]
+    about = [None if i % 4 == 0 else learner_id for i in range(n)]
     return [
-        EventSpec(kind=kinds[i % 3], learner_id=None if i % 4 == 0 else learner_id,
-                  subject=None if i % 5 == 0 else "ab" * 32, achievement_id=None if i % 2 else 1000 + i,
+        EventSpec(kind=kinds[i % 3], learner_id=about[i],
+                  pseudonym=None if about[i] is None else f"urn:uuid:{AWKWARD[i % len(AWKWARD)]}",
+                  public=about[i] is None and i % 8 == 0, achievement_id=None if i % 2 else 1000 + i,
                   data={"title": AWKWARD[i % len(AWKWARD)], "credits": "2.5", "n": i, "none": None,
                         "nested": {"old": {"score": "88"}, "list": [1, "二", None]}})
         for i in range(n)
@@ -180,10 +183,17 @@ def test_copied_ledger_events_equal_inserted_ones_and_verify(upload, uploader, e
     assert len(first) == len(second) == n
     with engine.connect() as conn:
         rows = {r.seq: r for r in conn.execute(sa.text(
-            "SELECT seq, kind, learner_id, achievement_id, leaf, hash, created_at FROM ledger_event"))}
+            "SELECT seq, kind, learner_id, achievement_id, leaf, hash, salt, opening, created_at FROM ledger_event"))}
     for a, b in zip(first, second, strict=True):
         x, y = rows[a], rows[b]
-        assert (x.kind, x.learner_id, x.achievement_id) == (y.kind, y.learner_id, y.achievement_id)
+        assert (x.kind, x.learner_id, x.achievement_id, x.opening) == (y.kind, y.learner_id, y.achievement_id,
+                                                                       y.opening)
+        if x.opening is not None:  # committed: a fresh salt per event, opening the leaf it was written with
+            assert len(bytes(x.salt)) == len(bytes(y.salt)) == 16 and bytes(x.salt) != bytes(y.salt)
+            for r in (x, y):
+                opened = open_leaf(r.leaf, {"salt": bytes(r.salt).hex(), **json.loads(r.opening)})
+                assert opened.data["title"] == AWKWARD[(a - first[0]) % len(AWKWARD)]
+                assert canonicalize(json.loads(r.opening)) == r.opening.encode("utf-8")
         for r in (x, y):
             leaf = json.loads(r.leaf)
             assert canonicalize(leaf) == r.leaf.encode("utf-8")  # stored text is the canonical leaf, exactly
@@ -194,8 +204,9 @@ def test_copied_ledger_events_equal_inserted_ones_and_verify(upload, uploader, e
         lx, ly = json.loads(x.leaf), json.loads(y.leaf)
         for leaf in (lx, ly):
             del leaf["seq"], leaf["prev"], leaf["at"]
+            leaf.pop("commitment", None)
         assert lx == ly
-        assert json.loads(x.leaf)["data"]["title"] == AWKWARD[(a - first[0]) % len(AWKWARD)]
+        assert event_data(x)["title"] == AWKWARD[(a - first[0]) % len(AWKWARD)]
     with session_scope(engine) as s:
         assert verify_log(s) == []
 

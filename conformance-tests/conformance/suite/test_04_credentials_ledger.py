@@ -9,7 +9,9 @@ import json
 import pytest
 
 from crypto.dataintegrity import verify as di_verify
+from crypto.errors import LeafError
 from crypto.keys import PublicKey
+from crypto.leaf import open_leaf
 from crypto.merkle import leaf_hash, verify_consistency, verify_inclusion
 from crypto.note import NoteVerifier, parse_checkpoint, split_note, verify_note
 from crypto.statuslist import StatusList
@@ -59,21 +61,49 @@ def test_credential_verifies(harness) -> None:
     harness.facts["credential"] = credential
 
 
-@pytest.mark.rule(f"{LEDGER} leaf format: the credential matches its ledger leaf")
+@pytest.mark.rule(f"{LEDGER} leaf format v2: the credential's opening shows its public leaf is this record's "
+                  "deposit, about the credential's subject")
 @pytest.mark.requires("credential")
 def test_credential_matches_ledger(harness) -> None:
-    record = harness.facts["credential"]["credentialSubject"]["creditBank"]
+    credential = harness.facts["credential"]
+    record = credential["credentialSubject"]["creditBank"]
     seq = harness.facts["achievement"]["ledger_seq"]
     assert record.get("ledgerSequence") == seq
     r = harness.node.get(f"/api/v1/ledger/events/{seq}")
     assert r.status_code == 200, r.text
     event = r.json()
     assert leaf_hash(event["leaf"].encode("utf-8")).hex() == event["leaf_hash"] == record.get("ledgerLeafHash")
-    leaf = json.loads(event["leaf"])
-    assert leaf["seq"] == seq and leaf["kind"] == "achievement.deposited"
-    assert leaf["data"].get("achievement") == harness.facts["achievement"]["achievement_id"]
-    assert str(leaf["data"].get("credits")) == record.get("credits") == "4.5"
-    assert "idNumber" not in event["leaf"] and "测试学员" not in event["leaf"], "personal data in a leaf"
+    assert isinstance(record.get("ledgerOpening"), dict), "the credential carries no opening of its ledger event"
+    try:
+        opened = open_leaf(event["leaf"], {**record["ledgerOpening"], "subject": credential["credentialSubject"]["id"]})
+    except LeafError as exc:
+        raise AssertionError(f"the credential's opening does not open its leaf: {exc}") from None
+    assert opened.version == 2 and opened.seq == seq and opened.kind == "achievement.deposited"
+    assert opened.data.get("achievement") == harness.facts["achievement"]["achievement_id"]
+    assert str(opened.data.get("credits")) == record.get("credits") == "4.5"
+
+
+@pytest.mark.rule(f"{LEDGER} threat model: public leaves identify no one and link no two events of a learner "
+                  "(no account number, pseudonym, shared hash or data); the learner can open their own events")
+@pytest.mark.requires("credential")
+def test_public_leaves_link_no_one(harness) -> None:
+    made = harness.facts["achievement"]
+    seq, learner = made["ledger_seq"], made["learner"]
+    token = harness.node.sign_in(learner["account_no"], learner["password"])
+    mine = harness.node.as_user(token, "GET", f"/api/v1/me/ledger/events/{seq - 1}")
+    assert mine.status_code == 200, mine.text
+    assert open_leaf(mine.json()["leaf"], mine.json()["opening"]).kind == "learner.opened"
+    views = [harness.node.get(f"/api/v1/ledger/events/{n}").json() for n in (seq - 1, seq)]
+    leaves = [json.loads(v["leaf"]) for v in views]
+    assert [leaf["kind"] for leaf in leaves] == ["learner.opened", "achievement.deposited"]
+    for view, leaf in zip(views, leaves, strict=True):
+        assert set(leaf) == {"v", "seq", "prev", "at", "kind", "commitment"}, f"leaf {leaf['seq']} shows {set(leaf)}"
+        text = json.dumps(view, ensure_ascii=False)
+        for secret in (learner["account_no"], learner["pseudonym"], "测试学员", "高等数学"):
+            assert secret not in text, f"{secret!r} in the public view of event {leaf['seq']}"
+    assert leaves[0]["commitment"] != leaves[1]["commitment"]
+    other = harness.node.as_user(token, "GET", f"/api/v1/me/ledger/events/{seq + 10**6}")
+    assert other.status_code == 404, other.text
 
 
 @pytest.mark.rule(f"{LEDGER} + RFC 9162: signed checkpoint and inclusion proof of the credential's leaf")

@@ -12,7 +12,8 @@ import pytest
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.keys import PublicKey
-from crypto.merkle import verify_inclusion
+from crypto.leaf import open_leaf
+from crypto.merkle import leaf_hash, verify_inclusion
 from crypto.note import NoteVerifier, parse_checkpoint, split_note, verify_note
 from crypto.statuslist import StatusList
 
@@ -69,7 +70,8 @@ def test_release_requires_consent(harness, transfers) -> None:
     assert missing.response_signed and forged.response_signed
 
 
-@pytest.mark.rule(f"{AG}: a consented release carries verifiable credentials, inclusion proofs, checkpoint")
+@pytest.mark.rule(f"{AG}: a consented release carries verifiable credentials, inclusion proofs, checkpoint, and "
+                  "each record's ledger leaf, which the credential's opening shows to be its deposit")
 @pytest.mark.provides("consent")
 def test_consented_release_verifies(harness, transfers) -> None:
     view = _grant(harness, transfers)
@@ -98,6 +100,13 @@ def test_consented_release_verifies(harness, transfers) -> None:
         proof = item["inclusion"]
         verify_inclusion(bytes.fromhex(record["ledgerLeafHash"]), record["ledgerSequence"], cp.size,
                          [bytes.fromhex(h) for h in proof["proof"]], cp.root_hash)
+        # the leaf itself travels with the record, and the credential's opening shows it is this deposit
+        assert isinstance(item.get("leaf"), str), "a released record carries no ledger leaf"
+        assert leaf_hash(item["leaf"].encode("utf-8")).hex() == record["ledgerLeafHash"]
+        opened = open_leaf(item["leaf"], {**record.get("ledgerOpening", {}),
+                                          "subject": credential["credentialSubject"]["id"]})
+        assert (opened.seq, opened.kind) == (record["ledgerSequence"], "achievement.deposited")
+        assert opened.data.get("achievement") == int(credential["id"].rsplit("/", 1)[-1])
     assert body["status_lists"], "no status list to check revocation with"
     transfers["released"] = [item["credential"] for item in body["credentials"]]
 

@@ -45,12 +45,16 @@ def flow(harness) -> dict:
     tampered = origin.issue(pseudonym, title="线性代数", credits="2", hours="32", course_code="FLOW-M101")
     tampered["credentialSubject"]["creditBank"]["courseCode"] = "FLOW-E201"  # altered after signing
     tampered["credentialSubject"]["creditBank"]["hours"] = "400"
+    # signed and included, but the event it names is another record's deposit (`fixed`'s)
+    misfiled = origin.issue(pseudonym, title="概率论", credits="4", hours="64", course_code="FLOW-M101",
+                            event_of=fixed)
     consent = origin.consent(pseudonym=pseudonym, destination=node, destination_did=harness.node.did_document()["id"],
-                             holder_binding=r.json()["binding"], credentials=[fixed, by_hours, tampered])
+                             holder_binding=r.json()["binding"], credentials=[fixed, by_hours, tampered, misfiled])
     releases_before = len(harness.peer.releases)
     r = harness.node.as_user(token, "POST", "/api/v1/me/transfers", {"consent": consent})
     return {"agreement": agreement, "token": token, "consent": consent, "response": r,
-            "credentials": {"fixed": fixed["id"], "by_hours": by_hours["id"], "tampered": tampered["id"]},
+            "credentials": {"fixed": fixed["id"], "by_hours": by_hours["id"], "tampered": tampered["id"],
+                            "misfiled": misfiled["id"]},
             "documents": {"fixed": fixed, "by_hours": by_hours},
             "releases": harness.peer.releases[releases_before:]}
 
@@ -93,7 +97,7 @@ def test_recognises_the_agreed_credits(harness, flow) -> None:
     assert set(items) == set(ids.values()), f"items {sorted(items)} are not the consented credentials"
     got = {name: (items[cid]["state"], (items[cid].get("recognition") or {}).get("code"),
                   (items[cid].get("recognition") or {}).get("credits")) for name, cid in ids.items()
-           if name != "tampered"}
+           if name not in ("tampered", "misfiled")}
     assert got["fixed"][:2] == ("recognised", "FLOW-SH-M101") and Decimal(got["fixed"][2]) == Decimal(4), got
     # 40 h ÷ 18 h per credit = 2.222… → 2.222 (thousandths, half up)
     assert got["by_hours"][:2] == ("recognised", "FLOW-SH-E201"), got
@@ -111,6 +115,16 @@ def test_tampered_credential_not_recognised(harness, flow) -> None:
     assert not item.get("recognition") and not item.get("achievement_id"), item
     failed = [c for c in item.get("checks") or [] if c.get("ok") is False]
     assert failed, "no failed check recorded for the altered credential"
+
+
+@pytest.mark.rule(f"{AG} step 5 + docs/ledger.md: a credential whose ledger event is another record's (the leaf "
+                  "does not open to this record) is not recognised")
+@pytest.mark.requires("transfer_made")
+def test_misfiled_credential_not_recognised(harness, flow) -> None:
+    item = _items(flow)[flow["credentials"]["misfiled"]]
+    assert item["state"] == "credential_invalid", item
+    assert not item.get("recognition") and not item.get("achievement_id"), item
+    assert [c for c in item.get("checks") or [] if c.get("ok") is False], "no failed check for the misfiled record"
 
 
 @pytest.mark.rule(f"{AG} step 7: the node sends the origin one signed transfer.receipt that verifies with its "
@@ -141,7 +155,7 @@ def test_signed_receipt_sent(harness, flow) -> None:
     outcomes = {i["credential"]: i["outcome"] for i in subject["items"]}
     ids = flow["credentials"]
     assert outcomes == {ids["fixed"]: "recognised", ids["by_hours"]: "recognised",
-                        ids["tampered"]: "credential_invalid"}, outcomes
+                        ids["tampered"]: "credential_invalid", ids["misfiled"]: "credential_invalid"}, outcomes
     assert flow["response"].json()["receipt"] == receipt, "the receipt sent is not the one the learner sees"
 
 
