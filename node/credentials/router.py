@@ -9,11 +9,16 @@ from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from node.audit.service import record
-from node.credentials.context import CREDITBANK_CONTEXT, CREDITBANK_CONTEXT_PATH
+from node.credentials.context import (
+    CREDITBANK_CONTEXT,
+    CREDITBANK_CONTEXT_PATH,
+    FEDERATION_CONTEXT_PATH,
+    federation_context_bytes,
+)
 from node.credentials.service import achievement_credential, transcript
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import verify_document
@@ -38,7 +43,16 @@ def did_document(ctx: CtxDep) -> JSONResponse:
 
 @router.get(CREDITBANK_CONTEXT_PATH, dependencies=Public)
 def creditbank_context() -> JSONResponse:
+    """The old per-node context that credentials issued before the federation context name (kept, unchanged)."""
     return JSONResponse(CREDITBANK_CONTEXT, media_type=_LD)
+
+
+@router.get(FEDERATION_CONTEXT_PATH, dependencies=Public)
+def federation_context() -> Response:
+    """A mirror of the federation context https://w3id.org/yangtze-credit-bank/v2: the exact bytes whose
+    digestSRI the membership document pins (verifiers bundle it; docs/credentials.md)."""
+    return Response(federation_context_bytes(), media_type=_LD,
+                    headers={"Cache-Control": "public, max-age=86400, immutable"})
 
 
 # -- credentials ----------------------------------------------------------------------------------
@@ -46,7 +60,8 @@ def creditbank_context() -> JSONResponse:
 
 @router.get("/api/v1/me/credentials/{achievement_id}")
 def my_credential(achievement_id: int, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
-    return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id), media_type=_LD)
+    return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id, rdfc=True),
+                        media_type=_LD)
 
 
 @router.get("/api/v1/me/transcript")
@@ -57,7 +72,7 @@ def my_transcript(ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse
 @router.get("/api/v1/achievements/{achievement_id}/credential")
 def staff_credential(achievement_id: int, ctx: CtxDep, session: SessionDep, staff: Staff) -> JSONResponse:
     record(session, actor=staff, action="credential.export", target_type="achievement", target_id=achievement_id)
-    return JSONResponse(achievement_credential(session, ctx, achievement_id), media_type=_LD)
+    return JSONResponse(achievement_credential(session, ctx, achievement_id, rdfc=True), media_type=_LD)
 
 
 # -- ledger log -----------------------------------------------------------------------------------
