@@ -79,13 +79,16 @@ def write_config(path: Path, sections: dict[str, dict[str, object]]) -> None:
 
 def initialise_node(
     *, region: str, data_dir: Path, base_url: str | None = None, database_url: str | None = None,
-    mode: str = "development", admin_password: str | None = None,
+    mode: str = "development", admin_password: str | None = None, allow_http_base_url: bool = False,
 ) -> tuple[Path, str]:
     """Write a configuration with fresh secrets, build the schema, create the centre and the first admin.
     Returns (config path, admin password)."""
     from node.bootstrap import bootstrap_node
 
     profile = load_region(region)
+    if mode == "production" and (base_url or profile.base_url).startswith("http://") and not allow_http_base_url:
+        raise ValueError("production needs an https --base-url (did:web requires https); "
+                         "--allow-http-base-url only for a node on a private network")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / "creditnode.toml"
@@ -95,7 +98,7 @@ def initialise_node(
         config_path,
         {
             "node": {"region": region, "data_dir": str(data_dir), "mode": mode,
-                     "base_url": base_url or profile.base_url},
+                     "base_url": base_url or profile.base_url, "allow_http_base_url": allow_http_base_url},
             "database": {"url": database_url},
             "security": {"database_key": _fresh_key(), "database_key_id": "k1",
                          "blind_index_key": _fresh_key(), "token_secret": _fresh_key()},
@@ -118,11 +121,14 @@ def init(
     base_url: Annotated[str | None, typer.Option(help="public base URL (default: the region file's)")] = None,
     database_url: Annotated[str | None, typer.Option(help="PostgreSQL URL (default: SQLite in data dir)")] = None,
     mode: Annotated[str, typer.Option(help="development | production")] = "development",
+    allow_http_base_url: Annotated[bool, typer.Option(
+        help="production with an http:// base URL, for a node on a private network only")] = False,
 ) -> None:
     """Write a working configuration with fresh secrets and create the first administrator."""
     try:
         config_path, password = initialise_node(
-            region=region, data_dir=data_dir, base_url=base_url, database_url=database_url, mode=mode
+            region=region, data_dir=data_dir, base_url=base_url, database_url=database_url, mode=mode,
+            allow_http_base_url=allow_http_base_url,
         )
     except (FileExistsError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")

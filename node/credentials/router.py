@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit
 from collections import defaultdict, deque
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from node.credentials.service import achievement_credential, transcript
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
-from node.errors import TooManyRequests
+from node.errors import NotFound, TooManyRequests
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.roles import Role
 
@@ -39,6 +40,27 @@ _LD = "application/ld+json"
 @router.get("/.well-known/did.json", dependencies=Public)
 def did_document(ctx: CtxDep) -> JSONResponse:
     return JSONResponse(ctx.identity.did_document(), media_type="application/did+json")
+
+
+def _base_path(ctx) -> str:
+    return urlsplit(ctx.settings.base_url).path.strip("/")
+
+
+@router.get("/did.json", dependencies=Public)
+def did_document_behind_prefix(ctx: CtxDep) -> JSONResponse:
+    """A base URL with a path (`https://host/creditbank`) makes `did:web:host:creditbank`, which resolvers fetch
+    at `https://host/creditbank/did.json`: served here when the proxy strips the path, and at
+    `/creditbank/did.json` when it does not."""
+    if not _base_path(ctx):
+        raise NotFound("this node's DID document is at /.well-known/did.json")
+    return did_document(ctx)
+
+
+@router.get("/{prefix:path}/did.json", dependencies=Public, include_in_schema=False)
+def did_document_at_path(prefix: str, ctx: CtxDep) -> JSONResponse:
+    if not _base_path(ctx) or prefix.strip("/") != _base_path(ctx):
+        raise NotFound("no DID document here")
+    return did_document(ctx)
 
 
 @router.get(CREDITBANK_CONTEXT_PATH, dependencies=Public)

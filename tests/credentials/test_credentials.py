@@ -158,3 +158,28 @@ def test_cli_verifies_offline_with_the_did_document_and_catches_a_one_byte_chang
     assert bad.read_bytes() != good.read_bytes()
     result = CliRunner().invoke(cli_app, ["verify", str(bad), "--did-document", str(did)])
     assert result.exit_code == 1 and "INVALID" in result.output and "signature" in result.output
+
+
+def test_did_web_resolves_for_a_base_url_with_a_path(database_url, tmp_path) -> None:
+    """`https://example.gov.cn/creditbank` → `did:web:example.gov.cn:creditbank`, which a resolver fetches at
+    `https://example.gov.cn/creditbank/did.json`: the node serves it there (proxy keeping the path) and at
+    `/did.json` (proxy stripping it); a root base URL serves only `/.well-known/did.json`."""
+    from fastapi.testclient import TestClient
+
+    from crypto.did import did_web_to_url
+    from node.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url, tmp_path / "data", base_url="https://example.gov.cn/creditbank")
+    with TestClient(create_app(settings)) as client:
+        did = client.app.state.ctx.identity.did
+        assert did == "did:web:example.gov.cn:creditbank"
+        assert did_web_to_url(did) == "https://example.gov.cn/creditbank/did.json"
+        for path in ("/creditbank/did.json", "/did.json", "/.well-known/did.json"):
+            r = client.get(path)
+            assert r.status_code == 200 and r.json()["id"] == did, path
+        assert client.get("/other/did.json").status_code == 404
+    root = make_settings(database_url, tmp_path / "root")
+    with TestClient(create_app(root)) as client:
+        assert client.get("/did.json").status_code == 404
+        assert client.get("/.well-known/did.json").status_code == 200
