@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
+from crypto.errors import UnknownVerificationMethod
+from crypto.jsonld import ContextLoader
 from crypto.statuslist import StatusList
 
 __all__ = ["Check", "Report", "StatusListError", "status_bit", "verify_document"]
@@ -55,7 +57,8 @@ def _issuer_id(doc: dict) -> str | None:
     return issuer.get("id") if isinstance(issuer, dict) else issuer
 
 
-def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: str | None) -> list[Check]:
+def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: str | None,
+                      loader: ContextLoader | None = None) -> list[Check]:
     checks: list[Check] = []
     proofs = doc.get("proof")
     if not proofs:
@@ -69,13 +72,20 @@ def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: 
         did_doc = resolve_did(did)
         if did_doc is None:
             raise LookupError(f"the issuer {did} is not known (no DID document)")
-        resolved = resolve_verification_method(did_doc, vm_id)
+        try:
+            resolved = resolve_verification_method(did_doc, vm_id)
+        except UnknownVerificationMethod:
+            refresh = getattr(resolve_did, "refresh", None)  # a cached copy may predate a key rotation
+            fresh = refresh(did) if refresh is not None else None
+            if fresh is None:
+                raise
+            resolved = resolve_verification_method(fresh, vm_id)
         key_states[vm_id] = "revoked" if resolved.revoked else ("rotated" if resolved.expires else "current")
         if resolved.revoked:
             raise LookupError(f"key {vm_id} was revoked at {resolved.revoked}")
         return resolved.public_key
 
-    result = di_verify(doc, resolve)
+    result = di_verify(doc, resolve, loader=loader)
     for proof in result.proofs:
         vm = proof.verification_method
         if proof.ok:
@@ -143,19 +153,24 @@ def verify_document(
     fetch_status: StatusFetcher | None = None,
     check_inclusion: InclusionChecker | None = None,
     now: dt.datetime | None = None,
+    loader: ContextLoader | None = None,
 ) -> Report:
+    """Check a credential or presentation. Every proof of a proof set must verify (`eddsa-jcs-2022`, and
+    `eddsa-rdfc-2022` with `loader`'s contexts: the bundled ones by default)."""
     now = now or dt.datetime.now(dt.UTC)
     if not isinstance(doc, dict):
         return Report(False, "unknown", None, [Check("format", False, "not a JSON object")])
-    types = doc.get("type") or []
-    types = [types] if isinstance(types, str) else types
+    raw_types = doc.get("type") or []
+    types = [raw_types] if isinstance(raw_types, str) else (
+        [t for t in raw_types if isinstance(t, str)] if isinstance(raw_types, list) else [])
     if "VerifiablePresentation" in types:
         report = Report(True, "presentation", doc.get("id"))
-        report.checks += _signature_checks(doc, resolve_did, None)
-        for cred in doc.get("verifiableCredential") or []:
+        report.checks += _signature_checks(doc, resolve_did, None, loader)
+        credentials = doc.get("verifiableCredential") or []
+        for cred in credentials if isinstance(credentials, list) else [credentials]:
             report.credentials.append(
                 verify_document(cred, resolve_did=resolve_did, fetch_status=fetch_status,
-                                check_inclusion=check_inclusion, now=now)
+                                check_inclusion=check_inclusion, now=now, loader=loader)
             )
         report.valid = all(c.ok is not False for c in report.checks) and all(c.valid for c in report.credentials)
         return report
@@ -165,7 +180,7 @@ def verify_document(
     issuer = _issuer_id(doc)
     if not issuer:
         report.checks.append(Check("issuer", False, "the credential names no issuer"))
-    report.checks += _signature_checks(doc, resolve_did, issuer)
+    report.checks += _signature_checks(doc, resolve_did, issuer, loader)
     report.checks += _date_checks(doc, now)
     report.checks += _status_checks(doc, fetch_status, resolve_did)
     if check_inclusion is not None:
