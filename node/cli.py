@@ -220,25 +220,47 @@ def ledger_verify(config: ConfigOpt = None) -> None:
 
 @app.command("verify")
 def verify_file(
-    file: Annotated[Path, typer.Argument(help="a credential or transcript (JSON)")],
-    did_document: Annotated[list[Path], typer.Option("--did-document", help="the issuer's did.json (repeatable)")],
+    file: Annotated[Path, typer.Argument(help="a credential or transcript: JSON, or a transcript PDF")],
+    did_document: Annotated[list[Path] | None, typer.Option(
+        "--did-document", help="the issuer's did.json (repeatable): verify offline with these keys")] = None,
     status_list: Annotated[list[Path] | None, typer.Option(help="status list credential(s) (JSON)")] = None,
+    allow_http: Annotated[bool, typer.Option(
+        help="online: resolve did:web over http too (a private network; loopback hosts always may)")] = False,
 ) -> None:
-    """Verify a credential or transcript offline, given the issuer's DID document."""
+    """Verify a credential or transcript (JSON, or the PDF 成绩证明 with its embedded signed transcript).
+    Offline with `--did-document`; otherwise online: the issuer's did:web document and status list are fetched."""
     import json
 
+    import httpx
+
+    from node.credentials.pdf import PdfUnreadable, extract_presentation
+    from node.credentials.resolvers import web_resolvers
     from node.credentials.verify import verify_document
 
-    docs = {}
-    for path in did_document:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        docs[doc["id"]] = doc
+    data = file.read_bytes()
+    try:
+        document = extract_presentation(data) if data.startswith(b"%PDF-") else json.loads(data.decode("utf-8"))
+    except PdfUnreadable as exc:
+        console.print(f"[red]INVALID[/red] {file}: {exc}")
+        raise typer.Exit(1) from None
+    except (UnicodeDecodeError, ValueError):
+        console.print(f"[red]INVALID[/red] {file}: neither a PDF nor JSON")
+        raise typer.Exit(1) from None
     lists = {}
     for path in status_list or []:
         doc = json.loads(path.read_text(encoding="utf-8"))
         lists[doc["id"]] = doc
-    report = verify_document(json.loads(file.read_text(encoding="utf-8")), resolve_did=docs.get,
-                             fetch_status=lists.get if lists else None)
+    if did_document:
+        docs = {}
+        for path in did_document:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            docs[doc["id"]] = doc
+        report = verify_document(document, resolve_did=docs.get, fetch_status=lists.get if lists else None)
+    else:
+        with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False) as http:
+            online = web_resolvers(http, allow_http=allow_http)
+            fetch = (lambda url: lists.get(url) or online["fetch_status"](url))
+            report = verify_document(document, resolve_did=online["resolve_did"], fetch_status=fetch)
 
     def show(rep, indent: str = "") -> None:
         colour = "green" if rep.valid else "red"
@@ -249,6 +271,8 @@ def verify_file(
         for sub in rep.credentials:
             show(sub, indent + "  ")
 
+    if isinstance(document, dict) and isinstance(document.get("learnerName"), str) and report.valid:
+        console.print(f"learner (as printed): {document['learnerName']}")
     show(report)
     raise typer.Exit(0 if report.valid else 1)
 

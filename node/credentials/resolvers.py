@@ -4,17 +4,24 @@ any node. `node` does not import `federation`: the federation registers its look
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
 
 from sqlmodel import Session, select
 
+from crypto.did import did_web_to_url
+from crypto.errors import DidError
 from crypto.jsonld import ContextLoader
 from crypto.merkle import MerkleError, verify_inclusion
 from node.credentials.context import context_loader
 from node.ledger.log import inclusion, latest_checkpoint
 from node.models import MembershipVersion
 
-__all__ = ["DidLookup", "PeerLookup", "local_resolvers", "membership_pins", "use_peer_lookup"]
+__all__ = ["DidLookup", "PeerLookup", "issuer_names", "local_resolvers", "membership_pins", "use_peer_lookup",
+           "web_resolvers"]
 
 
 class PeerLookup(Protocol):
@@ -55,10 +62,24 @@ class DidLookup:
         return _PEERS[0].did_document(self._session, self._ctx, did, refresh=True)
 
 
+def _held(session: Session) -> dict:
+    row = session.exec(select(MembershipVersion).order_by(MembershipVersion.version.desc()).limit(1)).first()
+    return row.document if row is not None and isinstance(row.document, dict) else {}
+
+
+def issuer_names(session: Session, ctx: Any) -> dict[str, tuple[str, str]]:
+    """DID → (name_zh, name_en) of this node and every member of the held membership."""
+    names = {ctx.identity.did: (ctx.settings.region.name_zh, ctx.settings.region.name_en)}
+    for member in _held(session).get("members") or []:
+        if isinstance(member, dict) and isinstance(member.get("did"), str):
+            names.setdefault(member["did"], (str(member.get("name_zh") or member.get("node_id") or ""),
+                                             str(member.get("name_en") or member.get("node_id") or "")))
+    return names
+
+
 def membership_pins(session: Session) -> dict[str, str]:
     """The JSON-LD context pins of the held membership (`context`: URL → digestSRI)."""
-    row = session.exec(select(MembershipVersion).order_by(MembershipVersion.version.desc()).limit(1)).first()
-    pin = (row.document or {}).get("context") if row is not None else None
+    pin = _held(session).get("context")
     if isinstance(pin, dict) and isinstance(pin.get("id"), str) and isinstance(pin.get("digestSRI"), str):
         return {pin["id"]: pin["digestSRI"]}
     return {}
@@ -96,3 +117,67 @@ def local_resolvers(session: Session, ctx) -> dict:
     loader: ContextLoader = context_loader(membership_pins(session))
     return {"resolve_did": DidLookup(session, ctx), "fetch_status": fetch_status,
             "check_inclusion": check_inclusion, "loader": loader}
+
+
+MAX_FETCH_BYTES = 2 * 1024 * 1024
+
+
+def _loopback(host: str | None) -> bool:
+    if host in ("localhost", None):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _bounded_get(http: httpx.Client, url: str) -> Any:
+    with http.stream("GET", url, headers={"accept": "application/json, application/did+json, */*"}) as response:
+        if response.status_code != 200:
+            return None
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_FETCH_BYTES:
+                return None
+    try:
+        return httpx.Response(200, content=body).json()
+    except ValueError:
+        return None
+
+
+def web_resolvers(http: httpx.Client, *, allow_http: bool = False) -> dict:
+    """Resolvers for verifying anywhere (`creditnode verify` without `--did-document`): `did:web` resolved over
+    https (http too for loopback hosts, or with `allow_http` for a private network); a status list fetched only
+    from the origin of a DID resolved here. No inclusion check (that needs the issuer's log: use a node)."""
+    origins: set[str] = set()
+
+    def resolve_did(did: str) -> dict | None:
+        try:
+            url = did_web_to_url(did)
+        except DidError:
+            return None
+        parts = urlsplit(url)
+        schemes = ["https", "http"] if allow_http or _loopback(parts.hostname) else ["https"]
+        for scheme in schemes:
+            candidate = f"{scheme}://{parts.netloc}{parts.path}"
+            try:
+                document = _bounded_get(http, candidate)
+            except httpx.HTTPError:
+                continue
+            if isinstance(document, dict) and document.get("id") == did:
+                origins.add(f"{scheme}://{parts.netloc}")
+                return document
+        return None
+
+    def fetch_status(url: str) -> dict | None:
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" not in origins:
+            return None
+        try:
+            listing = _bounded_get(http, url)
+        except httpx.HTTPError:
+            return None
+        return listing if isinstance(listing, dict) else None
+
+    return {"resolve_did": resolve_did, "fetch_status": fetch_status}

@@ -9,6 +9,8 @@ can be proven). The subject is the learner's pseudonym: no ID number, no name. d
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 import uuid
 from decimal import Decimal
 
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from crypto.dataintegrity import JCS, RDFC
+from crypto.jcs import canonicalize
 from node.counters import reserve
 from node.credentials.context import (
     FEDERATION_CONTEXT,
@@ -25,7 +28,7 @@ from node.credentials.context import (
     federation_context_pin,
 )
 from node.errors import Conflict, NotFound
-from node.models import Achievement, Learner, LedgerEvent, Organisation
+from node.models import Achievement, IssuedTranscript, Learner, LedgerEvent, Organisation
 
 __all__ = [
     "STATUS_LIST_SIZE",
@@ -33,6 +36,8 @@ __all__ = [
     "build_achievement_credential",
     "credential_id",
     "ensure_status_index",
+    "issued_transcript",
+    "printed_transcript",
     "transcript",
     "transcript_totals",
 ]
@@ -273,6 +278,28 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
         "verifiableCredential": credentials,
     }
     return ctx.identity.sign_proof_set(presentation, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+
+
+def printed_transcript(session: Session, ctx, learner_id: int) -> tuple[bytes, IssuedTranscript]:
+    """The transcript PDF (成绩证明): a fresh signed presentation whose id is its public verification link
+    `{base_url}/verify/{token}` (printed and in the QR code), kept under that random token so the link shows
+    its verification (revocations included) later; the PDF embeds the presentation."""
+    from node.credentials.pdf import render_transcript_pdf
+
+    token = secrets.token_urlsafe(12)
+    presentation = transcript(session, ctx, learner_id, transcript_id=f"{ctx.settings.base_url}/verify/{token}")
+    row = IssuedTranscript(token=token, learner_id=learner_id, document=presentation,
+                           document_hash=hashlib.sha256(canonicalize(presentation)).hexdigest())
+    session.add(row)
+    session.flush()
+    region = ctx.settings.region
+    return render_transcript_pdf(presentation, issuer_name_zh=region.name_zh, issuer_name_en=region.name_en), row
+
+
+def issued_transcript(session: Session, token: str) -> IssuedTranscript | None:
+    if not token or len(token) > 32:
+        return None
+    return session.get(IssuedTranscript, token)
 
 
 def group_of(kind: str) -> str:

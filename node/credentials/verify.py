@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
@@ -16,7 +17,7 @@ from crypto.errors import UnknownVerificationMethod
 from crypto.jsonld import ContextLoader
 from crypto.statuslist import StatusList
 
-__all__ = ["Check", "Report", "StatusListError", "status_bit", "verify_document"]
+__all__ = ["Check", "Report", "StatusListError", "person_view", "report_state", "status_bit", "verify_document"]
 
 DidResolver = Callable[[str], dict | None]
 StatusFetcher = Callable[[str], dict | None]
@@ -191,3 +192,64 @@ def verify_document(
             report.checks.append(Check("inclusion", outcome[0], outcome[1]))
     report.valid = all(c.ok is not False for c in report.checks)
     return report
+
+
+def report_state(report: Report) -> str:
+    """`valid`, `revoked` (only the status bit fails) or `invalid`."""
+    if report.valid:
+        return "valid"
+    failed = [c for c in report.checks if c.ok is False]
+    nested = [report_state(r) for r in report.credentials]
+    if failed and all(c.check == "status" and c.reason.startswith("revoked") for c in failed) \
+            and all(s != "invalid" for s in nested):
+        return "revoked"
+    if not failed and nested and all(s in ("valid", "revoked") for s in nested):
+        return "revoked"
+    return "invalid"
+
+
+def _record(credential: Any, report: Report) -> dict:
+    credential = credential if isinstance(credential, dict) else {}
+    subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
+    bank = subject.get("creditBank") if isinstance(subject.get("creditBank"), dict) else {}
+    achievement = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    institution = bank.get("issuingInstitution") if isinstance(bank.get("issuingInstitution"), dict) else {}
+    return {"id": report.id, "title": str(achievement.get("name") or credential.get("name") or ""),
+            "kind": str(bank.get("achievementKind") or ""), "institution": str(institution.get("name") or ""),
+            "credits": str(bank.get("credits") or ""), "hours": str(bank.get("hours") or ""),
+            "score": str(bank.get("score") or ""), "date": str(bank.get("earnedOn") or ""),
+            "state": report_state(report)}
+
+
+def person_view(document: Any, report: Report, *, issuers: dict[str, tuple[str, str]]) -> dict:
+    """What a person checking a transcript or credential needs to see: the overall state, the issuing region
+    (named from the membership, `issuers`: DID → (name_zh, name_en)), the learner's name as printed (only when
+    the presentation's signature verifies), each record and its state, and every check."""
+    doc = document if isinstance(document, dict) else {}
+    proofs = doc.get("proof") if isinstance(doc.get("proof"), list) else [doc.get("proof")]
+    signer = next((p["verificationMethod"].split("#", 1)[0] for p in proofs
+                   if isinstance(p, dict) and isinstance(p.get("verificationMethod"), str)), None)
+    issuer = _issuer_id(doc) if report.kind == "credential" else signer
+    issuer = issuer if isinstance(issuer, str) else None
+    names = issuers.get(issuer or "") if issuer else None
+    signed = any(c.check == "signature" and c.ok for c in report.checks) and \
+        not any(c.check == "signature" and c.ok is False for c in report.checks)
+    if report.kind == "presentation":
+        raw = doc.get("verifiableCredential") or []
+        credentials = raw if isinstance(raw, list) else [raw]
+        records = [_record(c, r) for c, r in zip(credentials, report.credentials, strict=False)]
+    elif report.kind == "credential":
+        records = [_record(doc, report)]
+    else:
+        records = []
+    return {
+        "state": report_state(report),
+        "kind": report.kind,
+        "issuer": {"did": issuer, "name_zh": names[0] if names else None, "name_en": names[1] if names else None,
+                   "member": names is not None},
+        "learner_name": str(doc.get("learnerName")) if signed and report.kind == "presentation"
+        and isinstance(doc.get("learnerName"), str) else None,
+        "issued": str(doc.get("issuedAt") or doc.get("validFrom") or "") if signed else "",
+        "records": records,
+        "checks": [asdict(c) for c in report.checks],
+    }
