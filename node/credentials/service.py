@@ -297,7 +297,8 @@ def printed_transcript(session: Session, ctx, learner_id: int) -> tuple[bytes, I
 
 
 def issued_transcript(session: Session, token: str) -> IssuedTranscript | None:
-    if not token or len(token) > 32:
+    """The printed transcript behind a QR link (None for anything that is not one of our tokens)."""
+    if not token or len(token) > 32 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in token):
         return None
     return session.get(IssuedTranscript, token)
 

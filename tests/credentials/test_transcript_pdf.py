@@ -145,6 +145,8 @@ def test_the_qr_link_shows_the_result_for_a_person_in_both_languages(client, ctx
     assert "已撤销" in client.get(path).text
     missing = client.get("/verify/not-a-token")
     assert missing.status_code == 404 and "未找到" in missing.text
+    for junk in ("%00abc", "x" * 300, "%E4%B8%AD", "a.b"):  # NUL on PostgreSQL, oversize, non-ASCII: 404, never 500
+        assert client.get(f"/verify/{junk}").status_code == 404, junk
 
 
 def test_the_page_verifies_a_pasted_credential_or_an_uploaded_pdf(client, ctx, printed, deposit) -> None:
