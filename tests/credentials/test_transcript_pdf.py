@@ -178,3 +178,33 @@ def test_transcript_json_stays_the_default(client, ctx, printed) -> None:
     assert client.get("/api/v1/me/transcript", headers=both).headers["content-type"].startswith("application/ld")
     pdf_first = {**h, "Accept": "application/pdf, application/json;q=0.9"}
     assert client.get("/api/v1/me/transcript", headers=pdf_first).headers["content-type"] == "application/pdf"
+
+
+def test_online_verification_resolves_did_web_and_the_status_list(client, ctx, printed) -> None:
+    """Without --did-document the CLI resolves the issuer's did:web: https first, http for a loopback host (the
+    demo), never another origin for the status list."""
+    import httpx
+
+    from node.credentials.resolvers import web_resolvers
+
+    _, _, pdf = printed
+    seen: list[str] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.scheme == "https":
+            raise httpx.ConnectError("no TLS here", request=request)
+        answer = client.get(request.url.path)
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers.multi_items())
+
+    with httpx.Client(transport=httpx.MockTransport(route)) as http:
+        online = web_resolvers(http)
+        report = verify_document(extract_presentation(pdf), **online)
+        assert report.valid, report.to_dict()
+        statuses = [c for r in report.credentials for c in r.checks if c.check == "status"]
+        assert statuses and all(c.ok for c in statuses)
+        assert online["fetch_status"]("http://evil.example/status/0") is None
+    assert seen[0] == "https://127.0.0.1:8101/.well-known/did.json" and "http://127.0.0.1:8101/.well-known/did.json" in seen
+    assert not any("evil.example" in url for url in seen)
+    with httpx.Client(transport=httpx.MockTransport(route)) as http:  # a public host: https only
+        assert web_resolvers(http)["resolve_did"]("did:web:creditbank.example.sh.cn") is None
