@@ -87,15 +87,18 @@ def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: 
         return resolved.public_key
 
     result = di_verify(doc, resolve, loader=loader)
-    for proof in result.proofs:
+    raw = proofs if isinstance(proofs, list) else [proofs]
+    for index, proof in enumerate(result.proofs):
         vm = proof.verification_method
+        suite = raw[index].get("cryptosuite") if index < len(raw) and isinstance(raw[index], dict) else None
+        label = f"{vm} ({suite})" if isinstance(suite, str) else f"{vm}"
         if proof.ok:
             state = key_states.get(vm, "current")
             detail = "signed by the issuer's current key" if state == "current" else (
                 "signed by a rotated-out key that is still published (valid for old signatures)")
-            checks.append(Check("signature", True, f"{vm}: {detail}"))
+            checks.append(Check("signature", True, f"{label}: {detail}"))
         else:
-            checks.append(Check("signature", False, f"{vm}: {proof.reason}"))
+            checks.append(Check("signature", False, f"{label}: {proof.reason}"))
     return checks
 
 
