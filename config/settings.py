@@ -113,6 +113,9 @@ class NodeSettings(BaseModel):
         if value not in region_names():
             raise ValueError(f"unknown region {value!r}; known regions: {', '.join(region_names())}")
         return value
+    # did:web requires https: production refuses an http:// base URL unless this says the node serves a
+    # private network only (docs/operations.md, "Base URL and did:web").
+    allow_http_base_url: bool = False
 
 
 class DatabaseSettings(BaseModel):
@@ -235,6 +238,10 @@ class Settings(BaseSettings):
             problems.append("database.url must be set explicitly in production")
         if self.node.mode == "production" and (self.federation.test_mode or self.testing.faults):
             problems.append("federation.test_mode and testing.faults are refused in production")
+        if self.node.mode == "production" and self.base_url.startswith("http://") \
+                and not self.node.allow_http_base_url:
+            problems.append(f"node.base_url {self.base_url} is not https (did:web requires https); set "
+                            "node.allow_http_base_url = true only for a node on a private network")
         return problems
 
     # -- derived values -------------------------------------------------------------------------

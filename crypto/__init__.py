@@ -1,8 +1,10 @@
 """Pure cryptography for the credit-exchange node: RFC 8785 JCS, Ed25519/Multikey/did:key, did:web documents,
-Data Integrity ``eddsa-jcs-2022`` proofs (sets and chains), RFC 9421/9530 HTTP signatures, RFC 9162 Merkle
-trees, the ledger's leaf format, C2SP signed notes/checkpoints/cosignatures and W3C Bitstring Status Lists.
+Data Integrity ``eddsa-jcs-2022`` and ``eddsa-rdfc-2022`` proofs (sets and chains), JSON-LD with bundled
+contexts (RDFC-1.0, safe-mode expansion), RFC 9421/9530 HTTP signatures, RFC 9162 Merkle trees, the ledger's leaf
+format, C2SP signed notes/checkpoints/cosignatures and W3C Bitstring Status Lists.
 
-No I/O happens at import time or in any function; the exception tree is in ``crypto.errors``.
+No network, database or clock access; the only I/O is ``crypto.jsonld`` reading its own bundled context files
+(package data) on first use. The exception tree is in ``crypto.errors``.
 """
 
 from crypto.dataintegrity import ProofResult, VerificationResult
@@ -21,6 +23,7 @@ from crypto.errors import (
     CryptoError,
     DidError,
     HttpSignatureError,
+    JsonLdError,
     KeyFormatError,
     LeafError,
     MerkleError,
@@ -41,6 +44,7 @@ from crypto.httpsig import (
     verify_response,
 )
 from crypto.jcs import canonicalize, loads_strict
+from crypto.jsonld import ContextLoader, canonicalize_rdfc, digest_sri, expand_safe
 from crypto.keys import Ed25519Key, PublicKey, did_key, public_key_from_did_key
 from crypto.leaf import LEAF_VERSION, OpenedEvent, open_leaf
 from crypto.merkle import (
@@ -72,11 +76,13 @@ __all__ = [
     "CanonicalizationError",
     "Checkpoint",
     "CompactRange",
+    "ContextLoader",
     "CryptoError",
     "DidError",
     "Ed25519Key",
     "HttpSignatureAuth",
     "HttpSignatureError",
+    "JsonLdError",
     "KeyFormatError",
     "LeafError",
     "MerkleError",
@@ -98,6 +104,7 @@ __all__ = [
     "VerifiedResponse",
     "build_did_document",
     "canonicalize",
+    "canonicalize_rdfc",
     "consistency_proof",
     "content_digest",
     "cosign",
@@ -106,6 +113,8 @@ __all__ = [
     "did_key",
     "did_web_from_url",
     "did_web_to_url",
+    "digest_sri",
+    "expand_safe",
     "format_checkpoint",
     "inclusion_proof",
     "leaf_hash",

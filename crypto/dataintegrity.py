@@ -1,5 +1,5 @@
-"""W3C Data Integrity proofs with the ``eddsa-jcs-2022`` cryptosuite (VC DI EdDSA v1.0, §3.3), proof sets and
-proof chains (VC Data Integrity v1.0, §4.2–4.5).
+"""W3C Data Integrity proofs with the ``eddsa-jcs-2022`` and ``eddsa-rdfc-2022`` cryptosuites (VC DI EdDSA v1.0,
+§3.2–3.3), proof sets and proof chains (VC Data Integrity v1.0, §4.2–4.5).
 
 Hashing (create and verify)::
 
@@ -7,17 +7,22 @@ Hashing (create and verify)::
                     previousProof?, …) + "@context": document["@context"] when the document has one
     unsecuredDoc  = document without "proof"; for a proof with previousProof, unsecuredDoc["proof"] is the
                     LIST of the referenced proofs (whole, with proofValue), in previousProof order
-    hashData      = SHA-256(JCS(proofConfig)) || SHA-256(JCS(unsecuredDoc))
+    canon(x)      = JCS (RFC 8785) for eddsa-jcs-2022; RDFC-1.0 N-Quads of the JSON-LD (``crypto.jsonld``,
+                    bundled contexts only, never the network) for eddsa-rdfc-2022
+    hashData      = SHA-256(canon(proofConfig)) || SHA-256(canon(unsecuredDoc))
     proofValue    = "z" + base58btc(Ed25519(hashData))
 
-On verification, when the proof carries ``@context``, the document's ``@context`` must start with the same
-values in the same order (else ``context_mismatch``) and the unsecured document takes the proof's context.
+An ``eddsa-jcs-2022`` proof carries the document's ``@context``; an ``eddsa-rdfc-2022`` proof does not (its
+proof configuration takes the document's context while hashing, as in the W3C vectors). On verification, when
+the proof carries ``@context``, the document's ``@context`` must start with the same values in the same order
+(else ``context_mismatch``) and the unsecured document takes the proof's context.
 A proof set (several proofs, no previousProof) is verified proof by proof; every proof must verify.
 
 ``verify`` never raises for a bad proof: each proof gets a ``ProofResult`` with ``ok``, a stable ``code`` and a
 human ``reason``. Codes: ``ok``, ``no_proof``, ``malformed_proof``, ``unsupported_cryptosuite``,
 ``purpose_mismatch``, ``context_mismatch``, ``bad_previous_proof``, ``unknown_key``, ``key_revoked``,
-``key_expired``, ``signature_invalid``.
+``key_expired``, ``jsonld_error`` (RDFC: unknown context, invalid JSON-LD, over the limits),
+``signature_invalid``.
 
 Key states (when the resolver returns a ``ResolvedKey``): a key with a ``revoked`` time fails every proof
 (``key_revoked``) whatever its ``created`` says — a compromised key can back-date; a rotated-out key (``expires``)
@@ -30,17 +35,21 @@ deterministic); callers normally pass a timestamp.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.did import ResolvedKey
-from crypto.errors import CanonicalizationError, KeyFormatError, ProofError
+from crypto.errors import CanonicalizationError, JsonLdError, KeyFormatError, ProofError
 from crypto.jcs import canonicalize
+from crypto.jsonld import ContextLoader, canonicalize_rdfc
 from crypto.keys import Ed25519Key, PublicKey, b58decode, b58encode
 
 __all__ = [
     "CRYPTOSUITE",
+    "CRYPTOSUITES",
+    "JCS",
+    "RDFC",
     "PROOF_TYPE",
     "KeyResolver",
     "ProofResult",
@@ -50,15 +59,26 @@ __all__ = [
     "verify",
 ]
 
-CRYPTOSUITE = "eddsa-jcs-2022"
+JCS = "eddsa-jcs-2022"
+RDFC = "eddsa-rdfc-2022"
+CRYPTOSUITE = JCS  # the default
+CRYPTOSUITES = (JCS, RDFC)
 PROOF_TYPE = "DataIntegrityProof"
 
 KeyResolver = Callable[[str], PublicKey | ResolvedKey | None]
 
 
-def hash_data(unsecured_document: Mapping[str, Any], proof_config: Mapping[str, Any]) -> bytes:
-    """SHA-256(JCS(proofConfig)) || SHA-256(JCS(unsecured document)) — the 64 bytes that are signed."""
+def hash_data(unsecured_document: Mapping[str, Any], proof_config: Mapping[str, Any], *,
+              cryptosuite: str = JCS, loader: ContextLoader | None = None) -> bytes:
+    """SHA-256(canon(proofConfig)) || SHA-256(canon(unsecured document)) — the 64 bytes that are signed.
+    canon is JCS for ``eddsa-jcs-2022`` and RDFC-1.0 (with ``loader``'s contexts) for ``eddsa-rdfc-2022``;
+    raises CanonicalizationError / JsonLdError."""
     sha256 = hashlib.sha256
+    if cryptosuite == RDFC:
+        return (sha256(canonicalize_rdfc(dict(proof_config), loader).encode()).digest()
+                + sha256(canonicalize_rdfc(dict(unsecured_document), loader).encode()).digest())
+    if cryptosuite != JCS:
+        raise ProofError(f"unsupported cryptosuite {cryptosuite!r}")
     return sha256(canonicalize(proof_config)).digest() + sha256(canonicalize(unsecured_document)).digest()
 
 
@@ -100,8 +120,12 @@ def sign(
     proof_id: str | None = None,
     previous_proof: str | list[str] | None = None,
     extra: dict | None = None,
+    cryptosuite: str = JCS,
+    loader: ContextLoader | None = None,
 ) -> dict:
-    """A new document with an ``eddsa-jcs-2022`` proof added (the input is not modified).
+    """A new document with an ``eddsa-jcs-2022`` (default) or ``eddsa-rdfc-2022`` proof added (the input is not
+    modified). RDFC needs a JSON-LD document (an ``@context``) whose contexts ``loader`` serves (default: the
+    bundled ones).
 
     If the document already has a proof, the result has a proof set (``proof`` becomes a list). With
     ``previous_proof`` the new proof chains to those proof ids, which must exist in the document.
@@ -120,7 +144,11 @@ def sign(
         if any(isinstance(p, dict) and p.get("id") == proof_id for p in existing):
             raise ProofError(f"a proof with id {proof_id} already exists")
         config["id"] = proof_id
-    config["cryptosuite"] = CRYPTOSUITE
+    if cryptosuite not in CRYPTOSUITES:
+        raise ProofError(f"unsupported cryptosuite {cryptosuite!r}")
+    if cryptosuite == RDFC and "@context" not in document:
+        raise ProofError("eddsa-rdfc-2022 signs JSON-LD: the document has no @context")
+    config["cryptosuite"] = cryptosuite
     if created is not None:
         if not isinstance(created, str):
             raise ProofError("created must be an XML Schema dateTime string")
@@ -146,10 +174,12 @@ def sign(
     if "@context" in document:
         config["@context"] = document["@context"]
     try:
-        signature = key.sign(hash_data(hashed, config))
-    except CanonicalizationError as exc:
+        signature = key.sign(hash_data(hashed, config, cryptosuite=cryptosuite, loader=loader))
+    except (CanonicalizationError, JsonLdError) as exc:
         raise ProofError(f"the document cannot be canonicalised: {exc}") from exc
     proof = dict(config)
+    if cryptosuite == RDFC:
+        proof.pop("@context", None)  # hashed with the document's context, not carried (W3C vectors)
     proof["proofValue"] = "z" + b58encode(signature)
     out = unsecured
     out["proof"] = [*existing, proof] if existing else proof
@@ -201,12 +231,15 @@ def _verify_one(
     all_proofs: list,
     resolve_key: KeyResolver,
     expected_purpose: str | None,
+    loader: ContextLoader | None,
+    cryptosuites: Collection[str] = CRYPTOSUITES,
 ) -> ProofResult:
     if not isinstance(proof, dict):
         return _fail(proof, "malformed_proof", "a proof must be a JSON object")
     if proof.get("type") != PROOF_TYPE:
         return _fail(proof, "unsupported_cryptosuite", f"unsupported proof type {proof.get('type')!r}")
-    if proof.get("cryptosuite") != CRYPTOSUITE:
+    suite = proof.get("cryptosuite")
+    if suite not in CRYPTOSUITES or suite not in cryptosuites:
         return _fail(proof, "unsupported_cryptosuite", f"unsupported cryptosuite {proof.get('cryptosuite')!r}")
     vm = proof.get("verificationMethod")
     if not isinstance(vm, str) or not vm:
@@ -251,6 +284,10 @@ def _verify_one(
         if len(pc) > len(dc) or dc[: len(pc)] != pc:
             return _fail(proof, "context_mismatch", "the document's @context does not start with the proof's @context")
         unsecured["@context"] = proof_ctx
+    elif suite == RDFC:
+        if "@context" not in document:
+            return _fail(proof, "jsonld_error", "eddsa-rdfc-2022 needs a JSON-LD document (no @context)")
+        options["@context"] = document["@context"]
     try:
         resolved = resolve_key(vm)
     except Exception as exc:  # a failing resolver is a failed proof, not a crash
@@ -275,9 +312,11 @@ def _verify_one(
     else:
         return _fail(proof, "unknown_key", f"resolver returned {type(resolved).__name__}, not a key")
     try:
-        data = hash_data(unsecured, options)
+        data = hash_data(unsecured, options, cryptosuite=suite, loader=loader)
     except CanonicalizationError as exc:
         return _fail(proof, "malformed_proof", f"cannot canonicalise: {exc}")
+    except JsonLdError as exc:
+        return _fail(proof, "jsonld_error", f"cannot canonicalise the JSON-LD: {exc}")
     if not public.verify(signature, data):
         return _fail(proof, "signature_invalid", "the signature does not match the document", resolved)
     return _fail(proof, "ok", "signature verifies", resolved)
@@ -288,12 +327,15 @@ def verify(
     resolve_key: KeyResolver,
     *,
     expected_purpose: str | None = "assertionMethod",
+    loader: ContextLoader | None = None,
+    cryptosuites: Collection[str] = CRYPTOSUITES,
 ) -> VerificationResult:
-    """Verify every ``eddsa-jcs-2022`` proof of a document (proof, proof set or chain).
+    """Verify every ``eddsa-jcs-2022`` / ``eddsa-rdfc-2022`` proof of a document (proof, proof set or chain).
 
     ``resolve_key(verification_method)`` returns a PublicKey or a ResolvedKey (revoked keys and proofs created
     after the key expired then fail), or raises / returns None for an unknown key.
-    ``ok`` is true when there is at least one proof and every proof verifies.
+    ``ok`` is true when there is at least one proof and every proof verifies. ``cryptosuites`` narrows the
+    accepted suites (a protocol that allows only JCS passes ``(JCS,)``); ``loader`` serves RDFC's contexts.
     """
     if not isinstance(document, Mapping):
         return VerificationResult(False, [ProofResult(False, None, "malformed_proof", "not a JSON object")])
@@ -301,6 +343,7 @@ def verify(
     if raw is None or raw == []:
         return VerificationResult(False, [ProofResult(False, None, "no_proof", "the document has no proof")])
     proofs = _proof_list(raw)
-    results = [_verify_one(document, p, proofs, resolve_key, expected_purpose) for p in proofs]
+    results = [_verify_one(document, p, proofs, resolve_key, expected_purpose, loader, cryptosuites)
+               for p in proofs]
     return VerificationResult(all(r.ok for r in results), results)
 

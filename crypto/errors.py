@@ -9,6 +9,8 @@ Every error raised on purpose by this package derives from :class:`CryptoError`;
     ├── DidError (ValueError)                malformed did:web URL or DID document
     │   └── UnknownVerificationMethod (LookupError)   id not in the document or not authorised for the purpose
     ├── ProofError (ValueError)              a Data Integrity proof cannot be *created* (bad options, bad previousProof)
+    ├── JsonLdError (ValueError)             JSON-LD that cannot be processed: unknown or unpinned context, invalid
+    │                                        JSON-LD, safe-mode violations (``.problems``), canonicalization limits
     ├── HttpSignatureError                   RFC 9421 / 9530 verification failures; each has a stable ``.code``:
     │   ├── UnsignedMessage          "unsigned"            no Signature / Signature-Input
     │   ├── MalformedSignature       "malformed_signature" unparsable fields or parameters, wrong alg
@@ -37,6 +39,7 @@ __all__ = [
     "DidError",
     "DigestMismatch",
     "HttpSignatureError",
+    "JsonLdError",
     "KeyFormatError",
     "LeafError",
     "MalformedSignature",
@@ -141,3 +144,12 @@ class NoteError(CryptoError, ValueError):
 
 class StatusListError(CryptoError, ValueError):
     """A bitstring status list is malformed, too short, too large, or the index is out of range."""
+
+
+class JsonLdError(CryptoError, ValueError):
+    """JSON-LD that cannot be processed (``crypto.jsonld``): an unknown or unpinned context, invalid JSON-LD, a
+    safe-mode violation (every one listed in ``problems``), or a dataset over the canonicalization limits."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [message])

@@ -602,8 +602,8 @@ class Demo:
         files: list[dict] = []
 
         def write(name: str, content: Any, what: str) -> None:
-            data = content.encode("utf-8") if isinstance(content, str) else (
-                json.dumps(content, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+            data = content if isinstance(content, bytes) else content.encode("utf-8") if isinstance(content, str) \
+                else (json.dumps(content, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
             (out / name).write_bytes(data)
             files.append({"file": name, "what": what, "sha256": hashlib.sha256(data).hexdigest()})
 
@@ -624,12 +624,41 @@ class Demo:
                   f"the conversion at {self.destination_id}: items with the rule and version each cites")
         write("transfer.json", {k: v for k, v in transfer.items() if k != "credentials"},
               f"the transfer at {self.destination_id}: checks, recognitions")
+        self.export_learner_documents(write, transfer)
         manifest = {"generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "origin": self.origin_id, "destination": self.destination_id,
                     "recognised_credits": transfer["recognised_credits"], "files": files}
         (out / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n",
                                            encoding="utf-8")
         self.ok(f"{len(files)} files and manifest.json written to {out}")
+
+
+    def export_learner_documents(self, write: Callable[[str, Any, str], None], transfer: dict) -> None:
+        """The learner's own exports at the origin: each credential as an OB 3.0 AchievementCredential with both
+        proofs (eddsa-jcs-2022, eddsa-rdfc-2022), and the printable transcript (成绩证明) PDF, checked here with
+        the published DID documents alone."""
+        from node.credentials.pdf import extract_presentation
+        from node.credentials.verify import verify_document
+
+        dids = {doc["id"]: doc for doc in self.artefacts["dids"].values()}
+        learner = self.origin.tokens["learner"]
+        achievement_ids = [c["id"].rsplit("/", 1)[1] for c in transfer["credentials"]]  # …/achievements/{id}
+        for index, achievement_id in enumerate(achievement_ids, 1):
+            credential = self.call(self.origin, "GET", f"/api/v1/me/credentials/{achievement_id}", as_="learner")
+            write(f"export-credential-{index}.json", credential,
+                  f"the learner's export from {self.origin_id}: OB 3.0, eddsa-jcs-2022 + eddsa-rdfc-2022 proofs")
+        response = self.http.get(self.origin.base_url + "/api/v1/me/transcript",
+                                 headers={**learner, "Accept": "application/pdf"})
+        if response.status_code != 200 or not response.content.startswith(b"%PDF-"):
+            raise DemoError(f"{self.origin_id}: the transcript PDF answered {response.status_code}")
+        report = verify_document(extract_presentation(response.content), resolve_did=dids.get)
+        if not report.valid:
+            raise DemoError(f"the exported transcript PDF does not verify: {report.to_dict()}")
+        write(f"transcript-{self.origin_id}.pdf", response.content,
+              f"the learner's printable transcript (成绩证明) from {self.origin_id}, its signed presentation embedded "
+              "(creditnode verify FILE --did-document did-….json)")
+        self.ok(f"transcript PDF from {self.origin_id}: {len(report.credentials)} records, the embedded "
+                "presentation verifies with the published DID document")
 
 
 def run_demo(*, console: Console | None = None, data_dir: Path | None = None, keep_running: bool = False,

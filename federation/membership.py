@@ -35,6 +35,7 @@ from node.models import MembershipProposal, MembershipVersion, utcnow
 __all__ = [
     "FOUNDING_MEMBERS_FILE",
     "MEMBERSHIP_TYPE",
+    "ContextPin",
     "Member",
     "MembershipCheck",
     "MembershipDocument",
@@ -73,11 +74,22 @@ class Member(BaseModel):
     roles: list[str] = Field(default_factory=list)
 
 
+class ContextPin(BaseModel):
+    """The federation's JSON-LD context, pinned: its URL and the digestSRI of its exact bytes
+    (docs/credentials.md). Every member bundles those bytes; a member whose bundle differs refuses to process it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^https://", max_length=200)
+    digestSRI: str = Field(pattern=r"^sha(256|384|512)-[A-Za-z0-9+/]+={0,2}$", max_length=120)
+
+
 class MembershipDocument(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     type: str
     federation: str = ""
+    context: ContextPin | None = None
     version: int = Field(ge=1)
     previous: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     threshold: int = Field(ge=1)

@@ -2,6 +2,10 @@
 membership, using that member's DID document (fetched from `{base_url}/.well-known/did.json`, cached in
 `peer_did_document`, refreshed by the job `federation.refresh_keys`).
 
+`MemberArtefacts` gives credential verification (`POST /api/v1/verify`, `GET /verify`) the same members' DID
+documents, their signed status lists and their logs' checkpoints and inclusion proofs, so any member's credential
+verifies at any node; it is registered with `node.credentials.resolvers.use_peer_lookup`.
+
 The HTTP client is injectable: tests hand in a client whose transport routes to the peer apps.
 """
 
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +22,15 @@ import httpx
 from sqlmodel import Session
 
 from crypto.did import resolve_verification_method
+from crypto.merkle import MerkleError, verify_inclusion
+from crypto.note import NoteError, NoteVerifier, parse_checkpoint, verify_note
 from federation.membership import DidResolver, Member, held_document
+from node.credentials.resolvers import use_peer_lookup
 from node.db import is_sqlite
+from node.ledger.log import checkpoint_origin
 from node.models import PeerDidDocument, utcnow
 
-__all__ = ["DID_PATH", "PeerDirectory"]
+__all__ = ["DID_PATH", "MemberArtefacts", "PeerDirectory"]
 
 log = logging.getLogger("creditnode.federation.peers")
 
@@ -150,3 +160,145 @@ def _resolve(document: dict | None, key_id: str, purpose: str) -> Any:
     except (KeyError, ValueError, LookupError):
         return None
 
+
+
+# -- members' public artefacts for credential verification -----------------------------------------------------
+
+STATUS_PATH = "/status/"
+CHECKPOINT_PATH = "/api/v1/ledger/checkpoint"
+INCLUSION_PATH = "/api/v1/ledger/proof/inclusion"
+MAX_ARTEFACT_BYTES = 2 * 1024 * 1024  # a status list credential is ~25 KB; a proof a few KB
+ARTEFACT_TTL = 60.0  # seconds a fetched status list or checkpoint is reused
+
+
+class MemberArtefacts:
+    """`node.credentials.resolvers.PeerLookup` over the held membership: a DID is looked up only if it is a
+    member's, a URL is fetched only if it is that member's public endpoint (no other host is ever contacted),
+    answers are bounded in size; status lists are kept for `ARTEFACT_TTL` seconds (a small cache per node)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _cache_of(ctx: Any) -> dict[str, tuple[float, bytes]]:
+        return ctx.extras.setdefault("federation.artefacts", {})
+
+    def did_document(self, session: Session, ctx: Any, did: str, *, refresh: bool = False) -> dict | None:
+        from federation.runtime import runtime
+
+        directory = runtime(ctx).directory
+        member = directory.member_for_did(session, did)
+        if member is None:
+            return None
+        if refresh:
+            row = session.get(PeerDidDocument, member.did)
+            if row is not None and utcnow() - _aware(row.fetched_at) < REFETCH_AFTER:
+                return None  # fetched a moment ago: a key it lacks is not there
+        return directory.did_document(session, member, refresh=refresh)
+
+    def status_list(self, session: Session, ctx: Any, url: str) -> dict | None:
+        member = self._member_of_url(session, url, STATUS_PATH)
+        if member is None or not url[len(member.base_url.rstrip("/") + STATUS_PATH):].isdigit():
+            return None
+        answer = self._get_json(ctx, url)
+        return answer if isinstance(answer, dict) else None
+
+    def inclusion(self, session: Session, ctx: Any, credential: dict) -> tuple[bool, str] | None:
+        issuer = credential.get("issuer")
+        issuer = issuer.get("id") if isinstance(issuer, dict) else issuer
+        from federation.runtime import runtime
+
+        member = runtime(ctx).directory.member_for_did(session, issuer) if isinstance(issuer, str) else None
+        if member is None:
+            return None
+        record = (credential.get("credentialSubject") or {}).get("creditBank") or {}
+        seq, leaf = record.get("ledgerSequence"), record.get("ledgerLeafHash")
+        base = member.base_url.rstrip("/")
+        if not str(record.get("ledgerLog", "")).startswith(base):
+            return False, f"the credential names a log that is not its issuer's ({member.node_id})"
+        document = self.did_document(session, ctx, member.did)
+        note = self._get_text(ctx, base + CHECKPOINT_PATH)  # never cached: the log grows
+        if document is None or note is None:
+            return None
+        name = checkpoint_origin(member.base_url, member.node_id)
+        try:
+            checkpoint = parse_checkpoint(verify_note(note, _note_verifiers(document, name)).text)
+            if checkpoint.origin != name:
+                return False, f"{member.node_id}'s checkpoint names log {checkpoint.origin!r}"
+            if not isinstance(seq, int) or seq < 0 or seq >= checkpoint.size:
+                return False, f"the ledger event is not covered by {member.node_id}'s latest checkpoint"
+            answer = self._get_json(ctx, f"{base}{INCLUSION_PATH}?seq={seq}&size={checkpoint.size}", cache=False)
+            if not isinstance(answer, dict):
+                return None
+            verify_inclusion(bytes.fromhex(leaf), seq, checkpoint.size,
+                             [bytes.fromhex(h) for h in answer.get("proof") or []], checkpoint.root_hash)
+        except (NoteError, MerkleError, ValueError, TypeError) as exc:
+            return False, f"not included in {member.node_id}'s signed log: {exc}"
+        return True, f"included in {member.node_id}'s log at its signed checkpoint of size {checkpoint.size}"
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _member_of_url(session: Session, url: str, path: str) -> Member | None:
+        doc = held_document(session)
+        for member in doc.members if doc is not None else []:
+            if url.startswith(member.base_url.rstrip("/") + path):
+                return member
+        return None
+
+    def _fetch(self, ctx: Any, url: str, *, cache: bool = True) -> bytes | None:
+        from federation.runtime import runtime
+
+        now = time.monotonic()
+        store = self._cache_of(ctx)
+        with self._lock:
+            hit = store.get(url)
+            if cache and hit is not None and now - hit[0] < ARTEFACT_TTL:
+                return hit[1]
+        try:
+            with runtime(ctx).client().stream("GET", url) as response:
+                if response.status_code != 200:
+                    return None
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ARTEFACT_BYTES:
+                        return None
+        except httpx.HTTPError as exc:
+            log.warning("cannot fetch %s: %s", url, type(exc).__name__)
+            return None
+        if cache:
+            with self._lock:
+                if len(store) > 256:
+                    store.clear()
+                store[url] = (now, body)
+        return body
+
+    def _get_json(self, ctx: Any, url: str, *, cache: bool = True) -> Any:
+        body = self._fetch(ctx, url, cache=cache)
+        try:
+            return None if body is None else httpx.Response(200, content=body).json()
+        except ValueError:
+            return None
+
+    def _get_text(self, ctx: Any, url: str) -> str | None:
+        body = self._fetch(ctx, url, cache=False)
+        try:
+            return None if body is None else body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+def _note_verifiers(did_document: dict, name: str) -> list[NoteVerifier]:
+    verifiers = []
+    for method in did_document.get("verificationMethod") or []:
+        try:
+            key = resolve_verification_method(did_document, method["id"], purpose=None)
+        except (KeyError, LookupError, ValueError, TypeError):
+            continue
+        if key.revoked is None:
+            verifiers.append(NoteVerifier(name, key.public_key))
+    return verifiers
+
+
+use_peer_lookup(MemberArtefacts())

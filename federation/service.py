@@ -24,6 +24,7 @@ from federation.runtime import runtime
 from federation.transport.inbound import PROTOCOL_TAG, PeerIdentity
 from node.audit.service import record
 from node.context import NodeContext
+from node.credentials.context import FEDERATION_CONTEXT_PATH, federation_context_pin
 from node.db import session_scope
 from node.deps import Principal
 from node.models import MembershipVersion
@@ -72,6 +73,8 @@ def discovery_document(session: Session, ctx: NodeContext) -> dict:
                       "checkpoint": "/api/v1/ledger/checkpoint", "did": "/.well-known/did.json",
                       "membership": MEMBERSHIP_PATH + "/{version}"},
         "membership": {"version": held.version, "hash": held.hash} if held is not None else None,
+        # the federation JSON-LD context this node issues with, and where it mirrors the bytes
+        "context": {**federation_context_pin(), "mirror": FEDERATION_CONTEXT_PATH},
     }
 
 

@@ -120,6 +120,7 @@ def write_config(path: Path, sections: dict[str, dict[str, object]]) -> None:
 def initialise_node(
     *, region: str, data_dir: Path, base_url: str | None = None, database_url: str | None = None,
     mode: str = "development", admin_password: str | None = None, load_standards: bool = False,
+    allow_http_base_url: bool = False,
 ) -> tuple[Path, str]:
     """Write a configuration with fresh secrets, build the schema, create the centre, the node's key ring and the
     first admin; with `load_standards`, load the region's standards bundles (`RegionProfile.standards`).
@@ -127,6 +128,9 @@ def initialise_node(
     from node.bootstrap import bootstrap_node
 
     profile = load_region(region)
+    if mode == "production" and (base_url or profile.base_url).startswith("http://") and not allow_http_base_url:
+        raise ValueError("production needs an https --base-url (did:web requires https); "
+                         "--allow-http-base-url only for a node on a private network")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / "creditnode.toml"
@@ -136,7 +140,7 @@ def initialise_node(
         config_path,
         {
             "node": {"region": region, "data_dir": str(data_dir), "mode": mode,
-                     "base_url": base_url or profile.base_url},
+                     "base_url": base_url or profile.base_url, "allow_http_base_url": allow_http_base_url},
             "database": {"url": database_url},
             "security": {"database_key": _fresh_key(), "database_key_id": "k1",
                          "blind_index_key": _fresh_key(), "token_secret": _fresh_key()},
@@ -174,6 +178,8 @@ def init(
     mode: Annotated[str, typer.Option(help="development | production")] = "development",
     standards: Annotated[bool, typer.Option(help="load the region's published standards and the shared "
                                                  "framework (config/standards/)")] = True,
+    allow_http_base_url: Annotated[bool, typer.Option(
+        help="production with an http:// base URL, for a node on a private network only")] = False,
 ) -> None:
     """Write a working configuration with fresh secrets, build the schema, create the node's keys and the first
     administrator, and load the region's published conversion standards."""
@@ -184,6 +190,7 @@ def init(
         config_path, password = initialise_node(
             region=region, data_dir=data_dir, base_url=base_url, database_url=database_url, mode=mode,
             load_standards=standards,
+            allow_http_base_url=allow_http_base_url,
         )
     except (FileExistsError, ValueError, InsecureConfiguration) as exc:
         fail(str(exc))
@@ -395,25 +402,47 @@ def ledger_verify(config: ConfigOpt = None) -> None:
 
 @app.command("verify")
 def verify_file(
-    file: Annotated[Path, typer.Argument(help="a credential or transcript (JSON)")],
-    did_document: Annotated[list[Path], typer.Option("--did-document", help="the issuer's did.json (repeatable)")],
+    file: Annotated[Path, typer.Argument(help="a credential or transcript: JSON, or a transcript PDF")],
+    did_document: Annotated[list[Path] | None, typer.Option(
+        "--did-document", help="the issuer's did.json (repeatable): verify offline with these keys")] = None,
     status_list: Annotated[list[Path] | None, typer.Option(help="status list credential(s) (JSON)")] = None,
+    allow_http: Annotated[bool, typer.Option(
+        help="online: resolve did:web over http too (a private network; loopback hosts always may)")] = False,
 ) -> None:
-    """Verify a credential or transcript offline, given the issuer's DID document."""
+    """Verify a credential or transcript (JSON, or the PDF 成绩证明 with its embedded signed transcript).
+    Offline with `--did-document`; otherwise online: the issuer's did:web document and status list are fetched."""
     import json
 
+    import httpx
+
+    from node.credentials.pdf import PdfUnreadable, extract_presentation
+    from node.credentials.resolvers import web_resolvers
     from node.credentials.verify import verify_document
 
-    docs = {}
-    for path in did_document:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        docs[doc["id"]] = doc
+    data = file.read_bytes()
+    try:
+        document = extract_presentation(data) if data.startswith(b"%PDF-") else json.loads(data.decode("utf-8"))
+    except PdfUnreadable as exc:
+        console.print(f"[red]INVALID[/red] {file}: {exc}")
+        raise typer.Exit(1) from None
+    except (UnicodeDecodeError, ValueError):
+        console.print(f"[red]INVALID[/red] {file}: neither a PDF nor JSON")
+        raise typer.Exit(1) from None
     lists = {}
     for path in status_list or []:
         doc = json.loads(path.read_text(encoding="utf-8"))
         lists[doc["id"]] = doc
-    report = verify_document(json.loads(file.read_text(encoding="utf-8")), resolve_did=docs.get,
-                             fetch_status=lists.get if lists else None)
+    if did_document:
+        docs = {}
+        for path in did_document:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            docs[doc["id"]] = doc
+        report = verify_document(document, resolve_did=docs.get, fetch_status=lists.get if lists else None)
+    else:
+        with httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False) as http:
+            online = web_resolvers(http, allow_http=allow_http)
+            fetch = (lambda url: lists.get(url) or online["fetch_status"](url))
+            report = verify_document(document, resolve_did=online["resolve_did"], fetch_status=fetch)
 
     def show(rep, indent: str = "") -> None:
         colour = "green" if rep.valid else "red"
@@ -424,6 +453,8 @@ def verify_file(
         for sub in rep.credentials:
             show(sub, indent + "  ")
 
+    if isinstance(document, dict) and isinstance(document.get("learnerName"), str) and report.valid:
+        console.print(f"learner (as printed): {document['learnerName']}")
     show(report)
     raise typer.Exit(0 if report.valid else 1)
 

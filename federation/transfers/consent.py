@@ -23,7 +23,7 @@ from crypto.jcs import canonicalize
 from federation.outbox import enqueue
 from federation.runtime import runtime
 from federation.transfers.errors import TransferRefused
-from node.credentials.context import VC_V2
+from node.credentials.context import FEDERATION_CONTEXT, VC_V2
 from node.credentials.service import STATUS_LIST_SIZE, achievement_credential, credential_id, group_of
 from node.credentials.status import on_revocation, status_list_credential
 from node.credentials.verify import verify_document
@@ -95,7 +95,7 @@ def grant_consent(session: Session, ctx: Any, *, learner_id: int, destination: s
     base = ctx.settings.base_url
     consent_id = f"urn:uuid:{uuid.uuid4()}"
     unsigned = {
-        "@context": [VC_V2],
+        "@context": [VC_V2, FEDERATION_CONTEXT],
         "id": consent_id,
         "type": ["VerifiableCredential", "TransferConsent"],
         "issuer": ctx.identity.did,

@@ -42,7 +42,7 @@ from federation.transfers.consent import document_hash
 from federation.transfers.errors import TransferRefused
 from federation.transport.outbound import PeerClient
 from node.audit.service import record
-from node.credentials.context import VC_V2
+from node.credentials.context import FEDERATION_CONTEXT, VC_V2
 from node.credentials.service import group_of
 from node.credentials.status import revoke_achievement
 from node.credentials.verify import Check, StatusListError, ledger_event_check, status_bit, verify_document
@@ -513,7 +513,7 @@ def _complete(session: Session, ctx: Any, transfer: Transfer) -> None:
                          .order_by(TransferItem.id)).all()
     now = utcnow()
     unsigned = {
-        "@context": [VC_V2],
+        "@context": [VC_V2, FEDERATION_CONTEXT],
         "id": f"urn:uuid:{uuid.uuid4()}",
         "type": ["VerifiableCredential", "TransferReceipt"],
         "issuer": ctx.identity.did,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from node.counters import reserve
-from node.credentials.context import VC_V2
+from node.credentials.context import FEDERATION_CONTEXT, VC_V2
 from node.credentials.service import status_entry
 from node.models import Achievement, Learner
 from node.models.standards import ConversionItem, ConversionRequest, ExemptionStatement
@@ -32,7 +32,7 @@ def build_statement(*, base_url: str, did: str, issuer_name: str, item: Conversi
     target = item.target
     title = target.get("name") or f"{certificate_name or target.get('code')}（{target.get('level') or ''}）"
     return {
-        "@context": [VC_V2],
+        "@context": [VC_V2, FEDERATION_CONTEXT],
         "id": f"{base_url}/credentials/exemptions/{item.id}",
         "type": ["VerifiableCredential", "ExemptionStatement"],
         "issuer": {"id": did, "name": issuer_name},
@@ -56,7 +56,7 @@ def build_statement(*, base_url: str, did: str, issuer_name: str, item: Conversi
                  "earnedOn": a.earned_on.isoformat() if a.earned_on else None}
                 for a in courses
             ],
-            "rule": {"id": item.rule_id, "version": item.rule_version},
+            "rule": {"ruleId": item.rule_id, "version": item.rule_version},
             "explanation": item.explanation_zh,
             "ledgerSequence": item.ledger_seq,
         },

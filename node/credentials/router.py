@@ -3,22 +3,37 @@ transcripts, the ledger's checkpoints and proofs, status lists, reviewed revocat
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import threading
 import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 from collections import defaultdict, deque
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from node.audit.service import record
-from node.credentials.context import CREDITBANK_CONTEXT, CREDITBANK_CONTEXT_PATH
-from node.credentials.service import achievement_credential, transcript
+from node.credentials.context import (
+    CREDITBANK_CONTEXT,
+    CREDITBANK_CONTEXT_PATH,
+    FEDERATION_CONTEXT_PATH,
+    federation_context_bytes,
+)
+from node.credentials.messages import KINDS, pick_language, text
+from node.credentials.pdf import MAX_PDF_BYTES, PdfUnreadable, extract_presentation
+from node.credentials.service import achievement_credential, issued_transcript, printed_transcript, transcript
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
-from node.credentials.verify import verify_document
+from node.credentials.verify import Report, person_view, verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
-from node.errors import TooManyRequests
+from node.errors import BadRequest, NotFound, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.ledger.service import public_view
 from node.roles import Role
@@ -38,9 +53,39 @@ def did_document(ctx: CtxDep) -> JSONResponse:
     return JSONResponse(ctx.identity.did_document(), media_type="application/did+json")
 
 
+def _base_path(ctx) -> str:
+    return urlsplit(ctx.settings.base_url).path.strip("/")
+
+
+@router.get("/did.json", dependencies=Public)
+def did_document_behind_prefix(ctx: CtxDep) -> JSONResponse:
+    """A base URL with a path (`https://host/creditbank`) makes `did:web:host:creditbank`, which resolvers fetch
+    at `https://host/creditbank/did.json`: served here when the proxy strips the path, and at
+    `/creditbank/did.json` when it does not."""
+    if not _base_path(ctx):
+        raise NotFound("this node's DID document is at /.well-known/did.json")
+    return did_document(ctx)
+
+
+@router.get("/{prefix:path}/did.json", dependencies=Public, include_in_schema=False)
+def did_document_at_path(prefix: str, ctx: CtxDep) -> JSONResponse:
+    if not _base_path(ctx) or prefix.strip("/") != _base_path(ctx):
+        raise NotFound("no DID document here")
+    return did_document(ctx)
+
+
 @router.get(CREDITBANK_CONTEXT_PATH, dependencies=Public)
 def creditbank_context() -> JSONResponse:
+    """The old per-node context that credentials issued before the federation context name (kept, unchanged)."""
     return JSONResponse(CREDITBANK_CONTEXT, media_type=_LD)
+
+
+@router.get(FEDERATION_CONTEXT_PATH, dependencies=Public)
+def federation_context() -> Response:
+    """A mirror of the federation context https://w3id.org/yangtze-credit-bank/v2: the exact bytes whose
+    digestSRI the membership document pins (verifiers bundle it; docs/credentials.md)."""
+    return Response(federation_context_bytes(), media_type=_LD,
+                    headers={"Cache-Control": "public, max-age=86400, immutable"})
 
 
 # -- credentials ----------------------------------------------------------------------------------
@@ -48,18 +93,47 @@ def creditbank_context() -> JSONResponse:
 
 @router.get("/api/v1/me/credentials/{achievement_id}")
 def my_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
-    return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id), media_type=_LD)
+    return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id, rdfc=True),
+                        media_type=_LD)
 
 
-@router.get("/api/v1/me/transcript")
-def my_transcript(ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
+def _wants_pdf(request: Request) -> bool:
+    """`Accept` names application/pdf with a higher (or equal, earlier) preference than any JSON type."""
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(request.headers.get("accept", "").split(",")[:20]):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media in ("application/pdf", "application/json", "application/ld+json", "*/*") and q > 0:
+            if best is None or (-q, position) < (-best[0], best[1]):
+                best = (q, position, media)
+    return best is not None and best[2] == "application/pdf"
+
+
+@router.get("/api/v1/me/transcript", responses={200: {"content": {
+    "application/ld+json": {}, "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+def my_transcript(request: Request, ctx: CtxDep, session: SessionDep, me: Learner) -> Response:
+    """The learner's signed transcript (a `CreditBankTranscript` presentation); with `Accept: application/pdf`
+    the printable 成绩证明, the presentation embedded, its QR code linking to `/verify/{token}`."""
+    if _wants_pdf(request):
+        pdf, row = printed_transcript(session, ctx, me.id)
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="transcript-{row.token}.pdf"',
+            "Cache-Control": "no-store"})
     return JSONResponse(transcript(session, ctx, me.id), media_type=_LD)
 
 
 @router.get("/api/v1/achievements/{achievement_id}/credential")
 def staff_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, staff: Staff) -> JSONResponse:
     record(session, actor=staff, action="credential.export", target_type="achievement", target_id=achievement_id)
-    return JSONResponse(achievement_credential(session, ctx, achievement_id), media_type=_LD)
+    return JSONResponse(achievement_credential(session, ctx, achievement_id, rdfc=True), media_type=_LD)
 
 
 # -- ledger log -----------------------------------------------------------------------------------
@@ -147,13 +221,172 @@ class _RateLimiter:
 _limiter = _RateLimiter()
 
 
-@router.post("/api/v1/verify", dependencies=Public)
-def verify(request: Request, ctx: CtxDep, session: SessionDep, document: Annotated[dict, Body()]) -> dict:
-    """Check a credential or transcript: signature, issuer key, status, dates, inclusion in the issuer's log."""
+def verify_rate(request: Request, ctx: CtxDep) -> None:
+    """The one rate limit of public verification (the API and the page), checked before the body is read."""
     client = request.client.host if request.client else "unknown"
     if not _limiter.allow(client, ctx.settings.security.verify_rate_limit_per_minute):
         raise TooManyRequests("too many verification requests; try again in a minute")
+
+
+RateLimited = Depends(verify_rate)
+_JSON_TYPES = ("application/json", "application/ld+json", "application/vc+ld+json", "application/vp+ld+json")
+MAX_SUBMISSION_BYTES = MAX_PDF_BYTES + 64 * 1024
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(f"the body is over {limit} bytes", detail={"max_bytes": limit})
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes", detail={"max_bytes": limit})
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's cache: request.form() parses these bytes, not the spent stream
+    return body
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("the document is not JSON", code="invalid_document") from None
+
+
+def _parse_file(data: bytes) -> Any:
+    if data.startswith(b"%PDF-"):
+        try:
+            return extract_presentation(data)
+        except PdfUnreadable as exc:
+            raise BadRequest(str(exc), code="unreadable_pdf") from None
+    return _parse_json(data)
+
+
+async def submitted_document(request: Request) -> Any:
+    """The document to verify, from a JSON body, a PDF body (`application/pdf`: the transcript's embedded
+    presentation) or a form (`multipart/form-data` or urlencoded: a `file` — PDF or JSON — or a pasted
+    `document`). Bounded: 413 over `MAX_SUBMISSION_BYTES`; parsing runs off the event loop."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await _read_capped(request, MAX_SUBMISSION_BYTES)
+    if media in _JSON_TYPES or media.endswith("+json") or not media:
+        return await run_in_threadpool(_parse_json, body)
+    if media == "application/pdf":
+        return await run_in_threadpool(_parse_file, body) if body.startswith(b"%PDF-") else _raise_unreadable()
+    if media in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_SUBMISSION_BYTES)
+        except Exception:  # noqa: BLE001 - any malformed form is the sender's error
+            raise BadRequest("the form cannot be read", code="invalid_document") from None
+        try:
+            upload = form.get("file")
+            data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
+        finally:
+            await form.close()
+        if data:
+            return await run_in_threadpool(_parse_file, data)
+        pasted = form.get("document")
+        if isinstance(pasted, str) and pasted.strip():
+            return await run_in_threadpool(_parse_json, pasted.encode("utf-8"))
+        raise BadRequest("the form has neither a file nor a document", code="invalid_document")
+    raise UnsupportedMediaType(f"cannot verify {media}: send JSON, a PDF or a form",
+                               detail={"accepted": [*_JSON_TYPES, "application/pdf", "multipart/form-data"]})
+
+
+def _raise_unreadable() -> None:
+    raise BadRequest("not a PDF file", code="unreadable_pdf")
+
+
+Submitted = Annotated[Any, Depends(submitted_document)]
+_VERIFY_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "description": "a credential or presentation"}},
+    "application/pdf": {"schema": {"type": "string", "format": "binary",
+                                   "description": "a transcript PDF (its embedded transcript.jsonld)"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "string", "format": "binary"}, "document": {"type": "string"}}}},
+}}}
+
+
+def _verify(session, ctx, document: Any) -> Report:
     from node.credentials.resolvers import local_resolvers
 
-    resolvers = local_resolvers(session, ctx)
-    return verify_document(document, **resolvers).to_dict()
+    return verify_document(document, **local_resolvers(session, ctx))
+
+
+@router.post("/api/v1/verify", dependencies=[*Public, RateLimited], openapi_extra=_VERIFY_BODY)
+def verify(ctx: CtxDep, session: SessionDep, document: Submitted) -> dict:
+    """Check a credential or transcript — JSON, or a transcript PDF — signatures (every proof of the set), issuer
+    key (this node or any member), status, dates, inclusion in the issuer's log."""
+    return _verify(session, ctx, document).to_dict()
+
+
+# -- the public verification page (HTML, no JavaScript) -------------------------------------------------------
+
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_STYLE = ("body{font-family:sans-serif;max-width:46rem;margin:1rem auto;padding:0 1rem;line-height:1.5}"
+          "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;padding:.25rem .4rem;"
+          "text-align:left;vertical-align:top}.valid{color:#0a6b0a}.revoked,.invalid{color:#b00000}"
+          "textarea{width:100%}fieldset{margin:1rem 0}")
+_CSP = ("default-src 'none'; style-src 'sha256-"
+        + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+        + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _page(request: Request, lang: str, *, view: dict | None = None, error: str | None = None,
+          status: int = 200) -> HTMLResponse:
+    other = "en" if lang == "zh" else "zh"
+    html = _templates.get_template("verify.html").render(
+        lang=lang, html_lang="zh-CN" if lang == "zh" else "en", t=lambda key: text(lang, key), view=view,
+        error=error, style=_STYLE, other_lang=other, other_url=f"{request.url.path}?lang={other}",
+        kinds={k: v[0 if lang == "zh" else 1] for k, v in KINDS.items()})
+    return HTMLResponse(html, status_code=status, headers={
+        "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Content-Language": "zh-CN" if lang == "zh" else "en", "Cache-Control": "no-store"})
+
+
+def _lang(request: Request, lang: str | None) -> str:
+    return pick_language(lang, request.headers.get("accept-language"))
+
+
+@router.get("/verify", dependencies=Public, response_class=HTMLResponse)
+def verify_page(request: Request, lang: str | None = None) -> HTMLResponse:
+    """The public verification page: paste a credential, upload a transcript PDF (Chinese; `?lang=en` or
+    Accept-Language for English)."""
+    return _page(request, _lang(request, lang))
+
+
+@router.get("/verify/{token}", dependencies=[*Public, RateLimited], response_class=HTMLResponse)
+def verify_printed(token: str, request: Request, ctx: CtxDep, session: SessionDep,
+                   lang: str | None = None) -> HTMLResponse:
+    """Where a printed transcript's QR code and short URL lead: its signed presentation, verified now."""
+    language = _lang(request, lang)
+    row = issued_transcript(session, token)
+    if row is None:
+        return _page(request, language, error=text(language, "verify.not_found"), status=404)
+    from node.credentials.resolvers import issuer_names
+
+    view = person_view(row.document, _verify(session, ctx, row.document), issuers=issuer_names(session, ctx))
+    return _page(request, language, view=view)
+
+
+@router.post("/verify", dependencies=[*Public, RateLimited], response_class=HTMLResponse,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": _VERIFY_BODY["requestBody"]["content"]["multipart/form-data"]}}})
+async def verify_page_submit(request: Request, ctx: CtxDep, lang: str | None = None) -> HTMLResponse:
+    """The page's form: verify what was pasted or uploaded and show the result for a person."""
+    language = _lang(request, lang)
+    try:
+        document = await submitted_document(request)
+    except (BadRequest, UnsupportedMediaType) as exc:
+        return _page(request, language, error=f"{text(language, 'verify.bad_input')}: {exc.message}", status=400)
+
+    def check() -> dict:
+        from node.credentials.resolvers import issuer_names
+        from node.db import session_scope
+
+        with session_scope(ctx.engine) as session:
+            return person_view(document, _verify(session, ctx, document), issuers=issuer_names(session, ctx))
+
+    return _page(request, language, view=await run_in_threadpool(check))

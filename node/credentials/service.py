@@ -1,22 +1,35 @@
-"""Signed achievement records: W3C VC 2.0 credentials shaped as Open Badges 3.0 AchievementCredentials,
-with the credit-bank fields in the node's own context, an `eddsa-jcs-2022` proof by the node's current key,
-a Bitstring Status List entry, and the ledger event that deposited the record (so its inclusion in the node's
-log can be proven). The subject is the learner's pseudonym: no ID number, no name.
+"""Signed achievement records: W3C VC 2.0 credentials that are Open Badges 3.0 AchievementCredentials (valid
+against the OB 3.0 JSON Schema; description, creator, creditsAvailable/creditsEarned, result/resultDescription,
+humanCode, awardedDate, credentialSchema), with the credit bank's exact record in `creditBank` (federation
+context), a proof set by the node's current key (`eddsa-jcs-2022`, plus `eddsa-rdfc-2022` on exports), a
+Bitstring Status List entry, and the ledger event that deposited the record (so its inclusion in the node's log
+can be proven). The subject is the learner's pseudonym: no ID number, no name. docs/credentials.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import secrets
+import uuid
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from crypto.dataintegrity import JCS, RDFC
+from crypto.jcs import canonicalize
 from node.counters import reserve
-from node.credentials.context import CREDITBANK_CONTEXT_PATH, OB_V3, VC_V2
+from node.credentials.context import (
+    FEDERATION_CONTEXT,
+    OB_SCHEMA,
+    VC_V2,
+    credential_contexts,
+    federation_context_pin,
+)
 from node.errors import Conflict, NotFound
-from node.models import Achievement, Learner, LedgerEvent, Organisation
+from node.models import Achievement, IssuedTranscript, Learner, LedgerEvent, Organisation
 
 __all__ = [
     "STATUS_LIST_SIZE",
@@ -24,7 +37,10 @@ __all__ = [
     "build_achievement_credential",
     "credential_id",
     "ensure_status_index",
+    "issued_transcript",
+    "printed_transcript",
     "transcript",
+    "transcript_totals",
 ]
 
 STATUS_LIST_SIZE = 131_072
@@ -60,6 +76,31 @@ def _dec(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+def _ob_number(value: Decimal) -> int | float:
+    """OB 3.0's credit fields are JSON numbers (xsd:float): an int when whole (keeps JCS on its fast path),
+    else a float. The exact value travels as a decimal string in `creditBank.credits`."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+_KIND_ZH = {
+    "degree_course": "学历教育课程成绩",
+    "self_study_course": "自学考试课程",
+    "vocational_qualification": "职业资格证书",
+    "skill_level": "职业技能等级证书",
+    "training": "培训证书",
+    "community": "社区教育学习成果",
+    "informal": "非正式学习成果",
+}
+
+
+def _score_type(score: str) -> str:
+    try:
+        Decimal(score)
+    except ArithmeticError:
+        return "LetterGrade"  # 优/良/中/及格/合格 …
+    return "RawScore"
+
+
 def credential_id(base_url: str, achievement_id: int) -> str:
     return f"{base_url}/credentials/achievements/{achievement_id}"
 
@@ -88,14 +129,13 @@ def build_achievement_credential(
     """The unsigned credential (pure; the caller signs it). `reference_levels` maps the region's native
     framework levels to the shared reference levels; a record at a native level states its reference level,
     so a destination needs no copy of this region's framework to apply a reference-level mapping."""
+    institution_name = institution.name if institution else achievement.issuer_name or achievement.issuer_code
+    institution_ref = {"id": f"{base_url}/institutions/{achievement.issuer_code}", "name": institution_name}
     record = {
         "type": "CreditBankRecord",
         "achievementKind": achievement.type,
         "institutionCode": achievement.issuer_code,
-        "issuingInstitution": {
-            "id": f"{base_url}/institutions/{achievement.issuer_code}",
-            "name": institution.name if institution else achievement.issuer_name or achievement.issuer_code,
-        },
+        "issuingInstitution": institution_ref,
         "source": achievement.source,
     }
     optional = {
@@ -115,28 +155,48 @@ def build_achievement_credential(
         if event.salt is not None and event.opening is not None:  # v2: whoever holds the credential can open
             # the leaf (`crypto.leaf.open_leaf` with the subject's id): this event, about this subject, says this
             record["ledgerOpening"] = {"salt": bytes(event.salt).hex(), "data": json.loads(event.opening)["data"]}
+    achievement_id = f"{base_url}/achievements/{achievement.issuer_code}/{achievement.code or achievement.id}"
+    kind_zh = _KIND_ZH.get(achievement.type, "学习成果")
+    ob_achievement: dict = {
+        "id": achievement_id,
+        "type": ["Achievement"],
+        "achievementType": _OB_TYPE.get(achievement.type, "Achievement"),
+        "name": achievement.title,
+        "description": f"{kind_zh}：{achievement.title}（{institution_name}）",
+        "criteria": {"narrative": f"{achievement.title}（{achievement.issuer_name or achievement.issuer_code}）"},
+        "creator": {**institution_ref, "type": ["Profile"]},
+    }
+    if achievement.code:
+        ob_achievement["humanCode"] = achievement.code
+    if achievement.credits is not None:
+        ob_achievement["creditsAvailable"] = _ob_number(achievement.credits)
     subject: dict = {
         "id": learner.pseudonym,
         "type": ["AchievementSubject"],
-        "achievement": {
-            "id": f"{base_url}/achievements/{achievement.issuer_code}/{achievement.code or achievement.id}",
-            "type": ["Achievement"],
-            "achievementType": _OB_TYPE.get(achievement.type, "Achievement"),
-            "name": achievement.title,
-            "criteria": {"narrative": f"{achievement.title}（{achievement.issuer_name or achievement.issuer_code}）"},
-        },
-        "creditBank": record,
+        "achievement": ob_achievement,
     }
-    # OB 3.0's `creditsEarned` is a JSON float; credits travel only as exact decimal strings (creditBank.credits).
+    if achievement.credits is not None:
+        subject["creditsEarned"] = _ob_number(achievement.credits)
+    if achievement.score_text:
+        score_id = f"{achievement_id}#score"
+        ob_achievement["resultDescription"] = [{"id": score_id, "type": ["ResultDescription"], "name": "成绩",
+                                                "resultType": _score_type(achievement.score_text)}]
+        subject["result"] = [{"type": ["Result"], "resultDescription": score_id, "value": achievement.score_text}]
+    if achievement.term:
+        subject["term"] = achievement.term
+    subject["creditBank"] = record
     credential = {
-        "@context": [VC_V2, OB_V3, f"{base_url}{CREDITBANK_CONTEXT_PATH}"],
+        "@context": credential_contexts(),
         "id": credential_id(base_url, achievement.id),
         "type": ["VerifiableCredential", "AchievementCredential"],
-        "issuer": {"id": did, "type": ["Profile"], "name": issuer_name},
+        "issuer": {"id": did, "type": ["Profile"], "name": issuer_name, "url": base_url},
         "validFrom": _iso(achievement.created_at),
+        "awardedDate": _iso(achievement.created_at),
         "name": achievement.title,
         "credentialSubject": subject,
+        "credentialSchema": [dict(OB_SCHEMA)],
         "credentialStatus": status_entry(base_url, status_index),
+        "relatedResource": [federation_context_pin()],
     }
     if achievement.expires_on:
         credential["validUntil"] = f"{achievement.expires_on.isoformat()}T23:59:59Z"
@@ -153,8 +213,11 @@ def _deposit_event(session: Session, achievement_id: int) -> LedgerEvent | None:
     ).first()
 
 
-def achievement_credential(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None) -> dict:
-    """The signed credential of a deposited achievement (a learner may only export their own)."""
+def achievement_credential(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
+                           rdfc: bool = False) -> dict:
+    """The signed credential of a deposited achievement (a learner may only export their own): a proof set with
+    an `eddsa-jcs-2022` proof, and an `eddsa-rdfc-2022` one too when `rdfc` (exports for wallets and other
+    verifiers; peers and the bulk path need only JCS)."""
     achievement = session.get(Achievement, achievement_id)
     if achievement is None or (learner_id is not None and achievement.learner_id != learner_id):
         raise NotFound("no such achievement")
@@ -172,11 +235,31 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
     if "non_jcs_canonicalisation" in ctx.settings.active_faults:  # FAULT HOOK (test mode only)
         from node.testing.faults import sign_without_jcs
         return sign_without_jcs(ctx, unsigned)
-    return ctx.identity.sign(unsigned)
+    return ctx.identity.sign_proof_set(unsigned, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
 
 
-def transcript(session: Session, ctx, learner_id: int) -> dict:
-    """A signed Verifiable Presentation of all the learner's deposited records."""
+def transcript_totals(credentials: list[dict]) -> list[dict]:
+    """Count, credits and hours per credential group (degree, certificate, training, other), from the records'
+    exact decimals, in that order."""
+    totals: dict[str, dict] = {}
+    for cred in credentials:
+        bank = (cred.get("credentialSubject") or {}).get("creditBank") or {}
+        group = group_of(bank.get("achievementKind") or "")
+        row = totals.setdefault(group, {"group": group, "count": 0, "credits": Decimal(0), "hours": Decimal(0)})
+        row["count"] += 1
+        row["credits"] += Decimal(bank.get("credits") or 0)
+        row["hours"] += Decimal(bank.get("hours") or 0)
+    order = ["degree", "certificate", "training", "other"]
+    return [{**row, "credits": format(row["credits"], "f"), "hours": format(row["hours"], "f")}
+            for row in sorted(totals.values(), key=lambda r: order.index(r["group"]))]
+
+
+def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | None = None,
+               rdfc: bool = True) -> dict:
+    """A signed Verifiable Presentation (`CreditBankTranscript`) of all the learner's deposited records: the
+    learner's name (never the ID number), the issue time, totals by group, and each credential; proof sets
+    with `eddsa-jcs-2022` and (unless `rdfc` is False) `eddsa-rdfc-2022`, on the presentation and on every
+    credential. `transcript_id` is the presentation's id (the verification link of a printed transcript)."""
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
@@ -185,15 +268,43 @@ def transcript(session: Session, ctx, learner_id: int) -> dict:
         .where(Achievement.learner_id == learner_id, Achievement.status == "deposited")
         .order_by(Achievement.id)
     ).scalars()
-    credentials = [achievement_credential(session, ctx, i) for i in ids]
+    credentials = [achievement_credential(session, ctx, i, rdfc=rdfc) for i in ids]
+    now = _iso(dt.datetime.now(dt.UTC))
     presentation = {
-        "@context": [VC_V2],
-        "type": ["VerifiablePresentation"],
-        "id": f"{ctx.settings.base_url}/transcripts/{learner.pseudonym.removeprefix('urn:uuid:')}/{_iso(dt.datetime.now(dt.UTC))}",
+        "@context": [VC_V2, FEDERATION_CONTEXT],
+        "type": ["VerifiablePresentation", "CreditBankTranscript"],
+        "id": transcript_id or f"urn:uuid:{uuid.uuid4()}",
         "holder": learner.pseudonym,
+        "learnerName": ctx.cipher.decrypt(learner.name_cipher, learner.key_id),
+        "issuerName": ctx.settings.region.name_zh,
+        "issuedAt": now,
+        "totals": transcript_totals(credentials),
         "verifiableCredential": credentials,
     }
-    return ctx.identity.sign(presentation, proof_purpose="assertionMethod")
+    return ctx.identity.sign_proof_set(presentation, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+
+
+def printed_transcript(session: Session, ctx, learner_id: int) -> tuple[bytes, IssuedTranscript]:
+    """The transcript PDF (成绩证明): a fresh signed presentation whose id is its public verification link
+    `{base_url}/verify/{token}` (printed and in the QR code), kept under that random token so the link shows
+    its verification (revocations included) later; the PDF embeds the presentation."""
+    from node.credentials.pdf import render_transcript_pdf
+
+    token = secrets.token_urlsafe(12)
+    presentation = transcript(session, ctx, learner_id, transcript_id=f"{ctx.settings.base_url}/verify/{token}")
+    row = IssuedTranscript(token=token, learner_id=learner_id, document=presentation,
+                           document_hash=hashlib.sha256(canonicalize(presentation)).hexdigest())
+    session.add(row)
+    session.flush()
+    region = ctx.settings.region
+    return render_transcript_pdf(presentation, issuer_name_zh=region.name_zh, issuer_name_en=region.name_en), row
+
+
+def issued_transcript(session: Session, token: str) -> IssuedTranscript | None:
+    """The printed transcript behind a QR link (None for anything that is not one of our tokens)."""
+    if not token or len(token) > 32 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in token):
+        return None
+    return session.get(IssuedTranscript, token)
 
 
 def group_of(kind: str) -> str:

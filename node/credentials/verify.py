@@ -10,15 +10,18 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
-from crypto.errors import LeafError
+from crypto.errors import LeafError, UnknownVerificationMethod
+from crypto.jsonld import ContextLoader
 from crypto.leaf import open_leaf
 from crypto.merkle import leaf_hash
 from crypto.statuslist import StatusList
 
-__all__ = ["Check", "Report", "StatusListError", "ledger_event_check", "status_bit", "verify_document"]
+__all__ = ["Check", "Report", "StatusListError", "ledger_event_check", "person_view", "report_state", "status_bit",
+           "verify_document"]
 
 DidResolver = Callable[[str], dict | None]
 StatusFetcher = Callable[[str], dict | None]
@@ -59,7 +62,8 @@ def _issuer_id(doc: dict) -> str | None:
     return issuer.get("id") if isinstance(issuer, dict) else issuer
 
 
-def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: str | None) -> list[Check]:
+def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: str | None,
+                      loader: ContextLoader | None = None) -> list[Check]:
     checks: list[Check] = []
     proofs = doc.get("proof")
     if not proofs:
@@ -73,22 +77,32 @@ def _signature_checks(doc: dict, resolve_did: DidResolver, expected_controller: 
         did_doc = resolve_did(did)
         if did_doc is None:
             raise LookupError(f"the issuer {did} is not known (no DID document)")
-        resolved = resolve_verification_method(did_doc, vm_id)
+        try:
+            resolved = resolve_verification_method(did_doc, vm_id)
+        except UnknownVerificationMethod:
+            refresh = getattr(resolve_did, "refresh", None)  # a cached copy may predate a key rotation
+            fresh = refresh(did) if refresh is not None else None
+            if fresh is None:
+                raise
+            resolved = resolve_verification_method(fresh, vm_id)
         key_states[vm_id] = "revoked" if resolved.revoked else ("rotated" if resolved.expires else "current")
         if resolved.revoked:
             raise LookupError(f"key {vm_id} was revoked at {resolved.revoked}")
         return resolved.public_key
 
-    result = di_verify(doc, resolve)
-    for proof in result.proofs:
+    result = di_verify(doc, resolve, loader=loader)
+    raw = proofs if isinstance(proofs, list) else [proofs]
+    for index, proof in enumerate(result.proofs):
         vm = proof.verification_method
+        suite = raw[index].get("cryptosuite") if index < len(raw) and isinstance(raw[index], dict) else None
+        label = f"{vm} ({suite})" if isinstance(suite, str) else f"{vm}"
         if proof.ok:
             state = key_states.get(vm, "current")
             detail = "signed by the issuer's current key" if state == "current" else (
                 "signed by a rotated-out key that is still published (valid for old signatures)")
-            checks.append(Check("signature", True, f"{vm}: {detail}"))
+            checks.append(Check("signature", True, f"{label}: {detail}"))
         else:
-            checks.append(Check("signature", False, f"{vm}: {proof.reason}"))
+            checks.append(Check("signature", False, f"{label}: {proof.reason}"))
     return checks
 
 
@@ -192,19 +206,24 @@ def verify_document(
     fetch_status: StatusFetcher | None = None,
     check_inclusion: InclusionChecker | None = None,
     now: dt.datetime | None = None,
+    loader: ContextLoader | None = None,
 ) -> Report:
+    """Check a credential or presentation. Every proof of a proof set must verify (`eddsa-jcs-2022`, and
+    `eddsa-rdfc-2022` with `loader`'s contexts: the bundled ones by default)."""
     now = now or dt.datetime.now(dt.UTC)
     if not isinstance(doc, dict):
         return Report(False, "unknown", None, [Check("format", False, "not a JSON object")])
-    types = doc.get("type") or []
-    types = [types] if isinstance(types, str) else types
+    raw_types = doc.get("type") or []
+    types = [raw_types] if isinstance(raw_types, str) else (
+        [t for t in raw_types if isinstance(t, str)] if isinstance(raw_types, list) else [])
     if "VerifiablePresentation" in types:
         report = Report(True, "presentation", doc.get("id"))
-        report.checks += _signature_checks(doc, resolve_did, None)
-        for cred in doc.get("verifiableCredential") or []:
+        report.checks += _signature_checks(doc, resolve_did, None, loader)
+        credentials = doc.get("verifiableCredential") or []
+        for cred in credentials if isinstance(credentials, list) else [credentials]:
             report.credentials.append(
                 verify_document(cred, resolve_did=resolve_did, fetch_status=fetch_status,
-                                check_inclusion=check_inclusion, now=now)
+                                check_inclusion=check_inclusion, now=now, loader=loader)
             )
         report.valid = all(c.ok is not False for c in report.checks) and all(c.valid for c in report.credentials)
         return report
@@ -214,7 +233,7 @@ def verify_document(
     issuer = _issuer_id(doc)
     if not issuer:
         report.checks.append(Check("issuer", False, "the credential names no issuer"))
-    report.checks += _signature_checks(doc, resolve_did, issuer)
+    report.checks += _signature_checks(doc, resolve_did, issuer, loader)
     report.checks += _date_checks(doc, now)
     report.checks += _status_checks(doc, fetch_status, resolve_did)
     if check_inclusion is not None:
@@ -225,3 +244,64 @@ def verify_document(
             report.checks.append(Check("inclusion", outcome[0], outcome[1]))
     report.valid = all(c.ok is not False for c in report.checks)
     return report
+
+
+def report_state(report: Report) -> str:
+    """`valid`, `revoked` (only the status bit fails) or `invalid`."""
+    if report.valid:
+        return "valid"
+    failed = [c for c in report.checks if c.ok is False]
+    nested = [report_state(r) for r in report.credentials]
+    if failed and all(c.check == "status" and c.reason.startswith("revoked") for c in failed) \
+            and all(s != "invalid" for s in nested):
+        return "revoked"
+    if not failed and nested and all(s in ("valid", "revoked") for s in nested):
+        return "revoked"
+    return "invalid"
+
+
+def _record(credential: Any, report: Report) -> dict:
+    credential = credential if isinstance(credential, dict) else {}
+    subject = credential.get("credentialSubject") if isinstance(credential.get("credentialSubject"), dict) else {}
+    bank = subject.get("creditBank") if isinstance(subject.get("creditBank"), dict) else {}
+    achievement = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    institution = bank.get("issuingInstitution") if isinstance(bank.get("issuingInstitution"), dict) else {}
+    return {"id": report.id, "title": str(achievement.get("name") or credential.get("name") or ""),
+            "kind": str(bank.get("achievementKind") or ""), "institution": str(institution.get("name") or ""),
+            "credits": str(bank.get("credits") or ""), "hours": str(bank.get("hours") or ""),
+            "score": str(bank.get("score") or ""), "date": str(bank.get("earnedOn") or ""),
+            "state": report_state(report)}
+
+
+def person_view(document: Any, report: Report, *, issuers: dict[str, tuple[str, str]]) -> dict:
+    """What a person checking a transcript or credential needs to see: the overall state, the issuing region
+    (named from the membership, `issuers`: DID → (name_zh, name_en)), the learner's name as printed (only when
+    the presentation's signature verifies), each record and its state, and every check."""
+    doc = document if isinstance(document, dict) else {}
+    proofs = doc.get("proof") if isinstance(doc.get("proof"), list) else [doc.get("proof")]
+    signer = next((p["verificationMethod"].split("#", 1)[0] for p in proofs
+                   if isinstance(p, dict) and isinstance(p.get("verificationMethod"), str)), None)
+    issuer = _issuer_id(doc) if report.kind == "credential" else signer
+    issuer = issuer if isinstance(issuer, str) else None
+    names = issuers.get(issuer or "") if issuer else None
+    signed = any(c.check == "signature" and c.ok for c in report.checks) and \
+        not any(c.check == "signature" and c.ok is False for c in report.checks)
+    if report.kind == "presentation":
+        raw = doc.get("verifiableCredential") or []
+        credentials = raw if isinstance(raw, list) else [raw]
+        records = [_record(c, r) for c, r in zip(credentials, report.credentials, strict=False)]
+    elif report.kind == "credential":
+        records = [_record(doc, report)]
+    else:
+        records = []
+    return {
+        "state": report_state(report),
+        "kind": report.kind,
+        "issuer": {"did": issuer, "name_zh": names[0] if names else None, "name_en": names[1] if names else None,
+                   "member": names is not None},
+        "learner_name": str(doc.get("learnerName")) if signed and report.kind == "presentation"
+        and isinstance(doc.get("learnerName"), str) else None,
+        "issued": str(doc.get("issuedAt") or doc.get("validFrom") or "") if signed else "",
+        "records": records,
+        "checks": [asdict(c) for c in report.checks],
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from crypto.dataintegrity import JCS
 from crypto.dataintegrity import sign as di_sign
 from crypto.did import VerificationMethodSpec, build_did_document, did_web_from_url
 from crypto.keys import Ed25519Key
@@ -44,7 +45,20 @@ class NodeIdentity:
         return build_did_document(self.did, specs)
 
     def sign(self, document: dict, *, proof_purpose: str = "assertionMethod", created: str | None = None,
-             previous_proof: str | list[str] | None = None, proof_id: str | None = None) -> dict:
+             previous_proof: str | list[str] | None = None, proof_id: str | None = None,
+             cryptosuite: str = JCS) -> dict:
+        """The document with the current key's proof added (``eddsa-jcs-2022`` unless ``cryptosuite`` says
+        ``eddsa-rdfc-2022``, which uses the bundled JSON-LD contexts)."""
         created = created or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return di_sign(document, self.signing_key, self.key_id, proof_purpose=proof_purpose, created=created,
-                       previous_proof=previous_proof, proof_id=proof_id)
+                       previous_proof=previous_proof, proof_id=proof_id, cryptosuite=cryptosuite)
+
+    def sign_proof_set(self, document: dict, *, cryptosuites: tuple[str, ...] = (JCS,),
+                       proof_purpose: str = "assertionMethod") -> dict:
+        """The document with one proof per cryptosuite, each over the unsecured document, as a proof set
+        (``proof`` is always a list, as the OB 3.0 JSON Schema requires)."""
+        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        unsecured = {k: v for k, v in document.items() if k != "proof"}
+        proofs = [self.sign(unsecured, proof_purpose=proof_purpose, created=created, cryptosuite=suite)["proof"]
+                  for suite in cryptosuites]
+        return {**unsecured, "proof": proofs}

@@ -471,3 +471,4 @@ from node.models.standards import *  # noqa: E402, F403
 from node.models.agreements import *  # noqa: E402, F403
 from node.models.transfers import *  # noqa: E402, F403
 from node.models.witness import *  # noqa: E402, F403
+from node.models.credentials import *  # noqa: E402, F403

@@ -64,6 +64,7 @@ def test_production_refuses_test_mode_and_faults(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CREDITNODE_SECURITY__DATABASE_KEY", "A" * 43)
     monkeypatch.setenv("CREDITNODE_SECURITY__BLIND_INDEX_KEY", "B" * 43)
     monkeypatch.setenv("CREDITNODE_SECURITY__TOKEN_SECRET", "C" * 43)
+    monkeypatch.setenv("CREDITNODE_NODE__BASE_URL", "https://creditbank.example.sh.cn")  # production is https
     Settings()  # the baseline is a valid production configuration
     monkeypatch.setenv("CREDITNODE_FEDERATION__TEST_MODE", "true")
     with pytest.raises(InsecureConfiguration, match="test_mode"):

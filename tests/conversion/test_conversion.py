@@ -105,7 +105,7 @@ def test_electrician_exemption_statement_is_signed_and_verifies(client, engine, 
     statement = ok(client.get(f"/api/v1/me/conversions/{req['id']}/items/{item['id']}/statement",
                               headers=me.headers))
     subject = statement["credentialSubject"]
-    assert subject["rule"] == {"id": "SH-GS-CRED-2016-ELECTRICIAN-3", "version": 1}
+    assert subject["rule"] == {"ruleId": "SH-GS-CRED-2016-ELECTRICIAN-3", "version": 1}
     assert sorted(c["achievementId"] for c in subject["coursesUsed"]) == sorted(ids)
     assert subject["exemption"]["title"] == "电工（三级）理论考核"
     assert statement["proof"]["cryptosuite"] == "eddsa-jcs-2022"

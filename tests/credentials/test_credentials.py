@@ -39,7 +39,7 @@ def test_credential_verifies_with_did_json_alone_and_fails_when_tampered(client,
     assert r.status_code == 200, r.text
     cred = r.json()
     assert "AchievementCredential" in cred["type"]
-    assert cred["proof"]["cryptosuite"] == "eddsa-jcs-2022"
+    assert [p["cryptosuite"] for p in cred["proof"]] == ["eddsa-jcs-2022", "eddsa-rdfc-2022"]
     record = cred["credentialSubject"]["creditBank"]
     assert record["credits"] == "2.5" and cred["credentialSubject"]["id"].startswith("urn:uuid:")
     assert "310101" not in json.dumps(cred, ensure_ascii=False)  # no ID number anywhere
@@ -63,7 +63,7 @@ def test_transcript_is_a_signed_presentation(client, ctx, deposit) -> None:
     deposit(title="线性代数", learner_id=learner_id)
     h = _login(client, _account(ctx, learner_id))
     vp = client.get("/api/v1/me/transcript", headers=h).json()
-    assert vp["type"] == ["VerifiablePresentation"] and len(vp["verifiableCredential"]) == 2
+    assert vp["type"] == ["VerifiablePresentation", "CreditBankTranscript"] and len(vp["verifiableCredential"]) == 2
     verdict = client.post("/api/v1/verify", json=vp).json()
     assert verdict["valid"], verdict
 
@@ -113,7 +113,7 @@ def test_rotation_keeps_old_signatures_valid_until_the_old_key_is_revoked(client
     report = verify_document(old_cred, resolve_did={doc["id"]: doc}.get)
     assert report.valid and "rotated" in report.checks[0].reason
     new_cred = _credential(client, ctx, learner_id, achievement_id)
-    assert new_cred["proof"]["verificationMethod"].endswith("#key-2")
+    assert all(p["verificationMethod"].endswith("#key-2") for p in new_cred["proof"])
     revoke_key(ctx.settings, old_key)
     ctx.reload_identity()
     doc = client.get("/.well-known/did.json").json()
@@ -158,3 +158,28 @@ def test_cli_verifies_offline_with_the_did_document_and_catches_a_one_byte_chang
     assert bad.read_bytes() != good.read_bytes()
     result = CliRunner().invoke(cli_app, ["verify", str(bad), "--did-document", str(did)])
     assert result.exit_code == 1 and "INVALID" in result.output and "signature" in result.output
+
+
+def test_did_web_resolves_for_a_base_url_with_a_path(database_url, tmp_path) -> None:
+    """`https://example.gov.cn/creditbank` → `did:web:example.gov.cn:creditbank`, which a resolver fetches at
+    `https://example.gov.cn/creditbank/did.json`: the node serves it there (proxy keeping the path) and at
+    `/did.json` (proxy stripping it); a root base URL serves only `/.well-known/did.json`."""
+    from fastapi.testclient import TestClient
+
+    from crypto.did import did_web_to_url
+    from node.app import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url, tmp_path / "data", base_url="https://example.gov.cn/creditbank")
+    with TestClient(create_app(settings)) as client:
+        did = client.app.state.ctx.identity.did
+        assert did == "did:web:example.gov.cn:creditbank"
+        assert did_web_to_url(did) == "https://example.gov.cn/creditbank/did.json"
+        for path in ("/creditbank/did.json", "/did.json", "/.well-known/did.json"):
+            r = client.get(path)
+            assert r.status_code == 200 and r.json()["id"] == did, path
+        assert client.get("/other/did.json").status_code == 404
+    root = make_settings(database_url, tmp_path / "root")
+    with TestClient(create_app(root)) as client:
+        assert client.get("/did.json").status_code == 404
+        assert client.get("/.well-known/did.json").status_code == 200

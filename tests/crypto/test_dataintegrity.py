@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from crypto.dataintegrity import hash_data, sign, verify
+from crypto.dataintegrity import JCS, hash_data, sign, verify
 from crypto.did import VerificationMethodSpec, build_did_document, resolve_verification_method
 from crypto.errors import ProofError
 from crypto.jcs import canonicalize
@@ -76,7 +76,7 @@ def _resolve_did_key(vm: str):
 def test_didwebvh_corpus() -> None:
     valid, failed = 0, []
     for name, entry in _didwebvh_entries():
-        result = verify(entry, _resolve_did_key)
+        result = verify(entry, _resolve_did_key, cryptosuites=(JCS,))  # did:webvh allows eddsa-jcs-2022 only
         if result.ok:
             valid += 1
         else:
@@ -222,8 +222,11 @@ def test_unknown_key_and_other_failures_are_results() -> None:
         mutate(d["proof"])
         assert verify(d, public_key_from_did_key).proofs[0].code == "malformed_proof"
     d = copy.deepcopy(signed)
-    d["proof"]["cryptosuite"] = "eddsa-rdfc-2022"
+    d["proof"]["cryptosuite"] = "ecdsa-sd-2023"
     assert verify(d, public_key_from_did_key).proofs[0].code == "unsupported_cryptosuite"
+    d["proof"]["cryptosuite"] = "eddsa-rdfc-2022"  # a JCS signature relabelled: RDFC hashes differ
+    assert verify(d, public_key_from_did_key).proofs[0].code == "signature_invalid"
+    assert verify(d, public_key_from_did_key, cryptosuites=(JCS,)).proofs[0].code == "unsupported_cryptosuite"
     assert verify(dict(signed, proof=["x"]), public_key_from_did_key).proofs[0].code == "malformed_proof"
 
 

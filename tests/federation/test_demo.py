@@ -112,3 +112,50 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
     tampered = json.loads((out / "agreement.json").read_text())
     tampered["mappings"][0]["to"]["credits"] = "40"
     assert not di_verify(tampered, key).ok
+
+    # the learner's exports: OB 3.0 credentials with both proofs, and the transcript PDF (issue 14, "Done when")
+    _check_learner_exports(out, dids)
+
+
+def _check_learner_exports(out: Path, dids: dict) -> None:
+    from jsonschema import Draft201909Validator
+    from typer.testing import CliRunner
+
+    from crypto.jsonld import canonicalize_rdfc, expand_safe
+    from node.cli import app as cli_app
+    from node.credentials.pdf import extract_presentation
+
+    schema = json.loads((ROOT / "tests/vectors/1edtech-ob3-schema/ob_v3p0_achievementcredential_schema.json")
+                        .read_text())
+
+    def key(vm: str):
+        return resolve_verification_method(dids[vm.split("#", 1)[0]], vm).public_key
+
+    exported = sorted(out.glob("export-credential-*.json"))
+    assert len(exported) == 2
+    for path in exported:
+        credential = json.loads(path.read_text())
+        assert not list(Draft201909Validator(schema).iter_errors(credential)), path.name
+        expand_safe(credential)
+        canonicalize_rdfc({k: v for k, v in credential.items() if k != "proof"})
+        result = di_verify(credential, key)
+        assert result.ok and [p.code for p in result.proofs] == ["ok", "ok"], path.name
+    pdf = out / "transcript-zhejiang.pdf"
+    presentation = extract_presentation(pdf.read_bytes())
+    expand_safe(presentation)
+    assert di_verify(presentation, key).ok and len(presentation["verifiableCredential"]) == 2
+    result = CliRunner().invoke(cli_app, ["verify", str(pdf), "--did-document", str(out / "did-zhejiang.json")])
+    assert result.exit_code == 0 and "VALID" in result.output, result.output
+    altered = json.dumps(presentation, ensure_ascii=False, indent=1).replace('"score": "', '"score": "9', 1)
+    import io
+
+    import pypdf
+
+    reader, writer = pypdf.PdfReader(io.BytesIO(pdf.read_bytes())), pypdf.PdfWriter()
+    for page in reader.pages:
+        writer.add_page(page)
+    writer.add_attachment("transcript.jsonld", altered.encode())
+    writer.write(out / "altered.pdf")
+    result = CliRunner().invoke(cli_app, ["verify", str(out / "altered.pdf"), "--did-document",
+                                          str(out / "did-zhejiang.json")])
+    assert result.exit_code == 1 and "INVALID" in result.output

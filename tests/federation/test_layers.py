@@ -12,6 +12,10 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # services (not routers) that consent and transfer need: credentials, status lists, the ledger
                 "node.credentials.context", "node.credentials.service", "node.credentials.status",
                 "node.credentials.verify", "node.ledger.log", "node.ledger.service",
+                # verification hands members' DID documents, status lists and logs to node (use_peer_lookup)
+                "node.credentials.resolvers",
+                # the demo's export checks the learner's transcript PDF (reads its embedded presentation)
+                "node.credentials.pdf",
                 # the deliberate faults' helpers, called only from FAULT HOOK lines (test mode)
                 "node.testing.faults"}
 

@@ -39,6 +39,7 @@ def test_init_writes_working_config(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.delenv("CREDITNODE_CONFIG", raising=False)
     config_path, password = initialise_node(region="jiangsu", data_dir=tmp_path / "js", mode="production",
+                                            base_url="https://creditbank.js.example.cn",
                                             database_url=f"sqlite:///{tmp_path / 'js' / 'js.db'}")
     assert oct(config_path.stat().st_mode & 0o777) == "0o600"
     assert len(password) >= 12 and password not in config_path.read_text()
@@ -104,3 +105,28 @@ def test_settings_refuse_unknown_values(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.node.log_format == "json" and settings.ops.metrics_token.get_secret_value() == "scrape-token"
     assert settings.region.standards_files[0].name == "framework.json"
     assert all(load_region(name).standards_files[0].is_file() for name in region_names())
+
+
+def test_production_refuses_an_http_base_url_unless_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """did:web requires https: production mode with an http:// base URL is refused, at init and at start,
+    unless node.allow_http_base_url says the node serves a private network."""
+    from node.cli import initialise_node
+
+    monkeypatch.setenv("CREDITNODE_NODE__MODE", "production")
+    monkeypatch.setenv("CREDITNODE_DATABASE__URL", "postgresql://x@127.0.0.1/db")
+    monkeypatch.setenv("CREDITNODE_SECURITY__DATABASE_KEY", "A" * 43)
+    monkeypatch.setenv("CREDITNODE_SECURITY__BLIND_INDEX_KEY", "B" * 43)
+    monkeypatch.setenv("CREDITNODE_SECURITY__TOKEN_SECRET", "C" * 43)
+    monkeypatch.setenv("CREDITNODE_NODE__BASE_URL", "http://creditbank.internal")
+    with pytest.raises(InsecureConfiguration, match="not https"):
+        Settings()
+    monkeypatch.setenv("CREDITNODE_NODE__ALLOW_HTTP_BASE_URL", "true")
+    assert Settings().insecure_secrets() == []
+    monkeypatch.setenv("CREDITNODE_NODE__BASE_URL", "https://creditbank.example.gov.cn/creditbank")
+    monkeypatch.setenv("CREDITNODE_NODE__ALLOW_HTTP_BASE_URL", "false")
+    assert Settings().insecure_secrets() == []
+    monkeypatch.delenv("CREDITNODE_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="https"):
+        initialise_node(region="jiangsu", data_dir=tmp_path / "js", mode="production",
+                        database_url=f"sqlite:///{tmp_path / 'js.db'}")
+    assert not (tmp_path / "js" / "creditnode.toml").exists()

@@ -1,7 +1,7 @@
 """organisation.active, deposit_application.branch_id (routing to a branch's queue), learner.home_org_id
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-02 00:19:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from node.models.types import BigId
 
 revision = "0019"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
