@@ -13,7 +13,7 @@ from federation.runtime import runtime
 from node.credentials.status import revoke_achievement
 from node.identity.keyring import rotate_keyring
 from node.learners.service import open_account
-from node.ledger.service import EventSpec, append_events, subject_hash
+from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, Learner, PeerDidDocument
 from tests.conftest import valid_id
 from tests.federation.conftest import federation, joined, make_database, network  # noqa: F401 - fixtures
@@ -31,7 +31,7 @@ def _deposit(node, serial: str) -> tuple[int, int]:
         s.add(a)
         s.flush()
         append_events(s, [EventSpec(kind="achievement.deposited", learner_id=learner.id, achievement_id=a.id,
-                                    subject=subject_hash(learner.leaf_salt, learner.pseudonym),
+                                    pseudonym=learner.pseudonym,
                                     data={"achievement": a.id})])
         return learner.id, a.id
 
