@@ -144,7 +144,10 @@ def serve(
     from node.app import create_app
 
     settings = load_settings(config)
-    uvicorn.run(create_app(settings), host=host, port=port or settings.region.default_port, log_level="info")
+    # proxy_headers=False: the node itself decides whose X-Forwarded-For to believe
+    # (ratelimit.forwarded_allow_ips, node.security.ratelimit); uvicorn's default trusts any local caller.
+    uvicorn.run(create_app(settings), host=host, port=port or settings.region.default_port, log_level="info",
+                proxy_headers=False)
 
 
 @db_app.command("upgrade")

@@ -3,12 +3,9 @@ transcripts, the ledger's checkpoints and proofs, status lists, reviewed revocat
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -18,9 +15,9 @@ from node.credentials.service import achievement_credential, transcript
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
-from node.errors import TooManyRequests
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.roles import Role
+from node.security.ratelimit import per_client_limit
 
 router = APIRouter(tags=["identity and proofs"])
 Public = [Depends(public)]
@@ -125,32 +122,12 @@ def decide(request_id: int, body: RevocationDecision, session: SessionDep, ctx: 
 # -- verification (no account; rate-limited) ------------------------------------------------------
 
 
-class _RateLimiter:
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, per_minute: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[client]
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            if len(hits) >= per_minute:
-                return False
-            hits.append(now)
-            return True
+_verify_limit = per_client_limit("verify", lambda s: f"{s.security.verify_rate_limit_per_minute}/minute")
 
 
-_limiter = _RateLimiter()
-
-
-@router.post("/api/v1/verify", dependencies=Public)
-def verify(request: Request, ctx: CtxDep, session: SessionDep, document: Annotated[dict, Body()]) -> dict:
+@router.post("/api/v1/verify", dependencies=[*Public, Depends(_verify_limit)])
+def verify(ctx: CtxDep, session: SessionDep, document: Annotated[dict, Body()]) -> dict:
     """Check a credential or transcript: signature, issuer key, status, dates, inclusion in the issuer's log."""
-    client = request.client.host if request.client else "unknown"
-    if not _limiter.allow(client, ctx.settings.security.verify_rate_limit_per_minute):
-        raise TooManyRequests("too many verification requests; try again in a minute")
     from node.credentials.resolvers import local_resolvers
 
     resolvers = local_resolvers(session, ctx)
