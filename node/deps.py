@@ -18,9 +18,9 @@ from sqlmodel import Session, select
 from node.audit.service import record
 from node.context import NodeContext
 from node.errors import Forbidden, Unauthorized
-from node.models import ApiKey, StaffAccount
+from node.models import ApiKey, Learner, StaffAccount
 from node.roles import Role
-from node.security.tokens import read_token
+from node.security.tokens import read_token, token_subject
 
 __all__ = [
     "CtxDep",
@@ -89,16 +89,23 @@ def get_principal(
         return _principal_from_api_key(session, api_key)
     if not token:
         raise Unauthorized("sign in first (bearer token or X-API-Key)")
-    claims = read_token(token, secret=ctx.token_secret, issuer=ctx.node_id)
-    kind, _, ident = str(claims["sub"]).partition(":")
+    kind, ident, version = token_subject(read_token(token, secret=ctx.token_secret, issuer=ctx.node_id))
     if kind == "staff":
-        staff = session.get(StaffAccount, int(ident))
+        staff = session.get(StaffAccount, ident)
         if staff is None or not staff.active:
             raise Unauthorized("this staff account is disabled", code="account_disabled")
+        if staff.token_version != version:
+            raise _revoked()
         return Principal("staff", staff.id, staff.username, tuple(staff.roles), staff.organisation_id)
-    if kind == "learner":
-        return Principal("learner", int(ident), f"learner:{ident}", (Role.LEARNER,))
-    raise Unauthorized("the token is not valid", code="invalid_token")
+    learner = session.get(Learner, ident)
+    if learner is None or learner.token_version != version:
+        raise _revoked()
+    return Principal("learner", learner.id, f"learner:{learner.id}", (Role.LEARNER,))
+
+
+def _revoked() -> Unauthorized:
+    return Unauthorized("the token was revoked (signed out, or the password changed); sign in again",
+                        code="token_revoked")
 
 
 def _principal_from_api_key(session: Session, presented: str) -> Principal:

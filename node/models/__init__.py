@@ -58,6 +58,11 @@ def _id() -> Any:
     return Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
 
 
+def _token_version() -> Any:
+    """Bearer tokens carry the account's version; bumping it revokes them all (node.auth.service)."""
+    return Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+
+
 # -- organisation and people --------------------------------------------------------------------
 
 
@@ -85,6 +90,7 @@ class StaffAccount(SQLModel, table=True):
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     active: bool = True
     created_at: dt.datetime = _ts()
+    token_version: int = _token_version()
 
 
 class ApiKey(SQLModel, table=True):
@@ -119,6 +125,7 @@ class Learner(SQLModel, table=True):
     leaf_salt: bytes = Field(sa_type=sa.LargeBinary)  # salts the learner's hash in ledger leaves
     password_hash: str | None = Field(default=None, max_length=255)
     created_at: dt.datetime = _ts()
+    token_version: int = _token_version()
 
 
 # -- outcomes -----------------------------------------------------------------------------------
@@ -459,3 +466,4 @@ from node.models.standards import *  # noqa: E402, F403
 from node.models.agreements import *  # noqa: E402, F403
 from node.models.transfers import *  # noqa: E402, F403
 from node.models.witness import *  # noqa: E402, F403
+from node.models.accounts import *  # noqa: E402, F403
