@@ -259,5 +259,5 @@ def _register_subcommands() -> None:
 
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo",
-                                       "node.standards.cli")
+                                       "node.standards.cli", "node.learners.cli")
 _register_subcommands()

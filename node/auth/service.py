@@ -38,6 +38,8 @@ __all__ = [
     "Account",
     "SignInAttempt",
     "Throttle",
+    "account_key",
+    "find_learner_by_login",
     "find_sign_in",
     "invalidate_tokens",
     "name_key",
@@ -77,18 +79,16 @@ def account_key(purpose: str, account: Account) -> str:
     return f"{purpose}:{'staff' if isinstance(account, StaffAccount) else 'learner'}:{account.id}"
 
 
-def find_learner_by_login(session: Session, ctx: NodeContext, *, login: str,
-                          id_type: str | None) -> tuple[Learner | None, str]:
-    """A learner by account number or by ID number; also the canonical form of the name (for throttling)."""
-    if id_type is None:
-        learner = session.exec(select(Learner).where(Learner.account_no == login)).first()
-        if learner is not None:
-            return learner, login
-        id_type = "resident_id"
+def find_learner_by_login(session: Session, ctx: NodeContext, *, account_no: str | None = None,
+                          id_number: str | None = None, id_type: str = "resident_id") -> tuple[Learner | None, str]:
+    """A learner by account number or by ID number (through the one ID parser and the blind index); also the
+    canonical form of what was given, for the throttle key of a name that matches no account."""
+    if account_no is not None:
+        return session.exec(select(Learner).where(Learner.account_no == account_no)).first(), account_no
     try:
-        normalised = normalise_id_number(id_type, login)
+        normalised = normalise_id_number(id_type, id_number or "")
     except InvalidIdNumber:
-        return None, f"{id_type}:{login}"
+        return None, f"{id_type}:{id_number}"
     blind = ctx.blind_index(id_type, normalised)
     return session.exec(select(Learner).where(Learner.id_blind == blind)).first(), f"{id_type}:{normalised}"
 
@@ -100,11 +100,14 @@ def find_sign_in(session: Session, ctx: NodeContext, *, username: str, id_type: 
     name = username.strip()
     if not name or len(name) > _MAX_NAME:
         return SignInAttempt(None, name_key(ctx, purpose, name[:_MAX_NAME]), None)
+    learner = None
     if id_type is None:
         staff = session.exec(select(StaffAccount).where(StaffAccount.username == name)).first()
         if staff is not None:
             return SignInAttempt(staff, account_key(purpose, staff), staff.password_hash if staff.active else None)
-    learner, canonical = find_learner_by_login(session, ctx, login=name, id_type=id_type)
+        learner, canonical = find_learner_by_login(session, ctx, account_no=name)
+    if learner is None:
+        learner, canonical = find_learner_by_login(session, ctx, id_number=name, id_type=id_type or "resident_id")
     if learner is None:
         return SignInAttempt(None, name_key(ctx, purpose, canonical), None)
     return SignInAttempt(learner, account_key(purpose, learner), learner.password_hash)

@@ -40,12 +40,10 @@ def test_staff_search_by_id_number_and_account(client, staff_headers) -> None:
 
 def test_learner_sees_only_self_and_not_staff_routes(client, staff_headers) -> None:
     number = valid_id(serial="777")
-    r = client.post("/api/v1/learners/register",
-                    json={"id_number": number, "name": "赵六", "password": "learner-pass-1"})
+    h = staff_headers("outlet_staff")
+    r = client.post("/api/v1/learners", json={"id_number": number, "name": "赵六", "password": "learner-pass-1"},
+                    headers=h)
     assert r.status_code == 201
-    again = client.post("/api/v1/learners/register",
-                        json={"id_number": number, "name": "赵六", "password": "learner-pass-1"})
-    assert again.status_code == 409 and again.json()["code"] == "account_exists"
     token = client.post("/api/v1/auth/token",
                         data={"username": r.json()["account_no"], "password": "learner-pass-1"}).json()
     h = {"Authorization": f"Bearer {token['access_token']}"}
