@@ -84,6 +84,17 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 def get_principal(
     request: Request, ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_oauth2)]
 ) -> Principal:
+    """Who is calling. The lookup is the request session's first work; its read transaction is ended at once:
+    on SQLite every transaction is BEGIN IMMEDIATE (the write lock), and a route that works in session scopes
+    of its own (a transfer pulls from a peer while this request waits) must not wait on its own request."""
+    try:
+        return _principal(request, ctx, session, token)
+    finally:
+        if not (session.new or session.dirty or session.deleted):
+            session.commit()
+
+
+def _principal(request: Request, ctx: NodeContext, session: Session, token: str | None) -> Principal:
     api_key = request.headers.get("x-api-key")
     if api_key:
         return _principal_from_api_key(session, api_key)
