@@ -30,6 +30,7 @@ from node.audit.service import record
 from node.context import NodeContext
 from node.deps import Principal
 from node.errors import InvalidIdNumber, TooManyRequests
+from node.learners.service import find_learner_by_account
 from node.models import Learner, SignInThrottle, StaffAccount
 from node.roles import Role
 from node.security.idnumbers import normalise_id_number
@@ -84,7 +85,7 @@ def find_learner_by_login(session: Session, ctx: NodeContext, *, account_no: str
     """A learner by account number or by ID number (through the one ID parser and the blind index); also the
     canonical form of what was given, for the throttle key of a name that matches no account."""
     if account_no is not None:
-        return session.exec(select(Learner).where(Learner.account_no == account_no)).first(), account_no
+        return find_learner_by_account(session, account_no), account_no
     try:
         normalised = normalise_id_number(id_type, id_number or "")
     except InvalidIdNumber:
@@ -98,7 +99,7 @@ def find_sign_in(session: Session, ctx: NodeContext, *, username: str, id_type: 
     """Resolve a sign-in name: a staff user name, else a learner's account number, else an ID number (of
     `id_type`, resident_id by default). With `id_type` given, only an ID number."""
     name = username.strip()
-    if not name or len(name) > _MAX_NAME:
+    if not name or len(name) > _MAX_NAME or "\x00" in name:  # PostgreSQL refuses NUL in text: no query
         return SignInAttempt(None, name_key(ctx, purpose, name[:_MAX_NAME]), None)
     learner = None
     if id_type is None:

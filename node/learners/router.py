@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from sqlmodel import select
 
 from node.audit.service import record, refusals_recorded
 from node.auth.router import TokenPublic, check_unlocked, issue_token_for, sign_in_limit
@@ -36,6 +35,7 @@ from node.learners.service import (
     activation_letter,
     close_registrations,
     find_learner,
+    find_learner_by_account,
     issue_activation_code,
     learner_public,
     live_activation_code,
@@ -190,7 +190,7 @@ def search_learner(
     if id_number:
         learner = find_learner(session, ctx, id_type=id_type, id_number=id_number)
     else:
-        learner = session.exec(select(Learner).where(Learner.account_no == account_no)).first()
+        learner = find_learner_by_account(session, account_no)
     record(session, actor=staff, action="learner.search", target_type="learner",
            target_id=learner.id if learner else None, outcome="ok" if learner else "not_found",
            detail={"by": "id_number" if id_number else "account_no"})

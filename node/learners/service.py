@@ -32,6 +32,7 @@ __all__ = [
     "canonical_code",
     "close_registrations",
     "find_learner",
+    "find_learner_by_account",
     "issue_activation_code",
     "learner_public",
     "live_activation_code",
@@ -64,6 +65,14 @@ def new_learner_row(ctx: NodeContext, *, id_type: str, normalised: str, blind: s
         "pseudonym": f"urn:uuid:{uuid.uuid4()}",
         "leaf_salt": os.urandom(16),
     }
+
+
+def find_learner_by_account(session: Session, account_no: str) -> Learner | None:
+    """The learner with this account number; None for a value no account number has (a NUL byte would be
+    refused by PostgreSQL in a text comparison, a 500, so it never reaches the query)."""
+    if not account_no or "\x00" in account_no or len(account_no) > 20:
+        return None
+    return session.exec(select(Learner).where(Learner.account_no == account_no)).first()
 
 
 def find_learner(session: Session, ctx: NodeContext, *, id_type: str, id_number: str) -> Learner | None:

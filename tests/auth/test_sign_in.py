@@ -204,3 +204,11 @@ def test_password_gate_refuses_at_once_when_its_queue_is_full() -> None:
     assert waited.is_set()
     with gate.slot():  # free again
         pass
+
+
+@pytest.mark.parametrize("name", ["ad\x00min", "SH\x000000000001", "\x00", "a" * 5000, "管理员\u202e"])
+def test_odd_names_are_just_wrong_names(client, argon2_calls, name) -> None:
+    """NUL bytes reach no query (PostgreSQL refuses them in text: a 500 before), nor do huge names."""
+    r = token(client, name, "wrong-password-1")
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    assert len(argon2_calls) == 1

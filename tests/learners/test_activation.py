@@ -153,3 +153,11 @@ def test_cli_prints_a_code_and_letter_that_work(client, ctx, learner, settings, 
     assert operator[0][0] == "operator" and operator[0][2] == str(person.id)
     missing = CliRunner().invoke(cli_app, ["learners", "activation-code", "SH0000000000", "--config", str(config)])
     assert missing.exit_code == 2 and "no learner" in missing.output
+
+
+def test_nul_bytes_are_refused_not_a_server_error(client, staff_headers) -> None:
+    r = _activate(client, "AAAA-BBBB-CCCC", account_no="SH\x00001")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_activation_code"
+    r = client.get("/api/v1/learners/search", params={"account_no": "SH\x00001"},
+                   headers=staff_headers("outlet_staff"))
+    assert r.status_code == 404, r.text
