@@ -107,17 +107,16 @@ class RateLimits:
 
     def hit(self, name: str, client: str, limit: str) -> None:
         """Count one request of `client` against the limit `name` (e.g. "20/minute" or "5/second;100/hour"),
-        or raise TooManyRequests (429 rate_limited, Retry-After) without counting it."""
+        or raise TooManyRequests (429 rate_limited, Retry-After). With several limits, those before the one
+        that refuses have counted the request (as flask-limiter does)."""
         items = _items(limit)
         if self._full() and all(self._unseen(item, name, client) for item in items):
             raise TooManyRequests("the node is answering too many clients at once; try again shortly",
                                   retry_after=max(item.get_expiry() for item in items))
-        for item in items:
-            if not self._limiter.test(item, name, client):
+        for item in items:  # `hit` counts and checks in one step (a refused hit is not counted)
+            if not self._limiter.hit(item, name, client):
                 reset_at, _remaining = self._limiter.get_window_stats(item, name, client)
                 raise TooManyRequests("too many requests; try again later", retry_after=reset_at - time.time())
-        for item in items:
-            self._limiter.hit(item, name, client)
 
     def clear(self) -> None:
         """Forget every counter (tests, and an operator's reset)."""

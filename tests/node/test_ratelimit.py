@@ -88,3 +88,13 @@ def test_serve_leaves_proxy_headers_to_the_node(monkeypatch, tmp_path) -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert seen.get("proxy_headers") is False
+
+
+def test_several_limits_in_one_setting() -> None:
+    limits = RateLimits(RateLimitSettings())
+    for _ in range(2):
+        limits.hit("y", "a", "2/minute;3/hour")
+    with pytest.raises(TooManyRequests):
+        limits.hit("y", "a", "2/minute;3/hour")
+    limits.clear()
+    limits.hit("y", "a", "2/minute;3/hour")
