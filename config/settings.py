@@ -23,12 +23,14 @@ __all__ = [
     "CONFIG_ENV",
     "DEV_SECRET_MARK",
     "ConfigurationProblem",
+    "AccountSettings",
     "DatabaseSettings",
     "FederationSettings",
     "ImportSettings",
     "InsecureConfiguration",
     "NodeSettings",
     "OpsSettings",
+    "RateLimitSettings",
     "RegionProfile",
     "SecuritySettings",
     "Settings",
@@ -138,6 +140,56 @@ class SecuritySettings(BaseModel):
     verify_rate_limit_per_minute: int = 60
 
 
+class AccountSettings(BaseModel):
+    """Learner access and sign-in protection (docs/accounts.md)."""
+
+    activation_code_ttl_days: int = Field(default=30, ge=1, le=366)
+    registration_ttl_days: int = Field(default=30, ge=1, le=366)
+    # Lockout: this many failed sign-ins (or activation codes) within the window lock the account (or the
+    # unknown name) for lockout_seconds, doubling with each lockout in a row up to lockout_max_seconds.
+    lockout_failures: int = Field(default=5, ge=1)
+    lockout_window_seconds: int = Field(default=900, ge=1)
+    lockout_seconds: int = Field(default=300, ge=1)
+    lockout_max_seconds: int = Field(default=86_400, ge=1)
+    # Argon2 runs at most this many at once (each takes 64 MiB and 4 lanes); this many more may wait,
+    # beyond that a sign-in is refused at once with 429 rather than tie up a worker thread.
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    password_hash_queue: int = Field(default=8, ge=0)
+
+
+class RateLimitSettings(BaseModel):
+    """Per-client rate limits (node.security.ratelimit, on the `limits` library; docs/accounts.md)."""
+
+    # `memory://` keeps the counters in each process; several worker processes share them through e.g.
+    # `redis://host:6379` (install `limits[redis]`).
+    storage_uri: str = "memory://"
+    # Proxies whose X-Forwarded-For is believed: addresses or networks (`10.0.0.0/8`), or `*` for any
+    # (only when the node is reachable through the proxy alone). Empty: the TCP peer is the client.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # In-memory storage keeps at most this many clients per window; beyond it new clients are refused.
+    max_clients: int = Field(default=100_000, ge=1)
+    sign_in: str = "20/minute"  # sign-in, activation and password change, per client
+    registration: str = "10/minute"  # online registration, per client
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("sign_in", "registration")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit: {value!r} (e.g. '20/minute' or '5/second;100/hour')") from None
+        return value
+
+
 class ImportSettings(BaseModel):
     batch_size: int = 5000
     max_evidence_bytes: int = 10 * 1024 * 1024
@@ -198,6 +250,8 @@ class Settings(BaseSettings):
     node: NodeSettings = Field(default_factory=NodeSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)

@@ -417,9 +417,12 @@ class Demo:
         self.step(f"A learner deposits two outcomes at {origin.region} (two-stage review each)")
         id_number = _synthetic_id_number()
         person = {"id_number": id_number, "name": "王小明", "password": PASSWORD}
-        account = self.call(origin, "POST", "/api/v1/learners/register", expect=201, json=person)
-        self.sign_in(origin, "learner", account["account_no"], PASSWORD)
-        self.ok(f"account {account['account_no']} (ID number stored encrypted, shown as "
+        pending = self.call(origin, "POST", "/api/v1/learners/register", expect=202, json=person)
+        account = self.call(origin, "POST", "/api/v1/learners/registrations/verify", as_="outlet", expect=201,
+                            json={"reference": pending["reference"], "id_number": id_number})
+        self.sign_in(origin, "learner", id_number, PASSWORD)
+        self.ok(f"registered online (pending, reference {pending['reference']}); the outlet checked the ID card → "
+                f"account {account['account_no']} (ID number stored encrypted, shown as "
                 f"{account['id_number_masked']}; pseudonym {account['pseudonym']})")
         achievement_ids = []
         for claim in self.claims():
@@ -443,9 +446,14 @@ class Demo:
                     f"{app['achievement_id']} ({'; '.join(states)})")
             achievement_ids.append(app["achievement_id"])
         dest = self.destination
-        other = self.call(dest, "POST", "/api/v1/learners/register", expect=201, json=person)
+        other = self.call(dest, "POST", "/api/v1/learners", as_="outlet", expect=201,
+                          json={"id_number": id_number, "name": person["name"]})
+        code = self.call(dest, "POST", f"/api/v1/learners/{other['id']}/activation-code", as_="outlet", expect=201)
+        self.call(dest, "POST", "/api/v1/learners/activate", expect=200,
+                  json={"id_number": id_number, "code": code["code"], "new_password": PASSWORD})
         self.sign_in(dest, "learner", other["account_no"], PASSWORD)
-        self.ok(f"the learner moves to {dest.region}: account {other['account_no']} there")
+        self.ok(f"the learner moves to {dest.region}: an outlet opens account {other['account_no']} and hands over "
+                f"an activation code; the learner activates it with their ID number")
         return {"achievement_ids": achievement_ids, "id_number": id_number}
 
     def consent(self, learner: dict) -> dict:

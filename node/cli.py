@@ -276,7 +276,10 @@ def serve(
     logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s", settings.node_id,
                                          did, host, port, settings.base_url)
     uvicorn.run(application, host=host, port=port, log_level=None,
-                log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format))
+                log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format),
+                # the node itself decides whose X-Forwarded-For to believe (ratelimit.forwarded_allow_ips,
+                # node.security.ratelimit); uvicorn's default trusts any local caller
+                proxy_headers=False)
 
 
 @db_app.command("upgrade")
@@ -468,5 +471,5 @@ def _register_subcommands() -> None:
 
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo",
-                                       "node.standards.cli", "node.org.cli")
+                                       "node.standards.cli", "node.org.cli", "node.learners.cli")
 _register_subcommands()

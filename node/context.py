@@ -12,6 +12,8 @@ from node.db import make_engine
 from node.identity.keyring import create_keyring, load_keyring
 from node.identity.service import NodeIdentity
 from node.security.fields import BlindIndex, FieldCipher, key_bytes
+from node.security.passwords import PasswordGate
+from node.security.ratelimit import RateLimits
 
 __all__ = ["NodeContext"]
 
@@ -24,6 +26,8 @@ class NodeContext:
     blind_index: BlindIndex
     token_secret: bytes
     identity: NodeIdentity
+    rate_limits: RateLimits
+    password_gate: PasswordGate
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -36,6 +40,9 @@ class NodeContext:
             blind_index=BlindIndex.from_settings(settings),
             token_secret=key_bytes(settings.security.token_secret.get_secret_value()),
             identity=NodeIdentity.of(settings.base_url, _keyring(settings)),
+            rate_limits=RateLimits(settings.ratelimit),
+            password_gate=PasswordGate(settings.accounts.password_hash_concurrency,
+                                       settings.accounts.password_hash_queue),
         )
 
     def reload_identity(self) -> None:

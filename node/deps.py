@@ -18,9 +18,9 @@ from sqlmodel import Session, select
 from node.audit.service import record
 from node.context import NodeContext
 from node.errors import Forbidden, Unauthorized
-from node.models import ApiKey, Organisation, StaffAccount
+from node.models import ApiKey, Learner, Organisation, StaffAccount
 from node.roles import Role
-from node.security.tokens import read_token
+from node.security.tokens import read_token, token_subject
 
 __all__ = [
     "CtxDep",
@@ -84,23 +84,41 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 def get_principal(
     request: Request, ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_oauth2)]
 ) -> Principal:
+    """Who is calling. The lookup is the request session's first work; its read transaction is ended at once:
+    on SQLite every transaction is BEGIN IMMEDIATE (the write lock), and a route that works in session scopes
+    of its own (a transfer pulls from a peer while this request waits) must not wait on its own request."""
+    try:
+        return _principal(request, ctx, session, token)
+    finally:
+        if not (session.new or session.dirty or session.deleted):
+            session.commit()
+
+
+def _principal(request: Request, ctx: NodeContext, session: Session, token: str | None) -> Principal:
     api_key = request.headers.get("x-api-key")
     if api_key:
         return _principal_from_api_key(session, api_key)
     if not token:
         raise Unauthorized("sign in first (bearer token or X-API-Key)")
-    claims = read_token(token, secret=ctx.token_secret, issuer=ctx.node_id)
-    kind, _, ident = str(claims["sub"]).partition(":")
+    kind, ident, version = token_subject(read_token(token, secret=ctx.token_secret, issuer=ctx.node_id))
     if kind == "staff":
-        staff = session.get(StaffAccount, int(ident))
+        staff = session.get(StaffAccount, ident)
         if staff is None or not staff.active:
             raise Unauthorized("this staff account is disabled", code="account_disabled")
-        if not _organisation_active(session, staff.organisation_id):
+        if not organisation_active(session, staff.organisation_id):
             raise Unauthorized("this staff member's organisation is deactivated", code="organisation_disabled")
+        if staff.token_version != version:
+            raise _revoked()
         return Principal("staff", staff.id, staff.username, tuple(staff.roles), staff.organisation_id)
-    if kind == "learner":
-        return Principal("learner", int(ident), f"learner:{ident}", (Role.LEARNER,))
-    raise Unauthorized("the token is not valid", code="invalid_token")
+    learner = session.get(Learner, ident)
+    if learner is None or learner.token_version != version:
+        raise _revoked()
+    return Principal("learner", learner.id, f"learner:{learner.id}", (Role.LEARNER,))
+
+
+def _revoked() -> Unauthorized:
+    return Unauthorized("the token was revoked (signed out, or the password changed); sign in again",
+                        code="token_revoked")
 
 
 def _principal_from_api_key(session: Session, presented: str) -> Principal:
@@ -109,12 +127,12 @@ def _principal_from_api_key(session: Session, presented: str) -> Principal:
     digest = hashlib.sha256(presented.encode()).hexdigest()
     if key is None or key.revoked_at is not None or not _consteq(key.key_hash, digest):
         raise Unauthorized("the API key is not valid", code="invalid_api_key")
-    if not _organisation_active(session, key.organisation_id):
+    if not organisation_active(session, key.organisation_id):
         raise Unauthorized("the API key's institution is deactivated", code="organisation_disabled")
     return Principal("api_key", key.id, f"api_key:{key.prefix}", tuple(key.roles), key.organisation_id)
 
 
-def _organisation_active(session: Session, organisation_id: int | None) -> bool:
+def organisation_active(session: Session, organisation_id: int | None) -> bool:
     """Staff and API keys of a deactivated organisation cannot act for it (docs/organisations.md)."""
     if organisation_id is None:
         return True

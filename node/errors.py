@@ -8,16 +8,20 @@ Exception tree::
     NodeError
     ├── BadRequest (400)            invalid_* codes for semantically bad input
     │   └── InvalidIdNumber         invalid_id_number
-    ├── Unauthorized (401)          not_authenticated, invalid_credentials, invalid_token
+    ├── Unauthorized (401)          not_authenticated, invalid_credentials, invalid_token, token_revoked
     ├── Forbidden (403)             forbidden, self_review, same_reviewer
     ├── NotFound (404)              not_found
     ├── Conflict (409)              illegal_transition, duplicate, stale_version, already_appealed
     ├── PayloadTooLarge (413)       payload_too_large
     ├── UnsupportedMediaType (415)  unsupported_media_type
-    └── TooManyRequests (429)       rate_limited
+    └── TooManyRequests (429)       rate_limited, account_locked (with a Retry-After header)
+
+An error may add response headers (`NodeError.headers`): `WWW-Authenticate` on 401, `Retry-After` on 429.
 """
 
 from __future__ import annotations
+
+import math
 
 __all__ = [
     "BadRequest",
@@ -44,6 +48,10 @@ class NodeError(Exception):
             self.code = code
         self.detail = detail
 
+    def headers(self) -> dict[str, str] | None:
+        """Response headers that go with this error (rendered by the one handler in `node.app`)."""
+        return None
+
     def to_dict(self) -> dict:
         body = {"code": self.code, "message": self.message}
         if self.detail:
@@ -63,6 +71,9 @@ class InvalidIdNumber(BadRequest):
 class Unauthorized(NodeError):
     status_code = 401
     code = "not_authenticated"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(NodeError):
@@ -91,5 +102,15 @@ class UnsupportedMediaType(NodeError):
 
 
 class TooManyRequests(NodeError):
+    """Refused for now: `retry_after` seconds (at least 1) go out as `Retry-After` and `detail.retry_after`."""
+
     status_code = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 60, code: str | None = None,
+                 detail: dict | None = None) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, code=code, detail={**(detail or {}), "retry_after": self.retry_after})
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}

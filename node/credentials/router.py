@@ -6,12 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -33,11 +30,12 @@ from node.credentials.service import achievement_credential, issued_transcript, 
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import Report, person_view, verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
-from node.errors import BadRequest, NotFound, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from node.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.ledger.service import public_view
 from node.roles import Role
 from node.models.types import Int64
+from node.security.ratelimit import per_client_limit
 
 router = APIRouter(tags=["identity and proofs"])
 Public = [Depends(public)]
@@ -201,31 +199,13 @@ def decide(request_id: Int64, body: RevocationDecision, session: SessionDep, ctx
 # -- verification (no account; rate-limited) ------------------------------------------------------
 
 
-class _RateLimiter:
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, per_minute: int) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits[client]
-            while hits and now - hits[0] > 60:
-                hits.popleft()
-            if len(hits) >= per_minute:
-                return False
-            hits.append(now)
-            return True
+_verify_limit = per_client_limit("verify", lambda s: f"{s.security.verify_rate_limit_per_minute}/minute")
 
 
-_limiter = _RateLimiter()
-
-
-def verify_rate(request: Request, ctx: CtxDep) -> None:
-    """The one rate limit of public verification (the API and the page), checked before the body is read."""
-    client = request.client.host if request.client else "unknown"
-    if not _limiter.allow(client, ctx.settings.security.verify_rate_limit_per_minute):
-        raise TooManyRequests("too many verification requests; try again in a minute")
+def verify_rate(request: Request) -> None:
+    """The one rate limit of public verification (the API and the page), checked before the body is read:
+    per client, proxy headers believed only from `ratelimit.forwarded_allow_ips` (node.security.ratelimit)."""
+    _verify_limit(request)
 
 
 RateLimited = Depends(verify_rate)

@@ -58,6 +58,11 @@ def _id() -> Any:
     return Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
 
 
+def _token_version() -> Any:
+    """Bearer tokens carry the account's version; bumping it revokes them all (node.auth.service)."""
+    return Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+
+
 # -- organisation and people --------------------------------------------------------------------
 
 
@@ -87,6 +92,7 @@ class StaffAccount(SQLModel, table=True):
     organisation_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     active: bool = True
     created_at: dt.datetime = _ts()
+    token_version: int = _token_version()
 
 
 class ApiKey(SQLModel, table=True):
@@ -123,6 +129,7 @@ class Learner(SQLModel, table=True):
     # the centre, branch or outlet whose staff opened the account: its branch takes the learner's applications
     home_org_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     created_at: dt.datetime = _ts()
+    token_version: int = _token_version()
 
 
 # -- outcomes -----------------------------------------------------------------------------------
@@ -472,3 +479,4 @@ from node.models.agreements import *  # noqa: E402, F403
 from node.models.transfers import *  # noqa: E402, F403
 from node.models.witness import *  # noqa: E402, F403
 from node.models.credentials import *  # noqa: E402, F403
+from node.models.accounts import *  # noqa: E402, F403

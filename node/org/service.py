@@ -72,8 +72,11 @@ def new_password() -> str:
 
 
 def _revoke_sessions(session: Session, staff: StaffAccount) -> None:
-    """End the staff member's signed-in sessions (their tokens stop working).
-    TODO(merge): call helper A's `invalidate_tokens(session, staff)` (bumps the per-account token_version)."""
+    """End the staff member's signed-in sessions: their tokens stop working (the per-account token version)."""
+    from node.auth.service import invalidate_tokens
+
+    if staff.id is not None:
+        invalidate_tokens(session, staff)
 
 
 # -- organisations -------------------------------------------------------------------------------------

@@ -5,6 +5,13 @@ weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2. A lowercase x is accepted and norma
 numbers are upgraded (century 19 inserted, check character computed). The birth date must be a real date
 between 1900-01-01 and today. The same check applies to the residence permits of Hong Kong, Macau and Taiwan
 residents (which begin 81/82/83) and to the 2023 foreigner permanent-residence card (which begins 9).
+
+Only ASCII is accepted: full-width digits, letters and spaces (what Chinese input methods type, U+FF01-U+FF5E,
+and the ideographic space U+3000) are folded to ASCII first; anything else outside ASCII (Arabic-Indic or
+Devanagari digits, mathematical or circled digits, a dotless i that upper-cases to I...) is refused, and the
+patterns use `[0-9]` with re.ASCII, never a Unicode-wide digit class. So one person has one spelling, one blind
+index and one account. This is the single parser of ID numbers: account opening, registration, sign-in, search
+and bulk import all call `normalise_id_number`.
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ ID_TYPES = {
 }
 
 _PATTERNS = {
-    "hk_macau_permit": re.compile(r"^[HM]\d{8}(\d{2})?$"),
-    "taiwan_permit": re.compile(r"^\d{8}(\d{2})?$"),
-    "passport": re.compile(r"^[A-Z0-9]{5,20}$"),
-    "foreign_permanent_old": re.compile(r"^[A-Z]{3}\d{12}$"),
+    "hk_macau_permit": re.compile(r"[HM][0-9]{8}(?:[0-9]{2})?", re.ASCII),
+    "taiwan_permit": re.compile(r"[0-9]{8}(?:[0-9]{2})?", re.ASCII),
+    "passport": re.compile(r"[A-Z0-9]{5,20}", re.ASCII),
+    "foreign_permanent_old": re.compile(r"[A-Z]{3}[0-9]{12}", re.ASCII),
 }
+_EIGHTEEN = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
+_FIFTEEN = re.compile(r"[0-9]{15}", re.ASCII)
+# Full-width forms of ASCII (U+FF01..U+FF5E) to ASCII, and the ideographic space to a space.
+_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
 def gb11643_check_char(first17: str) -> str:
@@ -41,7 +52,7 @@ def gb11643_check_char(first17: str) -> str:
 
 
 def _checked_18(number: str, *, today: dt.date | None = None) -> str:
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not _EIGHTEEN.fullmatch(number):
         raise InvalidIdNumber("an ID number of this type has 17 digits and a digit or X")
     if gb11643_check_char(number[:17]) != number[17]:
         raise InvalidIdNumber("the ID number's check character is wrong (GB 11643-1999)")
@@ -59,11 +70,14 @@ def normalise_id_number(id_type: str, number: str, *, today: dt.date | None = No
     the number itself, so it can be logged and reported safely)."""
     if id_type not in ID_TYPES:
         raise InvalidIdNumber(f"unknown ID type; known types: {', '.join(ID_TYPES)}", code="invalid_id_type")
-    value = (number or "").strip().upper().replace(" ", "")
+    value = (number or "").translate(_FOLD).strip().replace(" ", "")
     if not value:
         raise InvalidIdNumber("the ID number is empty")
+    if not value.isascii():  # checked before upper(): 'ı'.upper() == 'I', 'ſ'.upper() == 'S'
+        raise InvalidIdNumber("an ID number has only the digits 0-9 and Latin letters")
+    value = value.upper()
     if id_type == "resident_id":
-        if re.fullmatch(r"\d{15}", value):
+        if _FIFTEEN.fullmatch(value):
             first17 = value[:6] + "19" + value[6:]
             value = first17 + gb11643_check_char(first17)
         if len(value) != 18:

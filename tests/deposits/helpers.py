@@ -21,15 +21,21 @@ class LearnerUser:
 
 
 def register_learner(client: Any, serial: str = "101", name: str = "张三") -> LearnerUser:
+    """A learner whose account an outlet opened (ID card checked, password typed at the desk), signed in with
+    the account number. (Online registration opens no account until identity is verified: docs/accounts.md.)"""
+    from node.db import session_scope
+    from node.learners.service import open_account
+
+    ctx = client.app.state.ctx
     number = valid_id(serial=serial)
-    r = client.post("/api/v1/learners/register",
-                    json={"id_number": number, "name": name, "password": "learner-pass-1"})
-    assert r.status_code == 201, r.text
-    body = r.json()
-    token = client.post("/api/v1/auth/token", data={"username": body["account_no"], "password": "learner-pass-1"})
+    with session_scope(ctx.engine) as s:
+        learner, created = open_account(s, ctx, id_type="resident_id", id_number=number, name=name,
+                                        password="learner-pass-1")
+        assert created, "this serial's learner exists already"
+        account_no, learner_id = learner.account_no, learner.id
+    token = client.post("/api/v1/auth/token", data={"username": account_no, "password": "learner-pass-1"})
     assert token.status_code == 200, token.text
-    return LearnerUser(body["id"], body["account_no"], number,
-                       {"Authorization": f"Bearer {token.json()['access_token']}"})
+    return LearnerUser(learner_id, account_no, number, {"Authorization": f"Bearer {token.json()['access_token']}"})
 
 
 def claim(**over: Any) -> dict[str, Any]:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from tests.conftest import valid_id
 from tests.imports.conftest import INSTITUTION, OTHER_INSTITUTION, count, sh_csv, sh_row
 
 CONTENT = sh_csv([sh_row("901")])
 
 
 def _learner_headers(client) -> dict[str, str]:
-    r = client.post("/api/v1/learners/register",
-                    json={"id_number": valid_id(serial="990"), "name": "赵六", "password": "learner-pass-1"})
-    token = client.post("/api/v1/auth/token",
-                        data={"username": r.json()["account_no"], "password": "learner-pass-1"}).json()
-    return {"Authorization": f"Bearer {token['access_token']}"}
+    from tests.deposits.helpers import register_learner
+
+    return register_learner(client, serial="990", name="赵六").headers
 
 
 def test_learners_and_outlet_staff_cannot_deposit(client, upload, uploader, staff_headers, engine) -> None:

@@ -40,12 +40,10 @@ def test_staff_search_by_id_number_and_account(client, staff_headers) -> None:
 
 def test_learner_sees_only_self_and_not_staff_routes(client, staff_headers) -> None:
     number = valid_id(serial="777")
-    r = client.post("/api/v1/learners/register",
-                    json={"id_number": number, "name": "赵六", "password": "learner-pass-1"})
+    h = staff_headers("outlet_staff")
+    r = client.post("/api/v1/learners", json={"id_number": number, "name": "赵六", "password": "learner-pass-1"},
+                    headers=h)
     assert r.status_code == 201
-    again = client.post("/api/v1/learners/register",
-                        json={"id_number": number, "name": "赵六", "password": "learner-pass-1"})
-    assert again.status_code == 409 and again.json()["code"] == "account_exists"
     token = client.post("/api/v1/auth/token",
                         data={"username": r.json()["account_no"], "password": "learner-pass-1"}).json()
     h = {"Authorization": f"Bearer {token['access_token']}"}
@@ -68,3 +66,36 @@ def test_id_number_not_stored_or_logged_in_clear(client, staff_headers, engine, 
                 assert number not in repr(tuple(row)), table
                 assert number.encode() not in b"".join(v for v in row if isinstance(v, bytes | memoryview))
     assert number not in caplog.text
+
+
+# -- one person, one account: every spelling of an ID number goes through one parser (issue 11.1) ----------
+
+_FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+_ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+_DEVANAGARI = str.maketrans("0123456789", "०१२३४५६७८९")
+
+
+def test_staff_opening_folds_full_width_and_refuses_other_digits(client, staff_headers, engine) -> None:
+    h = staff_headers("outlet_staff", org="OUT1")
+    number = "11010519491231002X"  # a check character X: the spelling of the rest decides
+    first = client.post("/api/v1/learners", json={"id_number": number, "name": "张三"}, headers=h)
+    assert first.status_code == 201, first.text
+    for spelling in (number.translate(_FULL_WIDTH), "\u3000" + number.lower() + "\u3000"):
+        again = client.post("/api/v1/learners", json={"id_number": spelling, "name": "张三"}, headers=h)
+        assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    for spelling in (number.translate(_ARABIC_INDIC), number.translate(_DEVANAGARI),
+                     number[:6] + "".join(chr(0x1D7CE + int(c)) for c in number[6:17]) + "X"):
+        r = client.post("/api/v1/learners", json={"id_number": spelling, "name": "张三"}, headers=h)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_id_number", r.text
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM learner").scalar_one() == 1
+
+
+def test_search_folds_full_width_and_refuses_other_digits(client, staff_headers) -> None:
+    h = staff_headers("branch_reviewer")
+    number = "11010519491231002X"
+    opened = client.post("/api/v1/learners", json={"id_number": number, "name": "王五"}, headers=h).json()
+    found = client.get("/api/v1/learners/search", params={"id_number": number.translate(_FULL_WIDTH)}, headers=h)
+    assert found.status_code == 200 and found.json()["id"] == opened["id"]
+    r = client.get("/api/v1/learners/search", params={"id_number": number.translate(_ARABIC_INDIC)}, headers=h)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_id_number"

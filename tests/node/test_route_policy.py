@@ -63,14 +63,16 @@ def test_unauthenticated_calls_are_refused(client, app) -> None:
     assert checked > 30
 
 
-def test_the_request_commits_before_the_response_is_sent(client, monkeypatch) -> None:
+def test_the_request_commits_before_the_response_is_sent(client, staff_headers, monkeypatch) -> None:
     """A write answered 2xx is committed: the unit of work ends when the endpoint returns, not after the
     response has gone out, so a failing commit is the client's 500 and nothing is half-done."""
     import sqlmodel
 
     from tests.conftest import valid_id
 
-    body = {"id_number": valid_id(serial="771"), "name": "张三", "password": "learner-pass-1"}
+    number = valid_id(serial="771")
+    body = {"id_number": number, "name": "张三", "password": "learner-pass-1"}
+    outlet = staff_headers("outlet_staff")
     real_commit = sqlmodel.Session.commit
 
     def failing_commit(self) -> None:
@@ -81,8 +83,11 @@ def test_the_request_commits_before_the_response_is_sent(client, monkeypatch) ->
     assert r.status_code == 500 and r.json()["code"] == "internal_error"
     monkeypatch.setattr(sqlmodel.Session, "commit", real_commit)
     first = client.post("/api/v1/learners/register", json=body)
-    assert first.status_code == 201, first.text  # nothing of the failed attempt was kept
-    # and the write is visible to the very next request
-    token = client.post("/api/v1/auth/token", data={"username": first.json()["account_no"],
+    assert first.status_code == 202, first.text
+    # the write is visible to the very next request: the outlet finds the registration by its reference
+    verified = client.post("/api/v1/learners/registrations/verify", headers=outlet,
+                           json={"reference": first.json()["reference"], "id_number": number})
+    assert verified.status_code == 201, verified.text
+    token = client.post("/api/v1/auth/token", data={"username": verified.json()["account_no"],
                                                     "password": "learner-pass-1"})
     assert token.status_code == 200, token.text

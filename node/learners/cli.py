@@ -1,0 +1,64 @@
+"""`creditnode learners activation-code ACCOUNT_NO`: issue a one-time code and print the letter to hand over."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+__all__ = ["register"]
+
+learners_app = typer.Typer(help="Learner accounts.", no_args_is_help=True)
+console = Console()
+
+
+@learners_app.command("activation-code")
+def activation_code(
+    account_no: Annotated[str, typer.Argument(help="the learner's account number")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="configuration file")] = None,
+) -> None:
+    """Issue a one-time activation code (or a password-reset code, if the account has a password) and print it
+    with a printable letter. Hand it over only after checking the person's ID card. Earlier codes stop working."""
+    from sqlmodel import select
+
+    from node.audit.service import record
+    from node.cli import load_settings
+    from node.db import make_engine, session_scope
+    from node.deps import Principal
+    from node.learners.service import activation_letter, issue_activation_code
+    from node.models import Learner
+    from node.security.fields import FieldCipher, key_bytes
+
+    settings = load_settings(config)
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (a container); the uid still names the operator
+        user = "unknown"
+    actor = Principal("operator", os.getuid(), f"operator:{user}", ("operator",))
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            learner = session.exec(select(Learner).where(Learner.account_no == account_no.strip())).first()
+            if learner is None:
+                console.print(f"[red]error:[/red] no learner has account number {account_no!r}")
+                raise typer.Exit(2)
+            issued = issue_activation_code(
+                session, learner=learner, secret=key_bytes(settings.security.token_secret.get_secret_value()),
+                ttl_days=settings.accounts.activation_code_ttl_days, issued_by=actor.name)
+            record(session, actor=actor, action="learner.activation_code", target_type="learner",
+                   target_id=learner.id, detail={"purpose": issued.purpose, "expires_at": issued.expires_at.isoformat()})
+            name = FieldCipher.from_settings(settings).decrypt(learner.name_cipher, learner.key_id)
+    finally:
+        engine.dispose()
+    console.print(f"code: [bold]{issued.code}[/bold]  ({issued.purpose}, valid until "
+                  f"{issued.expires_at.isoformat()})")
+    console.print()
+    console.print(activation_letter(settings, issued, name=name), markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(learners_app, name="learners")
