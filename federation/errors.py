@@ -5,6 +5,7 @@ Exception tree (all are `node.errors.NodeError`, rendered as `{"code": ..., "mes
     TransportRefused (401)      unsigned, malformed_signature, unknown_member, bad_signature, expired,
                                 replayed, digest_mismatch, wrong_destination
     PayloadTooLarge (413)       payload_too_large
+    EnvelopeInvalid (422)       validation_error: the inbox envelope does not match its schema
     OriginMismatch (403)        origin_mismatch: envelope origin/destination differ from the signed peer
     SequenceGap (409)           sequence_gap, with `expected_seq`
     UnknownMessageType (400)    unknown_message_type
@@ -20,6 +21,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLa
 
 __all__ = [
     "TRANSPORT_CODES",
+    "EnvelopeInvalid",
     "MembershipRefused",
     "OriginMismatch",
     "PayloadTooLarge",
@@ -40,6 +42,13 @@ class TransportRefused(Unauthorized):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message, code=code)
+
+
+class EnvelopeInvalid(NodeError):
+    """Payload validation of the inbox envelope: 422 `validation_error` with `detail.errors`, as elsewhere."""
+
+    status_code = 422
+    code = "validation_error"
 
 
 class OriginMismatch(Forbidden):

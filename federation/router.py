@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import select
 
-from federation.errors import MembershipRefused
+from federation.errors import EnvelopeInvalid, MembershipRefused
 from federation.inbox import InboxEnvelope, receive_message
 from federation.jobs import start_scheduler
 from federation.membership import (
@@ -87,9 +87,8 @@ def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionD
     try:
         envelope = InboxEnvelope.model_validate(body)
     except ValidationError as exc:
-        raise BadRequest("the envelope is not valid", code="validation_error",
-                         detail={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}) \
-            from None
+        raise EnvelopeInvalid("the envelope is not valid", detail={"errors": [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]}) from None
     status, response = receive_message(session, ctx, peer, envelope)
     return JSONResponse(response, status_code=status)
 
@@ -165,8 +164,11 @@ def install(ctx: CtxDep, session: SessionDep, admin: Admin, request: InstallRequ
         # the refusal is audited in this request's session, after undoing the attempt (a second connection
         # would wait for this one's write lock on SQLite)
         session.rollback()
+        with contextlib.suppress(MembershipRefused):  # a document that cannot be hashed has no target id
+            target = None
+            target = membership_hash(document)
         record(session, actor=admin, action="federation.membership.install", outcome="failed",
-               target_type="membership", target_id=membership_hash(document), detail=exc.to_dict())
+               target_type="membership", target_id=target, detail=exc.to_dict())
         session.commit()
         raise
     record(session, actor=admin, action="federation.membership.install", target_type="membership",

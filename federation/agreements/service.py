@@ -196,6 +196,7 @@ def _send(session: Session, ctx: Any, row: AgreementVersion, message_type: str) 
 def _new_version(session: Session, ctx: Any, draft: dict) -> AgreementVersion:
     document = {k: v for k, v in draft.items() if k != "proof"}
     document["proposer"] = ctx.node_id
+    check_shape(document)  # refused before it is signed
     document = sign_agreement(document, ctx.identity)
     row = store_version(session, ctx, document, sender=ctx.node_id)
     _send(session, ctx, row, "agreement.propose")
