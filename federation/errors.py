@@ -9,6 +9,7 @@ Exception tree (all are `node.errors.NodeError`, rendered as `{"code": ..., "mes
     OriginMismatch (403)        origin_mismatch: envelope origin/destination differ from the signed peer
     SequenceGap (409)           sequence_gap, with `expected_seq`
     UnknownMessageType (400)    unknown_message_type
+    ResyncFailed (502)          resync_failed: the peer refused a stream re-sync query or answered it malformed
     MembershipRefused (409)     not_chained, wrong_version, below_threshold, invalid_membership,
                                 threshold_too_low, admission_required, admission_invalid, removal_required,
                                 not_a_voter, no_membership
@@ -26,6 +27,7 @@ __all__ = [
     "OriginMismatch",
     "PayloadTooLarge",
     "PeerUnavailable",
+    "ResyncFailed",
     "SequenceGap",
     "TransportRefused",
     "UnknownMessageType",
@@ -77,6 +79,13 @@ class MembershipRefused(Conflict):
     def __init__(self, reasons: list[dict], *, message: str | None = None) -> None:
         first = reasons[0] if reasons else {"code": "invalid_membership", "message": "refused"}
         super().__init__(message or first["message"], code=first["code"], detail={"reasons": reasons})
+
+
+class ResyncFailed(NodeError):
+    """The peer refused a stream re-sync query, or its answer is not well formed (docs/federation.md §4.1)."""
+
+    status_code = 502
+    code = "resync_failed"
 
 
 class PeerUnavailable(NodeError):

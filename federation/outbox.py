@@ -161,7 +161,7 @@ def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int, worker: W
         claimed: dict[str, list[_Claimed]] = {}
         for peer, candidates in by_peer.items():
             head = session.exec(select(sa.func.min(OutboxMessage.seq)).where(
-                OutboxMessage.peer == peer, OutboxMessage.state != "delivered")).one()
+                OutboxMessage.peer == peer, OutboxMessage.state.in_(("pending", "dead")))).one()
             run: list[_Claimed] = []
             for row in candidates:
                 if row.seq != head + len(run):
