@@ -255,6 +255,6 @@ def _register_subcommands() -> None:
         importlib.import_module(module).register(app)
 
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo",
+SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "node.demo.cli",
                                        "node.standards.cli")
 _register_subcommands()
