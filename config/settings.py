@@ -205,6 +205,9 @@ class FederationSettings(BaseModel):
     signature_window_seconds: int = 300
     max_body_bytes: int = 1024 * 1024
     outbox_max_attempts: int = 12
+    # An outbox worker whose heartbeat is older than this is gone: its claimed rows are taken back at once
+    # (a worker on the same host whose process is not running is gone at once, whatever its heartbeat).
+    outbox_worker_stale_seconds: int = Field(default=60, ge=30)
     scheduler_enabled: bool = False
     # Conformance testing (conformance-tests/README.md): enables the /api/v1/testing/* endpoints (test
     # membership, reset, flush) and the fault switches. Refused in production mode.

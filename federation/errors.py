@@ -5,9 +5,11 @@ Exception tree (all are `node.errors.NodeError`, rendered as `{"code": ..., "mes
     TransportRefused (401)      unsigned, malformed_signature, unknown_member, bad_signature, expired,
                                 replayed, digest_mismatch, wrong_destination
     PayloadTooLarge (413)       payload_too_large
+    EnvelopeInvalid (422)       validation_error: the inbox envelope does not match its schema
     OriginMismatch (403)        origin_mismatch: envelope origin/destination differ from the signed peer
     SequenceGap (409)           sequence_gap, with `expected_seq`
     UnknownMessageType (400)    unknown_message_type
+    ResyncFailed (502)          resync_failed: the peer refused a stream re-sync query or answered it malformed
     MembershipRefused (409)     not_chained, wrong_version, below_threshold, invalid_membership,
                                 threshold_too_low, admission_required, admission_invalid, removal_required,
                                 not_a_voter, no_membership
@@ -20,10 +22,12 @@ from node.errors import BadRequest, Conflict, Forbidden, NodeError, PayloadTooLa
 
 __all__ = [
     "TRANSPORT_CODES",
+    "EnvelopeInvalid",
     "MembershipRefused",
     "OriginMismatch",
     "PayloadTooLarge",
     "PeerUnavailable",
+    "ResyncFailed",
     "SequenceGap",
     "TransportRefused",
     "UnknownMessageType",
@@ -40,6 +44,13 @@ class TransportRefused(Unauthorized):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message, code=code)
+
+
+class EnvelopeInvalid(NodeError):
+    """Payload validation of the inbox envelope: 422 `validation_error` with `detail.errors`, as elsewhere."""
+
+    status_code = 422
+    code = "validation_error"
 
 
 class OriginMismatch(Forbidden):
@@ -68,6 +79,13 @@ class MembershipRefused(Conflict):
     def __init__(self, reasons: list[dict], *, message: str | None = None) -> None:
         first = reasons[0] if reasons else {"code": "invalid_membership", "message": "refused"}
         super().__init__(message or first["message"], code=first["code"], detail={"reasons": reasons})
+
+
+class ResyncFailed(NodeError):
+    """The peer refused a stream re-sync query, or its answer is not well formed (docs/federation.md §4.1)."""
+
+    status_code = 502
+    code = "resync_failed"
 
 
 class PeerUnavailable(NodeError):

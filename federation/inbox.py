@@ -2,7 +2,9 @@
 
 `receive_message` runs in the request's transaction: the handler's effects, the `inbox_message` row with the
 response, and the stream's advance commit together (exactly-once effect). A duplicate (origin, id) gets the
-first response again; a message ahead of the stream gets `409 sequence_gap` with `expected_seq`. A handler's
+first response again (and, when it comes at exactly the next seq under another seq than the one it was
+consumed with — its origin numbered it again in a re-sync — that seq is used up by it); a message ahead of the
+stream gets `409 sequence_gap` with `expected_seq`. A handler's
 refusal (a `NodeError`) or an unknown type is a final answer: its effects are rolled back (savepoint), the
 refusal is recorded and returned, and the stream advances so later messages are not blocked.
 
@@ -100,6 +102,13 @@ def receive_message(session: Session, ctx: NodeContext, peer: PeerIdentity,
     seen = session.exec(select(InboxMessage).where(
         InboxMessage.origin == peer.node_id, InboxMessage.message_id == envelope.id)).first()
     if seen is not None:
+        if envelope.seq == stream.next_in_seq and seen.seq != envelope.seq:
+            # a message consumed before under another seq, now sent at the next one: its origin numbered it
+            # again (a stream re-sync, docs/federation.md §4.1). The seq is used up by it, with no second
+            # effect, so the origin's next message is not taken for a gap that would send this one forever.
+            session.execute(sa.update(PeerStream).where(PeerStream.peer == peer.node_id)
+                            .values(next_in_seq=PeerStream.next_in_seq + 1))
+            session.flush()
         return seen.status_code, seen.response
     if envelope.seq > stream.next_in_seq:
         raise SequenceGap(stream.next_in_seq, envelope.seq)

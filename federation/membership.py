@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
+from crypto.errors import CanonicalizationError
 from crypto.jcs import canonicalize
 from federation.errors import MembershipRefused
 from node.models import MembershipProposal, MembershipVersion, utcnow
@@ -147,8 +148,13 @@ def proofs_of(document: dict) -> list[dict]:
 
 
 def membership_hash(document: dict) -> str:
-    """`sha256(JCS(document without "proof"))`, hex."""
-    return hashlib.sha256(canonicalize(unsecured(document))).hexdigest()
+    """`sha256(JCS(document without "proof"))`, hex. A document RFC 8785 cannot write (an integer past 2**53,
+    NaN, an infinity) is refused: 409 invalid_membership."""
+    try:
+        return hashlib.sha256(canonicalize(unsecured(document))).hexdigest()
+    except CanonicalizationError as exc:
+        raise MembershipRefused([{"code": "invalid_membership",
+                                  "message": f"the document cannot be canonicalised (RFC 8785): {exc}"}]) from None
 
 
 def merge_proofs(document: dict, *others: dict) -> dict:

@@ -17,8 +17,15 @@
    → re-sync: the rows from `expected_seq` on are pending again and are re-sent in the next round. The rest of
    a peer's run waits behind a failed head. The backoff counts from the failed attempt.
 
+**Workers** (`federation.workers`): each claim names the process that holds it (`claimed_by`), which keeps a
+heartbeat. The rows a *gone* worker claimed (its process not running on this host, or its heartbeat stale)
+are claimed again at once, lease or not, so a restarted node resumes delivery at its first flush instead of
+waiting out the lease. A live worker never loses its claims this way: before a send, once `HEARTBEAT_SECONDS`
+have passed since its last heartbeat, it renews it and checks the rows are still its own, and stops the run
+if they are not.
+
 A dead row stalls its peer's stream (the receiver would refuse everything after it as a gap) until an admin
-re-queues it (`requeue`).
+re-queues it (`requeue`) or re-syncs the stream (`federation.streams`).
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ from federation.transport.outbound import PeerClient, PeerResponse
 from node.context import NodeContext
 from node.db import is_sqlite, session_scope
 from node.errors import NotFound
-from node.models import OutboxMessage, PeerStream
+from federation.workers import HEARTBEAT_SECONDS, Worker, beat, current_worker, gone_workers
+from node.models import OutboxMessage, OutboxWorker, PeerStream
 
 __all__ = [
     "INBOX_PATH",
@@ -94,6 +102,19 @@ def enqueue(session: Session, peer: str, type: str, body: dict, *, message_id: s
     return row
 
 
+# -- flushing -----------------------------------------------------------------------------------------------
+
+
+def _still_mine(ctx: NodeContext, worker: Worker, rows: list[_Claimed], now: dt.datetime) -> bool:
+    """Renew the heartbeat and check that `rows` are all still claimed by `worker`."""
+    with session_scope(ctx.engine) as session:
+        beat(session, worker, now)
+        mine = session.exec(select(sa.func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.state == "pending",
+            OutboxMessage.claimed_by == worker.id)).one()
+    return mine == len(rows)
+
+
 @dataclass
 class FlushReport:
     delivered: list[tuple[str, int]] = field(default_factory=list)
@@ -121,10 +142,15 @@ class _Claimed:
     attempts: int
 
 
-def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int) -> dict[str, list[_Claimed]]:
+def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int, worker: Worker) -> dict[str, list[_Claimed]]:
     with session_scope(ctx.engine) as session:
+        beat(session, worker, now)
+        gone = gone_workers(session, worker, now, ctx.settings.federation.outbox_worker_stale_seconds)
+        due = OutboxMessage.next_attempt_at <= now
+        if gone:  # a gone worker's claims, leased or not
+            due = sa.or_(due, OutboxMessage.claimed_by.in_(gone))
         query = (select(OutboxMessage)
-                 .where(OutboxMessage.state == "pending", OutboxMessage.next_attempt_at <= now)
+                 .where(OutboxMessage.state == "pending", due)
                  .order_by(OutboxMessage.peer, OutboxMessage.seq).limit(batch))
         if not is_sqlite(ctx.engine):
             query = query.with_for_update(skip_locked=True)
@@ -135,7 +161,7 @@ def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int) -> dict[s
         claimed: dict[str, list[_Claimed]] = {}
         for peer, candidates in by_peer.items():
             head = session.exec(select(sa.func.min(OutboxMessage.seq)).where(
-                OutboxMessage.peer == peer, OutboxMessage.state != "delivered")).one()
+                OutboxMessage.peer == peer, OutboxMessage.state.in_(("pending", "dead")))).one()
             run: list[_Claimed] = []
             for row in candidates:
                 if row.seq != head + len(run):
@@ -144,9 +170,16 @@ def _claim(ctx: NodeContext, now: dt.datetime, batch: int, lease: int) -> dict[s
             if run:
                 claimed[peer] = run
         ids = [c.id for run in claimed.values() for c in run]
+        taken = sorted({row.claimed_by for row in rows if row.id in ids and row.claimed_by in gone})
         if ids:
             session.execute(sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                            .values(next_attempt_at=now + dt.timedelta(seconds=lease)))
+                            .values(next_attempt_at=now + dt.timedelta(seconds=lease), claimed_by=worker.id))
+        if gone:  # forget the gone workers that hold no claim any more
+            holding = select(OutboxMessage.id).where(OutboxMessage.claimed_by == OutboxWorker.id,
+                                                     OutboxMessage.state == "pending")
+            session.execute(sa.delete(OutboxWorker).where(OutboxWorker.id.in_(gone), ~holding.exists()))
+    if taken:
+        log.warning("outbox: took back the claims of gone worker(s) %s", ", ".join(taken))
     return claimed
 
 
@@ -179,33 +212,36 @@ def _mark_delivered(ctx: NodeContext, msg: _Claimed, response: PeerResponse, now
     with session_scope(ctx.engine) as session:
         session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg.id).values(
             state="delivered", delivered_at=now, response=response.receipt, last_error=error,
-            attempts=OutboxMessage.attempts + 1))
+            attempts=OutboxMessage.attempts + 1, claimed_by=None))
 
 
-def _mark_failed(ctx: NodeContext, msg: _Claimed, error: str, now: dt.datetime, *, dead: bool = False) -> str:
+def _mark_failed(ctx: NodeContext, msg: _Claimed, error: str, now: dt.datetime, worker: Worker, *,
+                 dead: bool = False) -> str:
     attempts = msg.attempts + 1
     if attempts >= ctx.settings.federation.outbox_max_attempts:
         dead = True
     if "no_retry" in ctx.settings.active_faults:  # FAULT HOOK (test mode only; conformance-tests)
         dead = True
-    values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500]}
+    values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500], "claimed_by": None}
     if dead:
         values["state"] = "dead"
     else:
         values["next_attempt_at"] = now + dt.timedelta(seconds=backoff_seconds(attempts))
     with session_scope(ctx.engine) as session:
-        session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg.id, OutboxMessage.state == "pending")
+        session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == msg.id, OutboxMessage.state == "pending",
+                                                       OutboxMessage.claimed_by == worker.id)
                         .values(**values))
     return "dead" if dead else "failed"
 
 
-def _release(ctx: NodeContext, rows: list[_Claimed], now: dt.datetime) -> None:
+def _release(ctx: NodeContext, rows: list[_Claimed], now: dt.datetime, worker: Worker) -> None:
     """Unsent rows of a run go back to due; they wait behind the peer's head anyway."""
     if rows:
         with session_scope(ctx.engine) as session:
             session.execute(sa.update(OutboxMessage).where(
-                OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.state == "pending")
-                .values(next_attempt_at=now))
+                OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.state == "pending",
+                OutboxMessage.claimed_by == worker.id)
+                .values(next_attempt_at=now, claimed_by=None))
 
 
 def _resync(ctx: NodeContext, peer: str, expected: int, now: dt.datetime) -> bool:
@@ -216,14 +252,15 @@ def _resync(ctx: NodeContext, peer: str, expected: int, now: dt.datetime) -> boo
         if exists is None:
             return False
         session.execute(sa.update(OutboxMessage).where(
-            OutboxMessage.peer == peer, OutboxMessage.seq >= expected, OutboxMessage.state != "dead")
-            .values(state="pending", next_attempt_at=now, delivered_at=None, response=None))
+            OutboxMessage.peer == peer, OutboxMessage.seq >= expected,
+            OutboxMessage.state.in_(("pending", "delivered")))
+            .values(state="pending", next_attempt_at=now, delivered_at=None, response=None, claimed_by=None))
     return True
 
 
 def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | None = None,
                  now: dt.datetime | None = None, *, batch: int = 100, lease_seconds: int = LEASE_SECONDS,
-                 max_rounds: int = 20) -> FlushReport:
+                 max_rounds: int = 20, worker: Worker | None = None) -> FlushReport:
     """Send every due message (in rounds, until none is due).
 
     Without `now` the clock is read afresh for each claim and each outcome, so a round's lease counts from
@@ -231,13 +268,16 @@ def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | No
     slow peer), and a lease counted from the flush's start would let another worker claim, and send again,
     rows this one claimed later. An explicit `now` is a fixed clock for the whole call (tests drive the
     backoff with it). A round's run is sent only within the first half of its lease; what is left then goes
-    back to the queue for the next round."""
+    back to the queue for the next round. `worker` is this process (`current_worker()`) unless a test
+    plays another one."""
     clock: Callable[[], dt.datetime] = (lambda: now) if now is not None else _now
+    worker = worker or current_worker()
     report = FlushReport()
     client: PeerClient | None = None
     for _round in range(max_rounds):
         claimed_at = clock()
-        claimed = _claim(ctx, claimed_at, batch, lease_seconds)
+        claimed = _claim(ctx, claimed_at, batch, lease_seconds, worker)
+        beat_at = claimed_at
         if not claimed:
             break
         # past half the lease, the rest of the round goes back (due now) and the next round claims it afresh:
@@ -250,11 +290,19 @@ def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | No
             try:
                 for index, msg in enumerate(run):  # `index` is read after an exception too
                     if clock() >= renew_at:
-                        _release(ctx, run[index:], clock())
+                        _release(ctx, run[index:], clock(), worker)
                         break
-                    outcome = _deliver(ctx, client, msg, clock, report)
+                    if (clock() - beat_at).total_seconds() >= HEARTBEAT_SECONDS:
+                        # long enough since the last heartbeat that another worker may have found this one
+                        # gone (a pause, a frozen process): send only rows that are still ours
+                        beat_at = clock()
+                        if not _still_mine(ctx, worker, run[index:], beat_at):
+                            log.warning("outbox: the run to %s from seq %s was taken over; not sending it",
+                                        msg.peer, msg.seq)
+                            break
+                    outcome = _deliver(ctx, client, msg, clock, report, worker)
                     if outcome != "delivered":
-                        _release(ctx, run[index + 1:], clock())
+                        _release(ctx, run[index + 1:], clock(), worker)
                         break
             except BaseException:
                 # an unexpected error (a database error, a bug, Ctrl-C): what this worker claimed and did not
@@ -262,17 +310,17 @@ def flush_outbox(ctx: NodeContext, client_factory: Callable[[], PeerClient] | No
                 # receiver's dedupe covers a message that was sent but not recorded)
                 unsent = run[index:] + [m for later in runs[number + 1:] for m in later]
                 with contextlib.suppress(Exception):
-                    _release(ctx, unsent, clock())
+                    _release(ctx, unsent, clock(), worker)
                 raise
     return report
 
 
 def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, clock: Callable[[], dt.datetime],
-             report: FlushReport) -> str:
+             report: FlushReport, worker: Worker) -> str:
     try:
         response = client.post(msg.peer, INBOX_PATH, _envelope(ctx, msg))
     except PeerUnavailable as exc:
-        outcome = _mark_failed(ctx, msg, exc.message, clock())
+        outcome = _mark_failed(ctx, msg, exc.message, clock(), worker)
         (report.dead if outcome == "dead" else report.failed).append((msg.peer, msg.seq, exc.message))
         return outcome
     now = clock()
@@ -291,7 +339,7 @@ def _deliver(ctx: NodeContext, client: PeerClient, msg: _Claimed, clock: Callabl
             report.resynced.append((msg.peer, expected))
             return "resynced"
         error = f"{error}: the peer expects seq {expected}, which this node cannot re-send"
-    outcome = _mark_failed(ctx, msg, error, now, dead=verdict == "dead")
+    outcome = _mark_failed(ctx, msg, error, now, worker, dead=verdict == "dead")
     (report.dead if outcome == "dead" else report.failed).append((msg.peer, msg.seq, error))
     return outcome
 
@@ -311,6 +359,7 @@ def requeue(session: Session, message_id: str, *, now: dt.datetime | None = None
         raise NotFound("no dead-lettered message with this id")
     row.state = "pending"
     row.attempts = 0
+    row.claimed_by = None
     row.next_attempt_at = now or _now()
     session.add(row)
     session.flush()

@@ -7,14 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI
+from fastapi import APIRouter, Body, Depends, FastAPI, Path
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlmodel import select
 
 from crypto.errors import CanonicalizationError
-from federation.errors import MembershipRefused
+from federation.errors import EnvelopeInvalid, MembershipRefused
 from federation.inbox import InboxEnvelope, receive_message
 from federation.jobs import start_scheduler
 from federation.membership import (
@@ -26,6 +26,7 @@ from federation.membership import (
 )
 from federation.outbox import INBOX_PATH, dead_letters, requeue
 from federation.runtime import runtime
+from federation.streams import RESYNC_PATH, answer_resync, resync_stream, stream_status
 from federation.service import (
     DISCOVERY_PATH,
     MEMBERSHIP_PATH,
@@ -88,11 +89,17 @@ def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionD
     """One-way messages from members (authenticated by their HTTP signature, not by a user)."""
     try:
         envelope = InboxEnvelope.model_validate(body)
-    except ValidationError as exc:  # 422 validation_error, signed (FederationRoute), as docs/federation.md says
-        raise RequestValidationError([{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                                      for e in exc.errors()]) from None
+    except ValidationError as exc:
+        raise EnvelopeInvalid("the envelope is not valid", detail={"errors": [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]}) from None
     status, response = receive_message(session, ctx, peer, envelope)
     return JSONResponse(response, status_code=status)
+
+
+@peer_router.post(RESYNC_PATH.removeprefix("/federation/v1"), dependencies=[Depends(public)])
+def stream_resync(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionDep) -> dict:
+    """A member re-syncing its stream to this node asks what this node consumed (docs/federation.md §4.1)."""
+    return answer_resync(session, ctx, peer, body)
 
 
 # -- admin ---------------------------------------------------------------------------------------------
@@ -168,7 +175,7 @@ def install(ctx: CtxDep, session: SessionDep, admin: Admin, request: InstallRequ
         session.rollback()
         try:
             target = membership_hash(document)
-        except CanonicalizationError:  # a refused document may not even canonicalise (numbers past 2^53)
+        except (CanonicalizationError, MembershipRefused):  # a refused document may not even canonicalise
             target = None
         record(session, actor=admin, action="federation.membership.install", outcome="failed",
                target_type="membership", target_id=target, detail=exc.to_dict())
@@ -199,6 +206,29 @@ def requeue_message(message_id: str, session: SessionDep, admin: Admin) -> dict:
     record(session, actor=admin, action="federation.outbox.requeue", target_type="outbox_message",
            target_id=row.message_id, detail={"peer": row.peer, "seq": row.seq})
     return _outbox_view(row)
+
+
+@admin_router.get("/streams")
+def list_streams(session: SessionDep, admin: Admin) -> list[dict]:
+    """Per peer: sequence counters, outbound messages by state, the head; `wedged` when the head is dead."""
+    record(session, actor=admin, action="federation.streams.read")
+    return stream_status(session)
+
+
+class ResyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    discard: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=100)
+
+
+@admin_router.post("/streams/{peer}/resync")
+def resync(peer: Annotated[str, Path(min_length=1, max_length=64)], request: ResyncRequest, ctx: CtxDep,
+           session: SessionDep, admin: Admin) -> dict:
+    """Re-sync this node's stream to `peer` (docs/federation.md §4.1); `discard` drops undelivered messages
+    the peer can never accept. Audited as federation.stream.resync."""
+    session.rollback()  # the re-sync runs in short transactions of its own around the peer request
+    return resync_stream(ctx, peer, actor=admin, discard=request.discard).to_dict()
 
 
 ROUTERS = [discovery_router, peer_router, admin_router]

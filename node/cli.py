@@ -470,6 +470,6 @@ def _register_subcommands() -> None:
         importlib.import_module(module).register(app)
 
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "federation.demo",
+SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "node.demo.cli",
                                        "node.standards.cli", "node.org.cli", "node.learners.cli")
 _register_subcommands()

@@ -16,6 +16,7 @@ from typing import Any
 
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
+from crypto.errors import CanonicalizationError
 from crypto.jcs import canonicalize
 from node.errors import BadRequest
 
@@ -50,8 +51,12 @@ def unsecured(document: dict) -> dict:
 
 
 def agreement_hash(document: dict) -> str:
-    """`sha256(JCS(document without "proof"))`, hex: what every party signs and what `previous` names."""
-    return hashlib.sha256(canonicalize(unsecured(document))).hexdigest()
+    """`sha256(JCS(document without "proof"))`, hex: what every party signs and what `previous` names. A document
+    RFC 8785 cannot write (an integer past 2**53, NaN, an infinity) is refused: 400 agreement_invalid."""
+    try:
+        return hashlib.sha256(canonicalize(unsecured(document))).hexdigest()
+    except CanonicalizationError as exc:
+        raise AgreementInvalid(f"the document cannot be canonicalised (RFC 8785): {exc}") from None
 
 
 def proofs_of(document: dict) -> list[dict]:
@@ -102,6 +107,7 @@ def check_shape(document: Any) -> None:
     """Refuse (400 `agreement_invalid`) a document that is not a well-formed agreement version."""
     if not isinstance(document, dict) or document.get("type") != "MutualRecognitionAgreement":
         raise AgreementInvalid("not a MutualRecognitionAgreement document")
+    agreement_hash(document)  # every number representable in RFC 8785 (else agreement_invalid)
     if not isinstance(document.get("agreement"), str) or not document["agreement"] \
             or len(document["agreement"]) > 200:
         raise AgreementInvalid("`agreement` must be a stable id (at most 200 characters)")

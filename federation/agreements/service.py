@@ -197,6 +197,7 @@ def _send(session: Session, ctx: Any, row: AgreementVersion, message_type: str) 
 def _new_version(session: Session, ctx: Any, draft: dict) -> AgreementVersion:
     document = {k: v for k, v in draft.items() if k != "proof"}
     document["proposer"] = ctx.node_id
+    check_shape(document)  # refused before it is signed
     try:
         document = sign_agreement(document, ctx.identity)
     except ProofError as exc:  # e.g. a number RFC 8785 cannot write exactly: the draft is invalid, not a 500

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from crypto.errors import CanonicalizationError
 from crypto.jcs import canonicalize
 from federation.outbox import enqueue
 from federation.runtime import runtime
@@ -52,9 +53,13 @@ CATEGORIES = frozenset({"degree", "certificate", "training", "other", "degree_co
                         "vocational_qualification", "skill_level", "community", "informal"})
 
 
-def document_hash(document: dict) -> str:
-    """sha256 of the JCS form of a signed document (proof included): what the ledger and receipts cite."""
-    return hashlib.sha256(canonicalize(document)).hexdigest()
+def document_hash(document: dict, *, refusal: str = "consent_invalid") -> str:
+    """sha256 of the JCS form of a signed document (proof included): what the ledger and receipts cite. A
+    document RFC 8785 cannot write (an integer past 2**53, NaN, an infinity) is refused with `refusal`."""
+    try:
+        return hashlib.sha256(canonicalize(document)).hexdigest()
+    except CanonicalizationError as exc:
+        raise TransferRefused(refusal, f"the document cannot be canonicalised (RFC 8785): {exc}") from None
 
 
 def _iso(value: dt.datetime) -> str:

@@ -190,6 +190,7 @@ def _check_consent(session: Session, ctx: Any, learner_id: int, consent: Any) ->
     if not isinstance(subject, dict) or not isinstance(types, list) or "TransferConsent" not in types \
             or not isinstance(consent.get("id"), str):
         raise TransferRefused("consent_invalid", "this is not a signed TransferConsent document")
+    document_hash(consent)  # every number representable in RFC 8785, else consent_invalid
     origin_id = subject.get("origin")
     member = runtime(ctx).directory.member(session, origin_id) if isinstance(origin_id, str) else None
     if member is None or origin_id == ctx.node_id:
@@ -329,8 +330,11 @@ def verify_release(release: Any, *, origin: Member, did_document: dict, pseudony
             state, reason = "credential_revoked", status_failed[0].reason
         else:
             state, reason = "credential_invalid", "; ".join(f"{c.check}: {c.reason}" for c in failed)
-        items.append(VerifiedItem(credential, str(credential.get("id")), document_hash(credential), state,
-                                  reason[:1000], checks))
+        try:
+            digest = document_hash(credential, refusal="credential_invalid")
+        except TransferRefused as exc:  # unreachable once the release parsed as I-JSON; kept per item anyway
+            digest, state, reason = "", "credential_invalid", exc.message
+        items.append(VerifiedItem(credential, str(credential.get("id")), digest, state, reason[:1000], checks))
     return VerifiedRelease(release["checkpoint"], checkpoint.size, checkpoint.root_hash.hex(), cp_checks, items)
 
 

@@ -17,7 +17,6 @@ verified body, parsed as JSON.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from crypto import httpsig
 from crypto.did import resolve_did_key_method
+from crypto.errors import CanonicalizationError
+from crypto.jcs import canonicalize, loads_strict
 from federation.errors import TransportRefused
 from federation.runtime import runtime
 from node.context import NodeContext
@@ -47,6 +48,7 @@ __all__ = [
     "PeerIdentity",
     "VerifiedBody",
     "VerifiedPeer",
+    "parse_peer_json",
     "verified_body",
     "verify_peer",
 ]
@@ -97,13 +99,23 @@ verify_peer.peer_only = True  # type: ignore[attr-defined]  # read by node.ops.o
 VerifiedPeer = Annotated[PeerIdentity, Depends(verify_peer)]
 
 
+def parse_peer_json(data: bytes) -> Any:
+    """`data` parsed as I-JSON (RFC 7493), the JSON every federation body must be: valid UTF-8, no duplicate
+    keys, no NaN/Infinity, and only numbers RFC 8785 can write (integers within ±(2**53-1), finite doubles),
+    so that any document in it can be canonicalised, hashed and stored. Raises CanonicalizationError
+    (a ValueError) saying what is wrong."""
+    value = loads_strict(data)
+    canonicalize(value)  # refuses big integers and the infinities an overflowing exponent parses to
+    return value
+
+
 def verified_body(request: Request, _peer: VerifiedPeer) -> Any:
-    """The verified request body, parsed as JSON."""
+    """The verified request body, parsed as I-JSON (`parse_peer_json`); else 400 invalid_json."""
     try:
-        body = json.loads(request.state.federation_body)
+        body = parse_peer_json(request.state.federation_body)
         text_error = unstorable_json_text(body)
-    except (ValueError, RecursionError):
-        raise BadRequest("the body is not JSON", code="invalid_json") from None
+    except (CanonicalizationError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not I-JSON (RFC 7493): {exc}"[:500], code="invalid_json") from None
     if text_error:  # a NUL or an unpaired surrogate: no database stores it (node.middleware)
         raise RequestValidationError([text_error])
     return body

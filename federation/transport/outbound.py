@@ -17,7 +17,7 @@ from crypto import httpsig
 from federation.errors import PeerUnavailable
 from federation.membership import Member
 from federation.runtime import runtime
-from federation.transport.inbound import PROTOCOL_TAG
+from federation.transport.inbound import PROTOCOL_TAG, parse_peer_json
 from node.context import NodeContext
 
 __all__ = ["FederationAuth", "PeerClient", "PeerResponse", "encode_json"]
@@ -130,8 +130,8 @@ class PeerClient:
                 f"{member.node_id} answered {response.status_code} without a valid response signature "
                 f"({exc.code})"
             ) from None
-        try:
-            body = json.loads(body_bytes) if body_bytes else None
+        try:  # what is not I-JSON is no answer (a document in it could not be hashed or stored)
+            body = parse_peer_json(body_bytes) if body_bytes else None
         except ValueError:
             body = None
         headers = {k: v for k, v in response.headers.items()}

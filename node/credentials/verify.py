@@ -48,7 +48,7 @@ class Report:
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
+    if not value or not isinstance(value, str):  # a non-string date (a number) is no date
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -111,6 +111,8 @@ def _date_checks(doc: dict, now: dt.datetime) -> list[Check]:
     valid_from, valid_until = _parse_time(doc.get("validFrom")), _parse_time(doc.get("validUntil"))
     if doc.get("validFrom") and valid_from is None:
         checks.append(Check("dates", False, "validFrom is not a date-time"))
+    elif doc.get("validUntil") is not None and valid_until is None:
+        checks.append(Check("dates", False, "validUntil is not a date-time"))
     elif valid_from and valid_from > now:
         checks.append(Check("dates", False, f"not valid before {doc['validFrom']}"))
     elif valid_until and valid_until < now:

@@ -429,9 +429,10 @@ class OutboxMessage(SQLModel, table=True):
     message_id: str = Field(max_length=64, unique=True)
     type: str = Field(max_length=60)
     body: dict = Field(default_factory=dict, sa_type=sa.JSON)
-    state: str = Field(default="pending", max_length=10)  # pending | delivered | dead
+    state: str = Field(default="pending", max_length=10)  # pending | delivered | dead | discarded
     attempts: int = 0
-    next_attempt_at: dt.datetime = _ts()
+    next_attempt_at: dt.datetime = _ts()  # while claimed: the end of the claim's lease
+    claimed_by: str | None = Field(default=None, max_length=64, index=True)  # outbox_worker.id while claimed
     last_error: str | None = Field(default=None, sa_type=LogString(500))
     response: dict | None = Field(default=None, sa_type=sa.JSON)  # the signed receipt
     created_at: dt.datetime = _ts()
@@ -454,6 +455,18 @@ class InboxMessage(SQLModel, table=True):
     received_at: dt.datetime = _ts()
 
 
+class OutboxWorker(SQLModel, table=True):
+    """A process that flushes the outbox, with its heartbeat: rows it claimed are taken back at once when it is
+    known to be gone (same host and its pid not running) or its heartbeat is stale (docs/federation.md §4)."""
+
+    __tablename__ = "outbox_worker"
+    id: str = Field(max_length=64, primary_key=True)
+    host: str = Field(max_length=255)  # host name + boot id + pid namespace: where `pid` names a process
+    pid: int
+    started_at: dt.datetime = _ts()
+    heartbeat_at: dt.datetime = _ts()
+
+
 class PeerStream(SQLModel, table=True):
     """Per-peer sequence counters: the next seq to send to the peer and the next one expected from it."""
 
@@ -468,6 +481,7 @@ __all__ += [
     "MembershipProposal",
     "MembershipVersion",
     "OutboxMessage",
+    "OutboxWorker",
     "PeerDidDocument",
     "PeerStream",
     "SeenNonce",

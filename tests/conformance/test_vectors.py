@@ -1,4 +1,4 @@
-"""The conversion golden vectors (conformance-tests/vectors/conversion) and the reference implementation cannot
+"""The conversion golden vectors (conformance-tests/conformance/vectors/conversion) and the reference implementation cannot
 drift: every case is evaluated offline with `federation.agreements.recognise` on exactly what the destination
 feeds it (the record `_record_of` reads from the credential the mock origin issues for the vector record), and
 must give the vector's expected outcome — the same figures test_10_conversion then demands of a node over HTTP."""

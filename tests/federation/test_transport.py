@@ -168,3 +168,13 @@ def test_discovery_document(joined) -> None:
                                 "membership": "/.well-known/credit-node/membership/{version}"}
     assert doc["membership"]["version"] == 1 and len(doc["membership"]["hash"]) == 64
     assert sorted(doc["features"]) == ["agreements", "transfers", "witnessing"]  # docs/federation.md §1
+
+
+def test_a_malformed_envelope_is_422_validation_error(joined, a_url) -> None:
+    """docs/errors.md: 422 only for payload validation, `validation_error` with `detail.errors` (it was 400)."""
+    bad = {k: v for k, v in envelope().items() if k != "seq"}
+    r = joined.a.client.send(signed(joined.b.ctx.identity, a_url, encode_json(bad)))
+    assert r.status_code == 422 and refusal(r, joined.a.ctx.identity) == "validation_error"
+    assert [e["loc"] for e in r.json()["detail"]["errors"]] == [["seq"]]
+    r = joined.a.client.send(signed(joined.b.ctx.identity, a_url, encode_json([envelope()])))
+    assert r.status_code == 422 and refusal(r, joined.a.ctx.identity) == "validation_error"

@@ -1,9 +1,9 @@
-"""Conversion correctness against the node: each golden case of `vectors/conversion/` (an agreement in the real
-document format + the origin's records → the exact recognised credits; format in vectors/README.md) is run for
-real. The harness negotiates the vector's agreement with the node (a fresh agreement id per case, the
-placeholder parties replaced by the harness and the node), deposits the records in its ledger as signed
-credentials, issues the consent; the learner presents it at the node; every item must come out exactly as the
-vector says (code, and credits compared as normalised decimal strings)."""
+"""Conversion correctness against the node: each golden case of `conformance/vectors/conversion/` (an agreement
+in the real document format + the origin's records → the exact recognised credits; format in
+conformance/vectors/README.md) is run for real. The harness negotiates the vector's agreement with the node (a
+fresh agreement id per case, the placeholder parties replaced by the harness and the node), deposits the records
+in its ledger as signed credentials, issues the consent; the learner presents it at the node; every item must
+come out exactly as the vector says (code, and credits compared as normalised decimal strings)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Version-2 leaves of events about a person publish a salted commitment instead of
 event's data; the node keeps the salt and the committed body here. Existing (version 1) rows keep NULL.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-02 00:16:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -9,9 +9,12 @@ import hashlib
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ import pytest
 from crypto.dataintegrity import verify as di_verify
 from crypto.did import resolve_verification_method
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _free_base_port() -> int:
@@ -35,6 +38,20 @@ def _free_base_port() -> int:
             continue
         return base
     raise RuntimeError("no four consecutive free ports")
+
+
+def _wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _get(url: str) -> dict:
+    import httpx
+
+    return httpx.get(url, timeout=10, trust_env=False).json()
 
 
 def test_demo_refuses_a_busy_port(tmp_path: Path) -> None:
@@ -56,18 +73,51 @@ def test_demo_refuses_a_busy_port(tmp_path: Path) -> None:
                     reason="the demo runs on its own SQLite databases; run once, in the SQLite pass")
 def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
     """README command 1: four nodes, an agreement negotiated in two messages, a verified transfer Zhejiang →
-    Shanghai, the nodes stopped, and an export a third party can check with the DID documents alone."""
+    Shanghai, and an export a third party can check with the DID documents alone. With `--keep-running` (issue
+    11.20): a node killed meanwhile is reported and the others keep running; `creditnode demo restart` brings it
+    back on its data; Ctrl-C stops every node."""
     base = _free_base_port()
-    out = tmp_path / "export"
+    out, data = tmp_path / "export", tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITNODE_")}
     env["COLUMNS"] = "1000"  # rich: one line per message
-    done = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, "-c", "from node.cli import app; app()", "demo", "--base-port", str(base),
-         "--export-dir", str(out)],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    text = done.stdout
+         "--export-dir", str(out), "--data-dir", str(data), "--keep-running"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: "The nodes keep running" in "".join(lines) or demo.poll() is not None, 240)
+        assert demo.poll() is None, "".join(lines)[-4000:]
+        state = json.loads((data / "demo.json").read_text(encoding="utf-8"))
+        zhejiang = state["nodes"]["zhejiang"]
+        did = _get(zhejiang["base_url"] + "/.well-known/did.json")["id"]
+        os.kill(zhejiang["pid"], signal.SIGKILL)
+        _wait_for(lambda: "was killed by SIGKILL" in "".join(lines), 30)
+        text = "".join(lines)
+        assert f"the zhejiang node (pid {zhejiang['pid']}, {zhejiang['base_url']}) was killed by SIGKILL" in text
+        assert "still running: shanghai, jiangsu, anhui" in text
+        assert f"creditnode demo restart zhejiang --data-dir {data.resolve()}" in text
+        for region in ("shanghai", "jiangsu", "anhui"):
+            assert _get(state["nodes"][region]["base_url"] + "/.well-known/credit-node")["node_id"] == region
+        restart = subprocess.run(
+            [sys.executable, "-c", "from node.cli import app; app()", "demo", "restart", "zhejiang", "--data-dir",
+             str(data)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert restart.returncode == 0 and "the zhejiang node is back" in restart.stdout, restart.stderr
+        back = _get(zhejiang["base_url"] + "/.well-known/credit-node")
+        assert back["membership"]["version"] == 1  # its data: the membership installed during the scenario
+        assert _get(zhejiang["base_url"] + "/.well-known/did.json")["id"] == did
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        reader.join(timeout=10)
+        demo.stdout.close()
+    text = "".join(lines)
+    assert "interrupted: stopping the nodes" in text
     assert "message 1: agreement.propose" in text and "message 2: agreement.sign" in text
     assert "recognised credits: 3.556" in text  # 64 h at Zhejiang ÷ 18 h per credit at Shanghai
     assert "shanghai's conversion standards loaded: 19 approved rules" in text

@@ -1,7 +1,8 @@
-"""`creditnode demo`: a local four-region federation and one verified cross-region transfer.
+"""`creditnode demo`: a local four-region federation and one verified cross-region transfer (the scenario).
 
 Four real nodes (uvicorn processes on 127.0.0.1, ports from `config/regions/*.toml`, SQLite in a temporary
-directory unless `--data-dir`) are initialised with fresh secrets and keys; then, through their public HTTP
+directory unless `--data-dir`; processes: `node.demo.supervisor`) are initialised with fresh secrets and keys;
+then, through their public HTTP
 APIs only: staff accounts (Shanghai's published standards are loaded at start), the founding membership signed
 by all four and installed everywhere, an agreement between the origin and the destination proposed by one and
 signed by the other, a learner's course result and vocational certificate deposited at the origin through the
@@ -10,49 +11,49 @@ the destination (pull, verification, recognition under the agreement), the desti
 the origin's ledger, and — where the destination has a rule for the certificate — a conversion into programme
 credits under the destination's own rules. Each step is printed; the outcome is re-verified here, independently, from the
 published DID documents. `--export-dir` writes every signed artefact and a `manifest.json`. The nodes are
-stopped on exit, on error and on Ctrl-C (unless `--keep-running`, which waits for Ctrl-C).
+stopped on exit, on error and on Ctrl-C. With `--keep-running` the demo then watches them until Ctrl-C: a node
+that dies is reported (exit code or signal, the end of its log) and the others keep running;
+`creditnode demo restart REGION` brings it back on its data.
+
+The file is one linear scenario that reads top to bottom, step after step (hence its length); everything about
+processes is in `node/demo/supervisor.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["DemoError", "register", "run_demo"]
+from node.demo.supervisor import TEMP_PREFIX, DemoNode, Supervisor
+
+__all__ = ["DemoError", "run_demo"]
 
 REGIONS = ("shanghai", "jiangsu", "zhejiang", "anhui")
 PASSWORD = "demo-password-1"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
-READY_TIMEOUT = 30.0
 RECEIPT_TIMEOUT = 20.0
 # the learner's outcome at the origin (a university of that region) and what the agreement maps it to
 ORIGIN_ISSUERS = {"shanghai": ("10280", "上海大学"), "jiangsu": ("10284", "南京大学"),
                   "zhejiang": ("10335", "浙江大学"), "anhui": ("10358", "中国科学技术大学")}
 # the regions' published conversion standards, loaded at start (`creditnode standards load`)
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 STANDARDS = {"shanghai": ("standards/framework.json", "standards/shanghai-pilot-2016.json")}
 DEST_COURSE = {"code": "GEN-MATH-A", "title": "高等数学（互认）"}
 CERTIFICATE = {"code": "VQ.AUTO_REPAIR", "title": "汽车维修工", "level": "三级"}
@@ -64,65 +65,11 @@ class DemoError(RuntimeError):
     """A step failed; the message says which and why."""
 
 
-@dataclass
-class DemoNode:
-    region: str
-    port: int
-    base_url: str
-    data_dir: Path
-    config: Path | None = None
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
-    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
 def _synthetic_id_number() -> str:
     """A valid GB 11643-1999 number (weights and check characters of the standard) for a made-up person."""
     first = "310101" + "19950412" + f"{secrets.randbelow(900) + 100}"
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     return first + "10X98765432"[sum(int(c) * w for c, w in zip(first, weights, strict=True)) % 11]
-
-
-# A node process: `creditnode init` (as a function, with the demo's admin password) then `creditnode serve`.
-_NODE_SCRIPT = """
-import os, sys
-from pathlib import Path
-from node.cli import initialise_node
-region, data_dir, base_url, port = sys.argv[1:5]
-initialise_node(region=region, data_dir=Path(data_dir), base_url=base_url,
-                admin_password=os.environ.pop("CREDITNODE_DEMO_ADMIN_PASSWORD"))
-standards = [Path(f) for f in os.environ.pop("CREDITNODE_DEMO_STANDARDS", "").split(os.pathsep) if f]
-if standards:  # as `creditnode standards load FILE...` does
-    from config.settings import Settings
-    from node.db import make_engine
-    from node.standards.cli import load_files
-    engine = make_engine(Settings().database_url)
-    load_files(engine, standards)
-    engine.dispose()
-import uvicorn
-from node.app import create_app
-uvicorn.run(create_app(), host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
-"""
-
-
-def _child_env() -> dict[str, str]:
-    """The nodes' environment: the outbox flushed by the scheduler, no proxies (127.0.0.1 only), and none of
-    the caller's CREDITNODE_* settings (each node's `init` points CREDITNODE_CONFIG at its own file)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CREDITNODE_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    env.update(CREDITNODE_DEMO_ADMIN_PASSWORD=PASSWORD, CREDITNODE_FEDERATION__SCHEDULER_ENABLED="true",
-               CREDITNODE_NODE__LOG_LEVEL="WARNING", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-               PYTHONUNBUFFERED="1")
-    return env
-
-
-def _die_with_parent() -> None:
-    """In the child (Linux): get SIGTERM if the demo itself dies, even by SIGKILL, so no node is left behind."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Demo:
@@ -136,12 +83,15 @@ class Demo:
         self.origin_id, self.destination_id = origin, destination
         self.export_dir = export_dir
         self._own_tmp = data_dir is None
-        self.root = Path(tempfile.mkdtemp(prefix="creditnode-demo-")) if data_dir is None else data_dir.resolve()
+        self.root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX)) if data_dir is None else data_dir.resolve()
         self.nodes: dict[str, DemoNode] = {}
         for index, region in enumerate(REGIONS):
             profile = load_region(region)
             port = profile.default_port if base_port is None else base_port + index
             self.nodes[region] = DemoNode(region, port, f"http://127.0.0.1:{port}", self.root / region)
+        self.supervisor = Supervisor(self.root, self.nodes, password=PASSWORD,
+                                     standards={r: [CONFIG_DIR / f for f in files] for r, files in STANDARDS.items()},
+                                     say=lambda text: self.console.print(f"    {escape(text)}", highlight=False))
         self.http = httpx.Client(timeout=httpx.Timeout(20.0, connect=2.0), trust_env=False)
         self.artefacts: dict[str, Any] = {}
         self.step_no = 0
@@ -170,6 +120,9 @@ class Demo:
         try:
             response = self.http.request(method, node.base_url + path, headers=headers, **kw)
         except httpx.HTTPError as exc:
+            dead = self.supervisor.newly_dead()
+            if dead:  # the step failed because a node died: say which, and how
+                raise DemoError("\n".join(self.supervisor.exit_report(n) for n in dead)) from None
             raise DemoError(f"{node.region}: {method} {path}: {type(exc).__name__}: {exc}") from None
         expected = expect if isinstance(expect, tuple) else (expect,)
         if response.status_code not in expected:
@@ -184,71 +137,51 @@ class Demo:
     # -- processes -------------------------------------------------------------------------------------
 
     def check_ports(self) -> None:
-        for node in self.nodes.values():
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                # as uvicorn binds: connections of an earlier run in TIME_WAIT do not make the port busy
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", node.port))
-                except OSError:
-                    raise DemoError(
-                        f"port {node.port} on 127.0.0.1 (needed by the {node.region} node) is busy: stop whatever "
-                        f"listens there (another `creditnode demo --keep-running`?) and run the demo again"
-                    ) from None
+        for node in self.supervisor.check_ports():
+            raise DemoError(
+                f"port {node.port} on 127.0.0.1 (needed by the {node.region} node) is busy: stop whatever "
+                f"listens there (another `creditnode demo --keep-running`?) and run the demo again")
 
     def start(self) -> None:
         """Start the four node processes; each initialises its data directory (fresh secrets and keys, schema,
         first administrator) and then serves, so the four initialise in parallel."""
         for node in self.nodes.values():
-            if (node.data_dir / "creditnode.toml").exists():
-                raise DemoError(f"{node.data_dir} already holds a node; give an empty --data-dir")
-            node.data_dir.mkdir(parents=True, exist_ok=True)
-            node.log_path = node.data_dir / "node.log"
-            log = node.log_path.open("wb")
-            env = _child_env()
-            standards = STANDARDS.get(node.region)
-            if standards:
-                env["CREDITNODE_DEMO_STANDARDS"] = os.pathsep.join(str(CONFIG_DIR / f) for f in standards)
-            node.process = subprocess.Popen(
-                [sys.executable, "-c", _NODE_SCRIPT, node.region, str(node.data_dir), node.base_url, str(node.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=str(node.data_dir),
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the nodes start before the demo runs any thread
-            )
-            log.close()
-        deadline = time.monotonic() + READY_TIMEOUT
-        pending = dict(self.nodes)
-        while pending:
-            for region, node in list(pending.items()):
-                if node.process.poll() is not None:
-                    tail = node.log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
-                    raise DemoError(f"the {region} node exited ({node.process.returncode}):\n{tail}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if self.http.get(node.base_url + "/.well-known/credit-node", timeout=1.0).status_code == 200:
-                        del pending[region]
-            if pending and time.monotonic() > deadline:
-                raise DemoError(f"nodes not answering after {READY_TIMEOUT:.0f} s: {', '.join(pending)}")
-            if pending:
-                time.sleep(0.1)
+            if node.config_path.exists():
+                raise DemoError(f"{node.data_dir} already holds a node; give an empty --data-dir (to bring back a "
+                                f"node of a running demo: creditnode demo restart REGION --data-dir {self.root})")
+        try:
+            self.supervisor.start()
+        except RuntimeError as exc:
+            raise DemoError(str(exc)) from None
 
     def stop(self) -> None:
-        for node in self.nodes.values():
-            if node.process is not None and node.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    node.process.send_signal(signal.SIGTERM)
-        for node in self.nodes.values():
-            if node.process is None:
-                continue
-            try:
-                node.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=5)
+        self.supervisor.stop()
         self.http.close()
 
     def cleanup(self) -> None:
         if self._own_tmp:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def watch(self) -> None:
+        """Until Ctrl-C: report each node that dies (the others keep running) and carry out the restart
+        requests of `creditnode demo restart`."""
+        self.supervisor.write_state()
+        restart = f"creditnode demo restart REGION{'' if self._own_tmp else f' --data-dir {self.root}'}"
+        self.console.print(f"\nThe nodes keep running (Ctrl-C stops them); the demo watches them. Bring one back "
+                           f"on its data with `{restart}`. Sign in with user `admin`, `fedadmin`, `branch`, "
+                           f"`centre` (password {PASSWORD}):", highlight=False)
+        for node in self.nodes.values():
+            self.console.print(f"    {node.region:9} {node.base_url}/docs   data {node.data_dir}", highlight=False)
+        while True:
+            for node in self.supervisor.newly_dead():
+                self.console.print(f"\n[bold red]✗[/bold red] {escape(self.supervisor.exit_report(node))}",
+                                   highlight=False)
+                alive = [n.region for n in self.nodes.values() if n not in self.supervisor.dead()]
+                self.console.print(f"    still running: {', '.join(alive) or 'none'}; bring it back with "
+                                   f"`creditnode demo restart {node.region}"
+                                   f"{'' if self._own_tmp else f' --data-dir {self.root}'}`", highlight=False)
+            self.supervisor.serve_requests()
+            time.sleep(0.5)
 
     # -- the scenario ------------------------------------------------------------------------------------
 
@@ -691,14 +624,9 @@ def run_demo(*, console: Console | None = None, data_dir: Path | None = None, ke
                       f"credits recognised at {destination} from {origin}{converted}[/bold green] ({seconds:.1f} s)")
         code = 0
         if keep_running:
-            console.print("\nThe nodes keep running (Ctrl-C stops them). Sign in with user `admin`, `fedadmin`, "
-                          f"`branch`, `centre` (password {PASSWORD}):")
-            for node in demo.nodes.values():
-                console.print(f"    {node.region:9} {node.base_url}/docs   data {node.data_dir}")
-            while all(n.process.poll() is None for n in demo.nodes.values()):
-                time.sleep(0.5)
+            demo.watch()  # until Ctrl-C
     except DemoError as exc:
-        console.print(f"\n[bold red]demo failed:[/bold red] {exc}")
+        console.print(f"\n[bold red]demo failed:[/bold red] {escape(str(exc))}", highlight=False)
         for node in demo.nodes.values():
             if node.log_path is not None and node.log_path.exists():
                 console.print(f"    log of {node.region}: {node.log_path}")
@@ -720,27 +648,3 @@ def run_demo(*, console: Console | None = None, data_dir: Path | None = None, ke
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def demo(
-        keep_running: Annotated[bool, typer.Option("--keep-running", help="leave the nodes running until Ctrl-C")]
-        = False,
-        export_dir: Annotated[Path | None, typer.Option("--export-dir", help="write the signed artefacts here")]
-        = None,
-        data_dir: Annotated[Path | None, typer.Option("--data-dir", help="keep the nodes' data here (empty dir)")]
-        = None,
-        origin: Annotated[str, typer.Option(help="region where the learner's record is deposited")] = "zhejiang",
-        destination: Annotated[str, typer.Option(help="region that recognises it")] = "shanghai",
-        base_port: Annotated[int | None, typer.Option(help="ports base..base+3 instead of the regions' 8101-8104")]
-        = None,
-    ) -> None:
-        """Run four regional nodes on 127.0.0.1 and show a verified cross-region credit transfer."""
-        try:
-            code = run_demo(data_dir=data_dir, keep_running=keep_running, export_dir=export_dir, origin=origin,
-                            destination=destination, base_port=base_port)
-        except DemoError as exc:
-            Console().print(f"[bold red]demo failed:[/bold red] {exc}")
-            code = 2
-        raise typer.Exit(code)

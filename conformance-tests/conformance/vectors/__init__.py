@@ -1,5 +1,5 @@
-"""The conversion golden vectors (`conformance-tests/vectors/conversion/*.json`, format in vectors/README.md):
-loading, substituting the placeholder party names, and turning a vector record into the credential the origin
+"""The conversion golden vectors (`conversion/*.json` next to this file, package data of the suite; format in
+README.md here): loading, substituting the placeholder party names, and turning a vector record into the credential the origin
 issues. Shared by the suite (test_10_conversion, against a node) and by tests/conformance/test_vectors.py (the
 same vectors through the reference implementation's `recognise()`), so both read a vector the same way."""
 
@@ -10,17 +10,26 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VECTORS", "cases", "credential_fields", "normalise", "substitute"]
+__all__ = ["VECTORS", "MissingVectors", "cases", "credential_fields", "normalise", "substitute"]
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "conversion"
+VECTORS = Path(__file__).resolve().parent / "conversion"
 
 
-def cases() -> list[tuple[str, dict, dict]]:
-    """(id, vector, case) for every case of every vector file."""
+class MissingVectors(RuntimeError):
+    """No conversion vector was found: the suite was installed without its data. Never a silent pass."""
+
+
+def cases(directory: Path | None = None) -> list[tuple[str, dict, dict]]:
+    """(id, vector, case) for every case of every vector file. Raises MissingVectors when there is none (an
+    install that dropped the package data would otherwise run test_10_conversion with no case at all)."""
+    directory = directory or VECTORS
     found = []
-    for path in sorted(VECTORS.glob("*.json")):
+    for path in sorted(directory.glob("*.json")):
         vector = json.loads(path.read_text(encoding="utf-8"))
         found += [(f"{path.stem}:{case['id']}", vector, case) for case in vector["cases"]]
+    if not found:
+        raise MissingVectors(f"no conversion vector case in {directory}: the conformance suite is installed "
+                             "without its package data (conformance/vectors/conversion/*.json)")
     return found
 
 
