@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+import re
 import queue
 import threading
 import uuid
@@ -138,7 +139,7 @@ def create_job(
 
         total = total_rows(source)
     job = ImportJob(
-        id=str(uuid.uuid4()), organisation_id=institution.id, filename=Path(filename).name[:255] or "upload",
+        id=str(uuid.uuid4()), organisation_id=institution.id, filename=_safe_filename(filename),
         file_sha256=sha256, format=fmt, encoding=encoding, stored_path=str(path), created_by=actor.name[:64],
         total_rows=total,
     )
@@ -147,6 +148,12 @@ def create_job(
     record(session, actor=actor, action="import.create", target_type="import_job", target_id=job.id,
            detail={"institution": institution.code, "format": fmt, "sha256": sha256, "filename": job.filename})
     return job
+
+
+def _safe_filename(filename: str) -> str:
+    """The upload's name as shown and stored: its last path part, control characters (NUL: PostgreSQL text
+    cannot hold it) replaced."""
+    return re.sub(r"[\x00-\x1f\x7f]", "_", Path(filename.replace("\\", "/")).name)[:255] or "upload"
 
 
 # -- running a job -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from node.errors import InvalidIdNumber
-from node.imports.formats import Unreadable
+from node.imports.formats import SHANGHAI_COLUMNS, Unreadable
 from node.rules.grades import grade_word, is_grade_word
 from node.security.freetext import mask_id_like
 from node.security.idnumbers import ID_TYPES, mask_id_number, normalise_id_number
@@ -54,6 +54,7 @@ _YEAR = re.compile(r"([0-9]{4})届?")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?")
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９．－", "0123456789.-")
 _HUNDRED = Decimal(100)
+_NUL = "contains a NUL character"
 
 # Lengths of the achievement columns (node/models Achievement).
 _MAX = {"title": 200, "programme": 200, "student_no": 40, "remark": 500, "code": 64, "name": 100, "level": 20}
@@ -80,7 +81,7 @@ class Deposit:
 def mask_value(column: str, value: str) -> str:
     """What a report may show of a bad cell: ID numbers and names masked, ID-like runs in any other cell masked,
     long values cut."""
-    value = (value or "").strip()
+    value = (value or "").strip().replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
     if column in ("身份证号", "id_number"):
         return mask_id_number(value.upper())
     if column in ("姓名", "name"):
@@ -147,6 +148,9 @@ class Validator:
             return [RowError(row_no, "*", "", cells.reason)]
         if len(cells) != 15:
             return [RowError(row_no, "*", f"{len(cells)} cells", "the row has more cells than the header")]
+        if "\x00" in "".join(cells):  # PostgreSQL text cannot hold NUL: the cell is refused, not the job
+            return [RowError(row_no, SHANGHAI_COLUMNS[i], mask_value(SHANGHAI_COLUMNS[i], c), _NUL)
+                    for i, c in enumerate(cells) if "\x00" in c]
         (student_no, name, id_raw, programme, title, level, edu_type, credits, hours, score, term, grad_year,
          grad_status, grad_season, remark) = [c.strip() for c in cells]
         level, edu_type, credits, hours, score, term, grad_year, grad_status, grad_season = (
@@ -268,6 +272,9 @@ class Validator:
                 bad(field, value, "must be a string")
                 return None
             value = str(value).strip()
+            if "\x00" in value:
+                bad(field, value, _NUL)
+                return None
             if len(value) > limit:
                 bad(field, value, f"longer than {limit} characters")
                 return None

@@ -249,3 +249,25 @@ def test_progress_total_of_other_formats(upload, uploader, fmt: str, monkeypatch
     monkeypatch.setattr("node.imports.router.create_job", spy)
     body = upload(uploader, content, name).json()
     assert totals == [1 if fmt == "xlsx" else 3] and body["percent"] == 100.0
+
+
+# -- NUL characters (PostgreSQL text cannot hold them) --------------------------------------------
+
+
+def test_a_nul_in_a_cell_rejects_that_row_not_the_job(client, upload, uploader, engine) -> None:
+    """On PostgreSQL a NUL reaching COPY (or a report row) failed the whole job; SQLite stored it."""
+    rows = [sh_row("601"), sh_row("602", 备注="a\x00b"), sh_row("603", course="高等\x00数学", name="张\x00三"),
+            sh_row("604")]
+    body = upload(uploader, sh_csv(rows)).json()
+    assert (body["status"], body["deposited"], body["rejected"]) == ("done", 2, 2), body
+    assert import_service._safe_filename("C:\\上传\\成绩\x00单.csv") == "成绩_单.csv"
+    report = _report(client, uploader, body["id"])[1:]
+    assert [(r[0], r[1]) for r in report] == [("3", "备注"), ("4", "姓名"), ("4", "课程名称")]
+    assert all("\x00" not in cell for r in report for cell in r)
+    line = {"type": "degree_course", "title": "高\x00等数学", "credits": "4", "score": "85", "earned": "2023-06",
+            "id_number": valid_id(serial="605"), "name": "张三"}
+    good = dict(line, title="高等数学", id_number=valid_id(serial="606"))
+    content = (json.dumps(line) + "\n" + json.dumps(good) + "\n").encode()
+    body = upload(uploader, content, "grades.jsonl").json()
+    assert (body["status"], body["deposited"], body["rejected"]) == ("done", 1, 1), body
+    assert count(engine, "achievement") == 3
