@@ -11,7 +11,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 "node.credentials.context", "node.credentials.service", "node.credentials.status",
                 "node.credentials.verify", "node.ledger.log", "node.ledger.service",
                 # the deliberate faults' helpers, called only from FAULT HOOK lines (test mode)
-                "node.testing.faults"}
+                "node.testing.faults",
+                # the one job registry (federation/jobs.py) also runs the node's import retention job
+                "node.imports.service"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
