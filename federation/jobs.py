@@ -81,7 +81,7 @@ def _purge_nonces(ctx: NodeContext) -> dict:
 
 @job("imports.purge", every=3600, description="delete expired import reports and failed jobs' stored uploads")
 def _purge_imports(ctx: NodeContext) -> dict:
-    from node.imports.service import purge
+    from node.imports.results import purge
 
     return purge(ctx)
 

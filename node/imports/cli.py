@@ -33,7 +33,8 @@ def import_command(
     from node.db import session_scope
     from node.deps import Principal
     from node.errors import NodeError
-    from node.imports.service import create_job, institution_for, run_job, store_upload, write_report
+    from node.imports.results import write_report
+    from node.imports.service import create_job, institution_for, run_job, store_upload
     from node.models import ImportJob
 
     settings = load_settings(config)

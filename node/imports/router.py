@@ -20,15 +20,8 @@ from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import Conflict, NodeError, NotFound
 from node.imports.schemas import ImportJobPublic
-from node.imports.service import (
-    create_job,
-    discard_upload,
-    institution_for,
-    progress_of,
-    report_csv,
-    report_expired,
-    store_upload,
-)
+from node.imports.results import progress_of, report_csv, report_expired
+from node.imports.service import create_job, discard_upload, institution_for, store_upload
 from node.imports.worker import EXTRA_KEY, ImportWorker, worker_of
 from node.models import ImportJob, Organisation
 from node.roles import Role

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import node.imports.service as import_service
+from node.imports.results import purge
 from node.models import Achievement, ImportJob, utcnow
 from node.security.filecrypt import FileCipher, file_cipher
 from node.security.freetext import mask_id_like
@@ -66,9 +67,9 @@ def test_a_failed_job_keeps_its_upload_until_purged(client, upload, uploader, en
     with engine.connect() as conn:
         stored = Path(conn.execute(sa.text("SELECT stored_path FROM import_job")).scalar_one())
     assert stored.exists()
-    assert import_service.purge(ctx) == {"report_rows": 0, "uploads": 0}  # not yet
+    assert purge(ctx) == {"report_rows": 0, "uploads": 0}  # not yet
     later = utcnow() + dt.timedelta(days=ctx.settings.imports.failed_upload_retention_days + 1)
-    assert import_service.purge(ctx, now=later)["uploads"] == 1
+    assert purge(ctx, now=later)["uploads"] == 1
     assert not stored.exists()
     r = client.post(f"/api/v1/imports/{body['id']}/resume", headers=uploader)
     ctx.extras["imports.worker"].wait()
@@ -150,7 +151,7 @@ def test_report_cells_are_neutralised_for_spreadsheets(client, upload, uploader)
 
 
 def test_cli_report_is_neutralised_too(ctx, upload, uploader, tmp_path) -> None:
-    from node.imports.service import write_report
+    from node.imports.results import write_report
 
     body = upload(uploader, sh_csv([sh_row("546", score="=1+2")])).json()
     out = tmp_path / "r.csv"
