@@ -246,7 +246,8 @@ def import_path(db: Database, workdir: Path, csv_path: Path, batch: int, *, prof
         tracemalloc.stop()
     else:
         peak_mb = (_peak_rss_kib() - rss0) / 1024
-    counts = {k: getattr(job, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates", "rejected")}
+    counts = {k: getattr(job, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates", "rejected",
+                                           "total_rows", "learners_created")}
     if job.error:
         counts["error"] = job.error
     if again:  # the same file uploaded a second time, as a new job: nothing may be added

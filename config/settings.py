@@ -198,6 +198,21 @@ class ImportSettings(BaseModel):
         default_factory=lambda: ["application/pdf", "image/jpeg", "image/png"]
     )
     run_in_background: bool = True
+    # Limits on what an upload may cost to read (docs/imports.md, "Limits"): a header, a JSON line, an XLSX
+    # archive inspected before openpyxl parses anything.
+    max_header_columns: int = 64
+    max_header_chars: int = 16 * 1024
+    max_jsonl_line_bytes: int = 1024 * 1024
+    xlsx_max_members: int = 1000
+    xlsx_max_uncompressed_bytes: int = 2 * 1024**3
+    xlsx_max_ratio: int = 200
+    xlsx_max_part_bytes: int = 16 * 1024**2
+    xlsx_max_shared_strings: int = 2_000_000
+    xlsx_max_shared_strings_bytes: int = 256 * 1024**2
+    # Retention (docs/imports.md, "Stored files"): the rejected-row report of a finished job, and the
+    # encrypted upload of a failed job kept for a resume; `imports.purge` deletes both after these days.
+    report_retention_days: int = 90
+    failed_upload_retention_days: int = 30
 
 
 class FederationSettings(BaseModel):

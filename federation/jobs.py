@@ -79,6 +79,13 @@ def _purge_nonces(ctx: NodeContext) -> dict:
         return {"purged": result.rowcount or 0}
 
 
+@job("imports.purge", every=3600, description="delete expired import reports and failed jobs' stored uploads")
+def _purge_imports(ctx: NodeContext) -> dict:
+    from node.imports.results import purge
+
+    return purge(ctx)
+
+
 def start_scheduler(ctx: NodeContext) -> Any:
     """A started BackgroundScheduler running every job at its interval, or None when not enabled."""
     if not ctx.settings.federation.scheduler_enabled:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+from collections.abc import Iterator
+from typing import BinaryIO
+from urllib.parse import quote
+
 from fastapi import APIRouter, Depends, Path, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 
 from node.audit.service import record, refusals_recorded
 from node.deposits.service import (
@@ -21,7 +25,7 @@ from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import NotFound
 from node.evidence import repository as repo
 from node.evidence.schemas import EvidencePublic
-from node.evidence.service import evidence_file_path, store_upload
+from node.evidence.service import open_evidence_file, store_upload
 from node.models import EvidenceFile
 from node.roles import Role
 from node.models.types import Int64
@@ -56,12 +60,24 @@ def _public(row: EvidenceFile) -> EvidencePublic:
                           original_name=row.original_name)
 
 
-def _file_response(ctx: CtxDep, row: EvidenceFile) -> FileResponse:
-    return FileResponse(
-        evidence_file_path(ctx, row),
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(64 * 1024):
+            yield chunk
+
+
+def _file_response(ctx: CtxDep, row: EvidenceFile) -> StreamingResponse:
+    """The file decrypted as it streams out, as an attachment under its original name (RFC 6266)."""
+    stream = open_evidence_file(ctx, row)
+    filename = row.original_name or row.sha256
+    quoted = quote(filename)
+    disposition = (f'attachment; filename="{filename}"' if quoted == filename
+                   else f"attachment; filename*=utf-8''{quoted}")
+    return StreamingResponse(
+        _chunks(stream),
         media_type=row.content_type,
-        filename=row.original_name or row.sha256,
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
+        headers={"Content-Disposition": disposition, "Content-Length": str(row.size),
+                 "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
     )
 
 
@@ -79,9 +95,9 @@ def upload_evidence_for_learner(app_id: Int64, file: UploadFile, response: Respo
     return _upload(ctx, session, staff, app_id, file, response)
 
 
-@router.get("/me/deposit-applications/{app_id}/evidence/{sha256}", response_class=FileResponse)
+@router.get("/me/deposit-applications/{app_id}/evidence/{sha256}", response_class=StreamingResponse)
 def download_own_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
-                          me: LearnerOnly) -> FileResponse:
+                          me: LearnerOnly) -> StreamingResponse:
     app = application_for_learner(session, app_id, me.id)
     row = repo.linked_file(session, app.id, sha256)
     if row is None:
@@ -89,9 +105,9 @@ def download_own_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: S
     return _file_response(ctx, row)
 
 
-@router.get("/deposit-applications/{app_id}/evidence/{sha256}", response_class=FileResponse)
+@router.get("/deposit-applications/{app_id}/evidence/{sha256}", response_class=StreamingResponse)
 def download_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
-                      reviewer: Reviewer) -> FileResponse:
+                      reviewer: Reviewer) -> StreamingResponse:
     with refusals_recorded(session, actor=reviewer, action="evidence.download", target_type=_TARGET,
                            target_id=app_id):
         app = application_for_staff(session, app_id, reviewer)

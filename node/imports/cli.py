@@ -12,30 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from node.imports.formats import format_for
 
-__all__ = ["estimate_rows", "register"]
+__all__ = ["register"]
 
 console = Console()
-
-
-def estimate_rows(path: Path, fmt: str) -> int | None:
-    """Rows in the file, for the progress bar (newlines counted; a sheet's declared dimension)."""
-    try:
-        if fmt == "shanghai-xlsx":
-            from openpyxl import load_workbook
-
-            wb = load_workbook(path, read_only=True)
-            try:
-                rows = wb.worksheets[0].max_row
-            finally:
-                wb.close()
-            return max(0, rows - 1) if rows else None
-        lines = 0
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                lines += chunk.count(b"\n")
-        return max(0, lines - (1 if fmt == "shanghai-csv" else 0))
-    except Exception:  # noqa: BLE001 - only an estimate
-        return None
 
 
 def import_command(
@@ -54,7 +33,9 @@ def import_command(
     from node.db import session_scope
     from node.deps import Principal
     from node.errors import NodeError
-    from node.imports.service import create_job, institution_for, run_job, store_upload, write_report
+    from node.imports.results import write_report
+    from node.imports.service import create_job, institution_for, run_job, store_upload
+    from node.models import ImportJob
 
     settings = load_settings(config)
     ctx = NodeContext.build(settings)
@@ -72,14 +53,16 @@ def import_command(
         except NodeError as exc:
             console.print(f"[red]error:[/red] {exc.message}")
             raise typer.Exit(2) from None
-        total = estimate_rows(stored, fmt)
+        with session_scope(ctx.engine) as session:
+            total = session.get(ImportJob, job_id).total_rows  # type: ignore[union-attr] - counted at upload
         with Progress(TextColumn("[bold]importing[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.fields[summary]}"), console=console, transient=False) as bar:
             task = bar.add_task("import", total=total, summary="")
 
             def progress(state) -> None:
                 bar.update(task, completed=state.rows_committed,
-                           summary=f"deposited {state.deposited} rejected {state.rejected}")
+                           summary=f"deposited {state.deposited} rejected {state.rejected} "
+                                   f"learners {state.learners_created}")
 
             final = run_job(ctx, job_id, progress=progress)
             bar.update(task, completed=final.rows_committed, total=final.rows_committed)
@@ -93,6 +76,7 @@ def import_command(
         console.print(f"updated     {final.updated}")
         console.print(f"duplicates  {final.duplicates}")
         console.print(f"rejected    {final.rejected}")
+        console.print(f"learners created {final.learners_created}")
         console.print(f"report      {report_path if report_path else '(no rejected rows)'}")
         if final.status != "done":
             console.print(f"[red]error:[/red] {final.error}")

@@ -22,6 +22,7 @@ __all__ = [
     "add_progress",
     "claim_job",
     "code_lists",
+    "failed_uploads",
     "finish_job",
     "insert_achievements",
     "insert_learners",
@@ -29,6 +30,7 @@ __all__ = [
     "learners_by_blind",
     "next_achievement_ids",
     "organisation_by_code",
+    "purge_reports",
     "recoverable_jobs",
     "row_errors_after",
     "update_achievements",
@@ -108,7 +110,8 @@ def add_progress(session: Session, job_id: str, result: Any, *, now: dt.datetime
         sa.update(_job).where(c.id == job_id).values(
             rows_read=c.rows_read + result.rows, rows_committed=c.rows_committed + result.rows,
             deposited=c.deposited + result.deposited, updated=c.updated + result.updated,
-            duplicates=c.duplicates + result.duplicates, rejected=c.rejected + result.rejected, heartbeat_at=now,
+            duplicates=c.duplicates + result.duplicates, rejected=c.rejected + result.rejected,
+            learners_created=c.learners_created + result.learners_created, heartbeat_at=now,
         )
     )
 
@@ -127,6 +130,20 @@ def recoverable_jobs(session: Session, *, stale_before: dt.datetime) -> list[str
             sa.and_(c.status == "running", sa.or_(c.heartbeat_at.is_(None), c.heartbeat_at < stale_before)),
         )).order_by(c.created_at)
     )
+    return [r[0] for r in rows]
+
+
+def purge_reports(session: Session, *, ended_before: dt.datetime) -> int:
+    """Delete the report rows of jobs that ended before `ended_before`; the number of rows deleted."""
+    ended = sa.select(_job.c.id).where(_job.c.finished_at.is_not(None), _job.c.finished_at < ended_before)
+    return session.execute(sa.delete(_err).where(_err.c.job_id.in_(ended))).rowcount or 0
+
+
+def failed_uploads(session: Session, *, idle_before: dt.datetime) -> list[str]:
+    """Stored paths of failed jobs whose last activity is older than `idle_before`."""
+    c = _job.c
+    rows = session.execute(sa.select(c.stored_path).where(
+        c.status == "failed", sa.func.coalesce(c.finished_at, c.heartbeat_at, c.created_at) < idle_before))
     return [r[0] for r in rows]
 
 

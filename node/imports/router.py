@@ -20,7 +20,8 @@ from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.errors import Conflict, NodeError, NotFound
 from node.imports.schemas import ImportJobPublic
-from node.imports.service import create_job, institution_for, report_rows, store_upload
+from node.imports.results import progress_of, report_csv, report_expired
+from node.imports.service import create_job, discard_upload, institution_for, store_upload
 from node.imports.worker import EXTRA_KEY, ImportWorker, worker_of
 from node.models import ImportJob, Organisation
 from node.roles import Role
@@ -47,16 +48,23 @@ router = APIRouter(prefix="/api/v1/imports", tags=["imports"], lifespan=_lifespa
 _CENTRE = frozenset({Role.NODE_ADMIN, Role.CENTRE_REVIEWER})
 
 
+class ReportExpired(NodeError):
+    status_code = 410
+    code = "report_expired"
+
+
 Uploader = Annotated[Principal, Depends(require_roles(Role.INSTITUTION_UPLOADER, *_CENTRE))]
 Reader = Annotated[Principal, Depends(require_roles(Role.INSTITUTION_UPLOADER, Role.AUDITOR, *_CENTRE))]
 
 
 def _public(session: Session, job: ImportJob) -> ImportJobPublic:
     org = session.get(Organisation, job.organisation_id)
+    total, percent = progress_of(job)
     return ImportJobPublic(
         id=job.id, institution_code=org.code if org else "", filename=job.filename, format=job.format,
         encoding=job.encoding, status=job.status, rows_read=job.rows_read, deposited=job.deposited,
         updated=job.updated, duplicates=job.duplicates, rejected=job.rejected, rows_committed=job.rows_committed,
+        total_rows=total, percent=percent, learners_created=job.learners_created,
         error=job.error, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         report_url=f"/api/v1/imports/{job.id}/report",
     )
@@ -92,9 +100,8 @@ def upload(
         try:
             job = create_job(session, ctx, institution=institution, path=path, sha256=sha, filename=filename,
                              requested_format=format_, actor=principal)
-        except NodeError:
-            if session.exec(select(ImportJob.id).where(ImportJob.file_sha256 == sha)).first() is None:
-                path.unlink(missing_ok=True)
+        except BaseException:
+            discard_upload(path)
             raise
     except NodeError as exc:
         session.rollback()
@@ -139,29 +146,23 @@ def resume(job_id: str, ctx: CtxDep, session: SessionDep, principal: Uploader) -
 
 @router.get("/{job_id}/report")
 def report(job_id: str, ctx: CtxDep, session: SessionDep, principal: Reader) -> StreamingResponse:
-    """The rejected rows as CSV: row, column, value, reason (ID numbers and names masked)."""
-    import csv
-
+    """The rejected rows as CSV: row, column, value, reason (ID numbers and names masked, cells that a
+    spreadsheet would evaluate neutralised). 410 `report_expired` once the retention period has passed."""
     job = _visible_job(session, principal, job_id)
+    if report_expired(ctx, job):
+        raise ReportExpired(f"the report of this job was deleted {ctx.settings.imports.report_retention_days} days after "
+                   "the job ended", code="report_expired")
     record(session, actor=principal, action="import.report", target_type="import_job", target_id=job.id,
            detail={"rejected": job.rejected})
     session.commit()
 
     def lines() -> Iterator[bytes]:
         buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["row", "column", "value", "reason"])
-        yield "\ufeff".encode() + buf.getvalue().encode()  # BOM: spreadsheet programs then read UTF-8
-        buf.seek(0)
-        buf.truncate()
-        for row in report_rows(ctx, job.id):
-            writer.writerow(row)
-            if buf.tell() > 1 << 16:
-                yield buf.getvalue().encode()
-                buf.seek(0)
-                buf.truncate()
-        if buf.tell():
+        buf.write("\ufeff")  # BOM: spreadsheet programs then read UTF-8
+        for _ in report_csv(ctx, job.id, buf):
             yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
 
     return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="import-{job.id}-report.csv"'})

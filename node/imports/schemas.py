@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 __all__ = ["ImportJobPublic"]
 
@@ -22,6 +22,11 @@ class ImportJobPublic(BaseModel):
     duplicates: int
     rejected: int
     rows_committed: int
+    total_rows: int | None = Field(description="rows in the file: counted at upload (lines of a CSV or JSON Lines "
+                                               "file, an XLSX sheet's declared dimension), an upper bound when "
+                                               "records span lines or rows are blank; rows_read once the job is done")
+    percent: float | None = Field(description="rows_read / total_rows × 100, one decimal; 100 when done")
+    learners_created: int = Field(description="learner accounts this job opened")
     error: str | None
     created_at: dt.datetime
     started_at: dt.datetime | None

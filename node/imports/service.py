@@ -15,9 +15,8 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-import os
+import re
 import queue
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,21 +35,24 @@ from node.db import session_scope
 from node.deps import Principal
 from node.errors import BadRequest, Forbidden, NodeError, NotFound
 from node.imports import repository as repo
-from node.imports.formats import detect_encoding, format_for, iter_records, read_header_check
+from node.imports.formats import Source, format_for, iter_records, read_header_check, scan_text
 from node.imports.validate import CODE_LIST_VERSION, Deposit, RowError, Validator
 from node.learners.service import new_learner_row, reserve_account_numbers
 from node.ledger.service import EventSpec, append_events
 from node.models import ImportJob, Organisation, utcnow
 from node.rules.grades import numeric_score
+from node.security.filecrypt import file_cipher
 
 __all__ = [
     "SYSTEM",
     "BatchResult",
     "create_job",
     "dedupe_key",
+    "discard_upload",
     "institution_for",
     "run_job",
     "store_upload",
+    "upload_source",
 ]
 
 log = logging.getLogger("creditnode.imports")
@@ -90,36 +92,27 @@ def institution_for(session: Session, *, principal: Principal, institution_code:
 
 
 def store_upload(ctx: NodeContext, source: IO[bytes], filename: str) -> tuple[str, Path]:
-    """Copy an upload under `<data_dir>/imports/`, named by its SHA-256 (stored once however often sent)."""
+    """Store an upload, encrypted with the node's database key (`node.security.filecrypt`), under
+    `<data_dir>/imports/<random>.upload`: (SHA-256 of the plaintext, path). Each upload is its own file, deleted
+    when its job is done (docs/imports.md, "Stored files")."""
     directory = ctx.settings.node.data_dir / "imports"
-    directory.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := source.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        sha = digest.hexdigest()
-        suffix = Path(filename).suffix.lower()[:10]
-        target = directory / f"{sha}{suffix}"
-        if target.exists():
-            os.unlink(tmp_name)
-        else:
-            os.replace(tmp_name, target)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp_name)
-        raise
-    return sha, target
+    target = directory / f"{uuid.uuid4().hex}.upload"
+    with file_cipher(ctx).create(target) as out:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), target
 
 
-class _suppress:
-    def __enter__(self) -> None:
-        return None
+def upload_source(ctx: NodeContext, path: Path) -> Source:
+    """A stored upload as a `Source` (decrypted as it is read)."""
+    cipher = file_cipher(ctx)
+    return lambda: cipher.open(path)
 
-    def __exit__(self, *exc: object) -> bool:
-        return True
+
+def discard_upload(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def create_job(
@@ -128,17 +121,33 @@ def create_job(
 ) -> ImportJob:
     """Check the file's format and header (so a wrong template is refused now, not later) and queue a job."""
     fmt = format_for(filename, requested_format)
-    encoding = detect_encoding(path) if fmt == "shanghai-csv" else None
-    read_header_check(path, fmt, encoding)
+    source = upload_source(ctx, path)
+    encoding, total = None, None
+    if fmt != "shanghai-xlsx":
+        encoding, lines = scan_text(source)  # one pass: the encoding and the lines, for progress
+        total = max(0, lines - 1) if fmt == "shanghai-csv" else lines
+        encoding = encoding if fmt == "shanghai-csv" else None
+    read_header_check(source, fmt, encoding, ctx.settings.imports)
+    if fmt == "shanghai-xlsx":
+        from node.imports.xlsx import total_rows
+
+        total = total_rows(source)
     job = ImportJob(
-        id=str(uuid.uuid4()), organisation_id=institution.id, filename=Path(filename).name[:255] or "upload",
+        id=str(uuid.uuid4()), organisation_id=institution.id, filename=_safe_filename(filename),
         file_sha256=sha256, format=fmt, encoding=encoding, stored_path=str(path), created_by=actor.name[:64],
+        total_rows=total,
     )
     session.add(job)
     session.flush()
     record(session, actor=actor, action="import.create", target_type="import_job", target_id=job.id,
            detail={"institution": institution.code, "format": fmt, "sha256": sha256, "filename": job.filename})
     return job
+
+
+def _safe_filename(filename: str) -> str:
+    """The upload's name as shown and stored: its last path part, control characters (NUL: PostgreSQL text
+    cannot hold it) replaced."""
+    return re.sub(r"[\x00-\x1f\x7f]", "_", Path(filename.replace("\\", "/")).name)[:255] or "upload"
 
 
 # -- running a job -------------------------------------------------------------------------------
@@ -151,6 +160,7 @@ class BatchResult:
     updated: int = 0
     duplicates: int = 0
     rejected: int = 0
+    learners_created: int = 0
 
 
 @dataclass
@@ -217,7 +227,7 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
     if not path.is_file():
         raise BadRequest("the uploaded file is no longer stored", code="upload_missing")
 
-    records = iter_records(path, job.format, job.encoding)
+    records = iter_records(upload_source(ctx, path), job.format, job.encoding, ctx.settings.imports)
     for _ in range(job.rows_committed):  # resume: skip what committed batches already hold
         if next(records, None) is None:
             break
@@ -242,7 +252,8 @@ def _run_claimed(ctx: NodeContext, job: ImportJob, progress: Callable[[ImportJob
         final = session.get(ImportJob, job.id)
         record(session, actor=SYSTEM, action="import.finish", target_type="import_job", target_id=job.id,
                detail={k: getattr(final, k) for k in ("rows_read", "deposited", "updated", "duplicates",
-                                                        "rejected")})
+                                                        "rejected", "learners_created")})
+    discard_upload(path)  # done: the upload (ID numbers, names) is kept no longer than needed
 
 
 def _batches(records: Iterator[tuple[int, Any]], check: Callable[[int, Any], Deposit | list[RowError]],
@@ -346,6 +357,7 @@ def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: 
             with session_scope(ctx.engine) as session:
                 result, new_learners = write_batch(session, ctx, state, batch_no, good, bad)
                 result.rows = count
+                result.learners_created = len(new_learners)
                 repo.add_progress(session, job.id, result, now=utcnow())
         except _RETRYABLE:
             if attempt == 2:
@@ -361,6 +373,7 @@ def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: 
         job.updated += result.updated
         job.duplicates += result.duplicates
         job.rejected += result.rejected
+        job.learners_created += result.learners_created
         return job
     raise AssertionError("unreachable")
 
@@ -492,41 +505,6 @@ def write_batch(
 @functools.lru_cache(maxsize=4096)
 def _s(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
-
-
-# -- reading results -----------------------------------------------------------------------------
-
-
-def report_rows(ctx: NodeContext, job_id: str, *, chunk: int = 5000) -> Iterator[tuple[int, str, str, str]]:
-    """The rejected rows of a job, in file order, read in chunks (the report can be large)."""
-    last = (0, 0)
-    while True:
-        with Session(ctx.engine) as session:
-            rows = repo.row_errors_after(session, job_id, after=last, limit=chunk)
-        if not rows:
-            return
-        for row in rows:
-            yield row.row_no, row.column, row.value, row.reason
-        last = (rows[-1].row_no, rows[-1].id)
-
-
-def write_report(ctx: NodeContext, job_id: str, target: Path | IO[str]) -> int:
-    """Write the report as CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese headers)."""
-    import csv
-
-    def write(fh: IO[str]) -> int:
-        writer = csv.writer(fh)
-        writer.writerow(["row", "column", "value", "reason"])
-        n = 0
-        for n, row in enumerate(report_rows(ctx, job_id), start=1):
-            writer.writerow(row)
-        return n
-
-    if isinstance(target, Path):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8-sig", newline="") as fh:
-            return write(fh)
-    return write(target)
 
 
 def enqueue_recoverable(ctx: NodeContext) -> list[str]:

@@ -26,7 +26,9 @@ from typing import Any
 
 from node.deposits.schemas import EARLIEST_EARNED_ON
 from node.errors import InvalidIdNumber
+from node.imports.formats import SHANGHAI_COLUMNS, Unreadable
 from node.rules.grades import grade_word, is_grade_word
+from node.security.freetext import mask_id_like
 from node.security.idnumbers import ID_TYPES, mask_id_number, normalise_id_number
 
 __all__ = [
@@ -44,12 +46,16 @@ ACHIEVEMENT_TYPES = frozenset({
     "informal",
 })
 
-_DECIMAL = re.compile(r"\d{1,7}(\.\d{1,3})?")
-_SCORE = re.compile(r"\d{1,3}(\.\d{1,3})?")
-_TERM = re.compile(r"(\d{4})(\d{2})")
-_YEAR = re.compile(r"(\d{4})届?")
-_DATE = re.compile(r"(\d{4})-(\d{2})(?:-(\d{2}))?")
+# ASCII digits only: `\d` would match full-width, Arabic-Indic, Devanagari... digits, which `Decimal()` and `int()`
+# then accept. Full-width digits and point (what a Chinese input method types) are normalised to ASCII first.
+_DECIMAL = re.compile(r"[0-9]{1,7}(\.[0-9]{1,3})?")
+_SCORE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3})?")
+_TERM = re.compile(r"([0-9]{4})([0-9]{2})")
+_YEAR = re.compile(r"([0-9]{4})届?")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})(?:-([0-9]{2}))?")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．－", "0123456789.-")
 _HUNDRED = Decimal(100)
+_NUL = "contains a NUL character"
 
 # Lengths of the achievement columns (node/models Achievement).
 _MAX = {"title": 200, "programme": 200, "student_no": 40, "remark": 500, "code": 64, "name": 100, "level": 20}
@@ -74,13 +80,15 @@ class Deposit:
 
 
 def mask_value(column: str, value: str) -> str:
-    """What a report may show of a bad cell: ID numbers and names masked, long values cut."""
-    value = (value or "").strip()
+    """What a report may show of a bad cell: ID numbers and names masked, ID-like runs in any other cell masked,
+    long values cut."""
+    value = (value or "").strip().replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
     if column in ("身份证号", "id_number"):
         return mask_id_number(value.upper())
     if column in ("姓名", "name"):
         return value[:1] + "*" * min(len(value) - 1, 8) if value else ""
-    return value if len(value) <= 100 else value[:97] + "..."
+    value = value if len(value) <= 100 else value[:97] + "..."
+    return mask_id_like(value)
 
 
 class Validator:
@@ -136,11 +144,20 @@ class Validator:
 
     # -- the Shanghai template ------------------------------------------------------------------
 
-    def shanghai(self, row_no: int, cells: tuple[str, ...]) -> Deposit | list[RowError]:
+    def shanghai(self, row_no: int, cells: tuple[str, ...] | Unreadable) -> Deposit | list[RowError]:
+        if isinstance(cells, Unreadable):
+            return [RowError(row_no, "*", "", cells.reason)]
         if len(cells) != 15:
             return [RowError(row_no, "*", f"{len(cells)} cells", "the row has more cells than the header")]
+        if "\x00" in "".join(cells):  # PostgreSQL text cannot hold NUL: the cell is refused, not the job
+            return [RowError(row_no, SHANGHAI_COLUMNS[i], mask_value(SHANGHAI_COLUMNS[i], c), _NUL)
+                    for i, c in enumerate(cells) if "\x00" in c]
         (student_no, name, id_raw, programme, title, level, edu_type, credits, hours, score, term, grad_year,
          grad_status, grad_season, remark) = [c.strip() for c in cells]
+        level, edu_type, credits, hours, score, term, grad_year, grad_status, grad_season = (
+            c.translate(_FULL_WIDTH)
+            for c in (level, edu_type, credits, hours, score, term, grad_year, grad_status, grad_season)
+        )
         errors: list[RowError] = []
 
         def bad(column: str, value: str, reason: str) -> None:
@@ -230,13 +247,15 @@ class Validator:
                 "graduation_year": year,
                 "graduation_status": status_code,
                 "graduation_season": season_code,
-                "remark": remark or None,
+                "remark": mask_id_like(remark) if remark else None,
             },
         )
 
     # -- JSON Lines -----------------------------------------------------------------------------
 
     def jsonl(self, row_no: int, obj: Any) -> Deposit | list[RowError]:
+        if isinstance(obj, Unreadable):
+            return [RowError(row_no, "*", "", obj.reason)]
         if not isinstance(obj, dict):
             return [RowError(row_no, "*", "", "the line is not a JSON object")]
         errors: list[RowError] = []
@@ -254,6 +273,9 @@ class Validator:
                 bad(field, value, "must be a string")
                 return None
             value = str(value).strip()
+            if "\x00" in value:
+                bad(field, value, _NUL)
+                return None
             if len(value) > limit:
                 bad(field, value, f"longer than {limit} characters")
                 return None
@@ -268,7 +290,7 @@ class Validator:
             if isinstance(value, bool) or not isinstance(value, str | int):
                 bad(field, value, "write the number as a string (e.g. \"2.5\") so it stays exact")
                 return None
-            parsed = self._decimal(str(value).strip())
+            parsed = self._decimal(str(value).strip().translate(_FULL_WIDTH))
             if parsed is None:
                 bad(field, value, "must be a number ≥ 0 with at most three decimals")
             return parsed
@@ -277,7 +299,7 @@ class Validator:
             value = text(field, required=required, limit=10)
             if value is None:
                 return None
-            m = _DATE.fullmatch(value)
+            m = _DATE.fullmatch(value.translate(_FULL_WIDTH))
             try:
                 if not m:
                     raise ValueError
@@ -299,7 +321,7 @@ class Validator:
         score_raw = text("score", limit=20)
         scored: tuple[str, Decimal | None] | None = (None, None)  # type: ignore[assignment]
         if score_raw is not None:
-            scored = self._score(score_raw)
+            scored = self._score(score_raw.translate(_FULL_WIDTH))
             if scored is None:
                 bad("score", score_raw, "must be a number 0–100 (at most three decimals) or a grade word")
         level = text("level", limit=_MAX["level"])
@@ -331,7 +353,8 @@ class Validator:
                 "hours": hours, "score_text": scored[0], "score_value": scored[1],  # type: ignore[index]
                 "level": level, "earned_on": earned, "term": term, "expires_on": expires,
                 "student_no": student_no, "education_level_code": None, "education_type_code": None,
-                "graduation_year": None, "graduation_status": None, "graduation_season": None, "remark": remark,
+                "graduation_year": None, "graduation_status": None, "graduation_season": None,
+                "remark": mask_id_like(remark) if remark else None,
             },
         )
 

@@ -295,6 +295,8 @@ class ImportJob(SQLModel, table=True):
     duplicates: int = 0
     rejected: int = 0
     rows_committed: int = 0  # resume point: rows fully processed in committed batches
+    total_rows: int | None = None  # counted at upload (lines, or the sheet's dimension); rows_read once done
+    learners_created: int = 0
     error: str | None = Field(default=None, sa_type=LogString(1000))
     created_by: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = _ts()

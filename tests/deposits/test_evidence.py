@@ -1,10 +1,15 @@
-"""Evidence uploads: content-addressed and stored once, size and type limits (magic bytes), access."""
+"""Evidence uploads: content-addressed and stored once, encrypted at rest under keyed names, size and type limits
+(magic bytes), access."""
 
 from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 import sqlalchemy as sa
+
+from node.security.filecrypt import FileCipher, FileCorrupt, file_cipher, reencrypt_stored_files
 
 from tests.deposits.helpers import (
     JPEG,
@@ -39,7 +44,7 @@ def test_identical_uploads_are_stored_once(client, ctx, engine) -> None:
     assert again["sha256"] == first["sha256"]
     ok(upload(client, b["id"], learner.headers), 201)
     files = _stored_files(ctx)
-    assert len(files) == 1 and files[0].name == first["sha256"] and files[0].read_bytes() == PDF
+    assert len(files) == 1 and files[0].name == file_cipher(ctx).name_for(first["sha256"])
     assert _tmp_files(ctx) == []
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM evidence_file")).scalar_one() == 1
@@ -119,3 +124,70 @@ def test_evidence_is_frozen_under_review_and_reopens_after_a_rejection(client, s
             "illegal_transition")
     ok(decide(client, staff_headers("centre_reviewer"), first, "reject", reason="请补充原件照片"))
     ok(upload(client, app["id"], learner.headers, content=PNG, content_type="image/png"), 201)
+
+
+def test_evidence_is_encrypted_at_rest_under_a_keyed_name(client, ctx) -> None:
+    """Issue 11 item 10: evidence files were stored in clear, named by the plaintext SHA-256 (anyone holding a
+    document could check whether the node stores it)."""
+    learner = register_learner(client)
+    app = draft(client, learner)
+    secret_pdf = PDF + b"\n% 310101199003071234 \xe5\xbc\xa0\xe4\xb8\x89" + b"%" * 200_000  # several chunks
+    body = ok(upload(client, app["id"], learner.headers, content=secret_pdf), 201)
+    sha = hashlib.sha256(secret_pdf).hexdigest()
+    assert body["sha256"] == sha and body["size"] == len(secret_pdf)
+    (stored,) = _stored_files(ctx)
+    raw = stored.read_bytes()
+    assert sha not in str(stored) and b"%PDF" not in raw and b"310101199003071234" not in raw
+    assert FileCipher.key_id_of(stored) == "t1"
+    assert _tmp_files(ctx) == []
+    r = client.get(f"/api/v1/me/deposit-applications/{app['id']}/evidence/{sha}", headers=learner.headers)
+    assert r.status_code == 200 and r.content == secret_pdf
+    assert r.headers["content-length"] == str(len(secret_pdf))
+    # tampering with the stored bytes is detected, not served
+    stored.write_bytes(raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
+    with file_cipher(ctx).open(stored) as fh, pytest.raises(FileCorrupt):
+        fh.read()
+
+
+def test_legacy_clear_files_are_read_and_then_encrypted(client, ctx) -> None:
+    from node.evidence.storage import encrypt_legacy, evidence_path
+
+    learner = register_learner(client)
+    app = submitted(client, learner)
+    sha = app["evidence"][0]["sha256"]
+    root = ctx.settings.evidence_dir
+    cipher = file_cipher(ctx)
+    # what an earlier version stored: the clear file named by its SHA-256
+    evidence_path(root, sha, cipher).unlink()
+    legacy = root / sha[:2] / sha
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_bytes(PDF)
+    url = f"/api/v1/me/deposit-applications/{app['id']}/evidence/{sha}"
+    assert client.get(url, headers=learner.headers).content == PDF
+    assert encrypt_legacy(root, cipher) == 1 and encrypt_legacy(root, cipher) == 0
+    assert not legacy.exists() and FileCipher.key_id_of(evidence_path(root, sha, cipher)) == "t1"
+    assert client.get(url, headers=learner.headers).content == PDF
+
+
+def test_a_rotated_key_still_reads_and_reencrypt_moves_files_on(client, ctx) -> None:
+    import base64
+
+    learner = register_learner(client)
+    app = submitted(client, learner)
+    sha = app["evidence"][0]["sha256"]
+    (stored,) = _stored_files(ctx)
+    security = ctx.settings.security
+    old_key = security.database_key
+    security.retired_database_keys = {"t1": old_key}
+    security.database_key = type(old_key)(base64.urlsafe_b64encode(b"n" * 32).decode())
+    security.database_key_id = "t2"
+    ctx.extras.pop("security.file_cipher", None)
+    rotated = file_cipher(ctx)
+    url = f"/api/v1/me/deposit-applications/{app['id']}/evidence/{sha}"
+    assert client.get(url, headers=learner.headers).content == PDF  # read with the retired key
+    assert reencrypt_stored_files(ctx) == {"reencrypted": 1, "other": 0}
+    assert reencrypt_stored_files(ctx) == {"reencrypted": 0, "other": 1}  # resumable: done files are skipped
+    assert not rotated.reencrypt(stored) and FileCipher.key_id_of(stored) == "t2"
+    security.retired_database_keys = {}
+    ctx.extras.pop("security.file_cipher", None)
+    assert client.get(url, headers=learner.headers).content == PDF  # the old key is no longer needed

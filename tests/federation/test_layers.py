@@ -17,7 +17,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # the demo's export checks the learner's transcript PDF (reads its embedded presentation)
                 "node.credentials.pdf",
                 # the deliberate faults' helpers, called only from FAULT HOOK lines (test mode)
-                "node.testing.faults"}
+                "node.testing.faults",
+                # the one job registry (federation/jobs.py) also runs the node's import retention job
+                "node.imports.results"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:

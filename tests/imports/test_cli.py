@@ -32,7 +32,8 @@ def test_cli_import_prints_a_summary(tmp_path, database_url, institution, engine
     result = runner.invoke(cli_app, ["import", str(data), "--institution", INSTITUTION, "--config", str(config)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for line in ("rows read   3", "deposited   2", "updated     0", "duplicates  0", "rejected    1"):
+    for line in ("rows read   3", "deposited   2", "updated     0", "duplicates  0", "rejected    1",
+                 "learners created 2"):
         assert line in out, out
     report = tmp_path / "cli-data" / "imports" / "reports"
     files = list(report.glob("*.csv"))
@@ -41,7 +42,7 @@ def test_cli_import_prints_a_summary(tmp_path, database_url, institution, engine
     assert count(engine, "achievement") == 2
 
     again = runner.invoke(cli_app, ["import", str(data), "--institution", INSTITUTION, "--config", str(config)])
-    assert again.exit_code == 0 and "duplicates  2" in again.output
+    assert again.exit_code == 0 and "duplicates  2" in again.output and "learners created 0" in again.output
 
 
 def test_cli_refuses_an_unknown_institution(tmp_path, database_url, institution, monkeypatch) -> None:

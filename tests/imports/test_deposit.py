@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -90,10 +91,11 @@ def test_reimporting_the_same_file_adds_nothing(upload, uploader, engine) -> Non
     assert (again["deposited"], again["updated"], again["duplicates"]) == (0, 0, 3)
     assert count(engine, "achievement") == 3 and count(engine, "learner") == 2
     assert count(engine, "ledger_event") == n_events
-    # the file is stored once, by its SHA-256
+    # each upload is stored (encrypted) for its own job and deleted once the job is done; the SHA-256 is kept
     with engine.connect() as conn:
-        paths = {r[0] for r in conn.exec_driver_sql("SELECT stored_path FROM import_job")}
-    assert len(paths) == 1 and first["id"] != again["id"]
+        jobs = conn.exec_driver_sql("SELECT stored_path, file_sha256 FROM import_job").all()
+    assert len({sha for _, sha in jobs}) == 1 and len(jobs) == 2 and first["id"] != again["id"]
+    assert not any(Path(path).exists() for path, _ in jobs)
 
 
 def test_overlap_with_a_better_score_updates_one_row(upload, uploader, engine) -> None:
@@ -165,12 +167,14 @@ def test_resume_after_a_crash_has_no_gaps_or_duplicates(client, upload, uploader
     assert seqs == list(range(len(seqs)))  # the ledger has no gap
 
 
-def test_an_abandoned_running_job_is_taken_up_again(upload, uploader, engine, ctx) -> None:
+def test_an_abandoned_running_job_is_taken_up_again(upload, uploader, engine, ctx, monkeypatch) -> None:
     from node.imports.service import STALE_AFTER, run_job
     from node.models import utcnow
 
-    body = upload(uploader, sh_csv([sh_row("701"), sh_row("702")]), wait=False).json()
-    ctx.extras["imports.worker"].wait()
+    with monkeypatch.context() as m:  # a process that dies mid-run never reaches the upload's deletion
+        m.setattr(import_service, "discard_upload", lambda path: None)
+        body = upload(uploader, sh_csv([sh_row("701"), sh_row("702")]), wait=False).json()
+        ctx.extras["imports.worker"].wait()
     with engine.begin() as conn:  # pretend the job's process died mid-run, long ago, after nothing committed
         conn.execute(sa.update(ImportJob.__table__).values(status="running", rows_committed=0, rows_read=0,
                                                            deposited=0, heartbeat_at=utcnow() - 2 * STALE_AFTER))

@@ -131,3 +131,17 @@ def test_header_variants_and_column_order(upload, uploader, engine) -> None:
     content = sh_csv([[sh_row("101")[i] for i in order]], header=[header[i] for i in order])
     body = upload(uploader, content).json()
     assert (body["status"], body["deposited"]) == ("done", 1), body
+
+
+def test_the_documented_jsonl_example_is_valid() -> None:
+    """docs/imports.md's example line must import as it is (its ID number's check digit was wrong)."""
+    import re
+    from pathlib import Path
+
+    from node.imports.validate import Validator
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "imports.md").read_text(encoding="utf-8")
+    example = json.loads(re.search(r"```json\n(.*?)```", doc, re.S)[1])
+    lists = {"education_level": {}, "education_type": {}}
+    outcome = Validator(institution_code=example["issuer"], code_lists=lists).jsonl(1, example)
+    assert not isinstance(outcome, list), outcome
