@@ -349,6 +349,7 @@ def keys_reencrypt(
     engine = make_engine(settings.database_url)
     done: dict[str, int] = {}
     keyring = False
+    files = 0
     outcome = "failed"
     try:
         with session_scope(engine) as session:
@@ -373,15 +374,20 @@ def keys_reencrypt(
                     progress.update(task, completed=min(done[target.name], total))
         if settings.node_key_file.is_file() and keyring_key_id(settings) != current:
             keyring = reencrypt_keyring(settings)
+        # stored upload and evidence files (node.security.filecrypt): rewritten in place, a re-run skips done ones
+        from node.security.filecrypt import reencrypt_stored_files
+
+        files = reencrypt_stored_files(settings)["reencrypted"]
         outcome = "ok"
     finally:
         engine.dispose()
         if outcome == "ok" or done:
             audit_operator(settings, "keys.reencrypt", target_type="database_key", target_id=current,
-                           outcome=outcome, detail={"reencrypted": done, "keyring": keyring,
+                           outcome=outcome, detail={"reencrypted": done, "keyring": keyring, "files": files,
                                                     "batch_size": batch_size})
     console.print(f"every encrypted value is under database key {current}"
                   + (" (the node key ring too)" if keyring else "")
+                  + (f" ({files} stored upload/evidence file(s) rewritten)" if files else "")
                   + ": the retired keys can be removed from security.retired_database_keys")
 
 

@@ -256,13 +256,13 @@ def stored_files(settings: Settings) -> Iterator[Path]:
         yield from sorted(p for p in settings.evidence_dir.glob("??/*") if p.is_file())
 
 
-def reencrypt_stored_files(ctx: Any) -> dict[str, int]:
+def reencrypt_stored_files(settings: Settings) -> dict[str, int]:
     """Rewrite every stored file still under a retired key under the current key: the hook for
     `creditnode keys reencrypt`. Resumable: a re-run skips files already current. (Clear evidence files of an
     earlier version are encrypted by `node.evidence.storage.encrypt_legacy`, which also gives them keyed names.)"""
-    cipher = file_cipher(ctx)
+    cipher = FileCipher.from_settings(settings)
     done = skipped = 0
-    for path in stored_files(ctx.settings):
+    for path in stored_files(settings):
         if cipher.key_id_of(path) not in (None, cipher.current_key_id) and cipher.reencrypt(path):
             done += 1
         else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from node.models import Learner
+from node.models import Learner, LearnerRegistration
 from node.security.fields import FieldCipher
 
 __all__ = ["TARGETS", "Target", "missing_keys", "register"]
@@ -68,7 +68,37 @@ def _learner_batch(session: Session, cipher: FieldCipher, limit: int) -> int:
     return len(rows)
 
 
-TARGETS: list[Target] = [Target("learner ID numbers and names", _learner_stale, _learner_batch)]
+def _registration_stale(session: Session, current: str) -> dict[str, int]:
+    c = _registration.c
+    rows = session.execute(sa.select(c.key_id, sa.func.count()).where(c.key_id != current).group_by(c.key_id))
+    return {key_id: count for key_id, count in rows}
+
+
+def _registration_batch(session: Session, cipher: FieldCipher, limit: int) -> int:
+    """The names given in online registrations awaiting verification (`name_cipher`)."""
+    c = _registration.c
+    stmt = (sa.select(c.id, c.key_id, c.name_cipher)
+            .where(c.key_id != cipher.current_key_id).order_by(c.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = session.execute(stmt).all()
+    if rows:
+        session.execute(
+            sa.update(_registration)
+            .where(c.id == sa.bindparam("_id"), c.key_id == sa.bindparam("_old"))
+            .values(name_cipher=sa.bindparam("_namec"), key_id=cipher.current_key_id),
+            [{"_id": r.id, "_old": r.key_id, "_namec": cipher.reencrypt(bytes(r.name_cipher), r.key_id)}
+             for r in rows],
+        )
+    return len(rows)
+
+
+_registration = LearnerRegistration.__table__
+
+TARGETS: list[Target] = [
+    Target("learner ID numbers and names", _learner_stale, _learner_batch),
+    Target("names in online registrations", _registration_stale, _registration_batch),
+]
 
 
 def register(target: Target) -> Target:

@@ -185,8 +185,8 @@ def test_a_rotated_key_still_reads_and_reencrypt_moves_files_on(client, ctx) -> 
     rotated = file_cipher(ctx)
     url = f"/api/v1/me/deposit-applications/{app['id']}/evidence/{sha}"
     assert client.get(url, headers=learner.headers).content == PDF  # read with the retired key
-    assert reencrypt_stored_files(ctx) == {"reencrypted": 1, "other": 0}
-    assert reencrypt_stored_files(ctx) == {"reencrypted": 0, "other": 1}  # resumable: done files are skipped
+    assert reencrypt_stored_files(ctx.settings) == {"reencrypted": 1, "other": 0}
+    assert reencrypt_stored_files(ctx.settings) == {"reencrypted": 0, "other": 1}  # resumable: done files are skipped
     assert not rotated.reencrypt(stored) and FileCipher.key_id_of(stored) == "t2"
     security.retired_database_keys = {}
     ctx.extras.pop("security.file_cipher", None)

@@ -143,3 +143,27 @@ def test_a_value_under_an_unconfigured_key_stops_the_run_before_it_starts(
     monkeypatch.setenv("CREDITNODE_CONFIG", str(config))
     result = _run(config)
     assert result.exit_code == 2 and "t1" in result.output and "retired_database_keys" in result.output
+
+
+def test_names_in_online_registrations_are_reencrypted_too(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.learners.service import register_online
+    from node.models import LearnerRegistration
+
+    old = _settings(database_url, tmp_path / "data", TEST_SECURITY["database_key"], "t1", {})
+    ctx = NodeContext.build(old)
+    with session_scope(ctx.engine) as s:
+        register_online(s, ctx, id_type="resident_id", id_number=valid_id(serial="402"), name="乙",
+                        password_hash="not-a-real-hash")
+    ctx.engine.dispose()
+    rotated = _settings(database_url, tmp_path / "data", NEW_KEY, "t2", {"t1": TEST_SECURITY["database_key"]})
+    config = _config(tmp_path / "creditnode.toml", rotated)
+    monkeypatch.setenv("CREDITNODE_CONFIG", str(config))
+    result = _run(config)
+    assert result.exit_code == 0, result.output
+    final = _settings(database_url, tmp_path / "data", NEW_KEY, "t2", {})
+    ctx = NodeContext.build(final)
+    with session_scope(ctx.engine) as s:
+        rows = s.exec(sa.select(LearnerRegistration.key_id, LearnerRegistration.name_cipher)).all()
+    assert [(key_id, ctx.cipher.decrypt(bytes(blob), key_id)) for key_id, blob in rows] == [("t2", "乙")]
+    ctx.engine.dispose()
