@@ -18,7 +18,9 @@ console = Console()
 
 @learners_app.command("activation-code")
 def activation_code(
-    account_no: Annotated[str, typer.Argument(help="the learner's account number")],
+    account_no: Annotated[str, typer.Argument(help="the learner's account number, or their ID number (checked "
+                                                    "on the ID card at the outlet)")],
+    id_type: Annotated[str, typer.Option(help="the ID document's type, when an ID number is given")] = "resident_id",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="configuration file")] = None,
 ) -> None:
     """Issue a one-time activation code (or a password-reset code, if the account has a password) and print it
@@ -44,7 +46,9 @@ def activation_code(
         with session_scope(engine) as session:
             learner = session.exec(select(Learner).where(Learner.account_no == account_no.strip())).first()
             if learner is None:
-                console.print(f"[red]error:[/red] no learner has account number {account_no!r}")
+                learner = _by_id_number(session, settings, id_type, account_no)
+            if learner is None:
+                console.print("[red]error:[/red] no learner has this account number or ID number")
                 raise typer.Exit(2)
             issued = issue_activation_code(
                 session, learner=learner, secret=key_bytes(settings.security.token_secret.get_secret_value()),
@@ -58,6 +62,23 @@ def activation_code(
                   f"{issued.expires_at.isoformat()})")
     console.print()
     console.print(activation_letter(settings, issued, name=name), markup=False, highlight=False)
+
+
+def _by_id_number(session, settings, id_type: str, number: str):
+    """The learner holding this ID number (through the blind index), or None (also for a malformed number)."""
+    from sqlmodel import select
+
+    from node.errors import InvalidIdNumber
+    from node.models import Learner
+    from node.security.fields import BlindIndex
+    from node.security.idnumbers import normalise_id_number
+
+    try:
+        normalised = normalise_id_number(id_type, number)
+    except InvalidIdNumber:
+        return None
+    blind = BlindIndex.from_settings(settings)(id_type, normalised)
+    return session.exec(select(Learner).where(Learner.id_blind == blind)).first()
 
 
 def register(app: typer.Typer) -> None:
