@@ -269,8 +269,7 @@ def update_staff(session: Session, staff: StaffAccount, *, changes: dict) -> dic
             _check_roles_fit(staff.roles, org)
             old = repo.codes_by_id(session, {staff.organisation_id}).get(staff.organisation_id)
             changed["organisation"] = [old, org.code]
-            staff.organisation_id = org.id
-            _revoke_sessions(session, staff)
+            staff.organisation_id = org.id  # read per request (node.deps): takes effect at the next one
     session.add(staff)
     session.flush()
     return changed
@@ -297,9 +296,7 @@ def change_roles(
         _keep_an_admin(session, staff)
     staff.roles = sorted(new)
     session.add(staff)
-    session.flush()
-    if staff.roles != old:
-        _revoke_sessions(session, staff)
+    session.flush()  # roles are read per request (node.deps), not from the token: the next request has them
     return old, staff.roles
 
 

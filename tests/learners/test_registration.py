@@ -72,7 +72,7 @@ def test_a_squatter_never_sees_or_receives_the_holders_records(client, ctx, lear
 
     from node.db import session_scope
     from node.learners.service import open_account
-    from node.ledger.service import EventSpec, append_events, subject_hash
+    from node.ledger.service import EventSpec, append_events
     from node.models import Achievement
 
     victim_number = valid_id(serial="314")
@@ -88,7 +88,7 @@ def test_a_squatter_never_sees_or_receives_the_holders_records(client, ctx, lear
         s.add(a)
         s.flush()
         append_events(s, [EventSpec(kind="achievement.deposited", learner_id=account.id, achievement_id=a.id,
-                                    subject=subject_hash(account.leaf_salt, account.pseudonym),
+                                    pseudonym=account.pseudonym,
                                     data={"achievement": a.id, "title": "高等数学", "credits": "4"})])
         account_id, account_no = account.id, account.account_no
     # the squatter cannot get in with the password they registered, by ID or account number

@@ -83,9 +83,11 @@ def test_serve_leaves_proxy_headers_to_the_node(monkeypatch, tmp_path) -> None:
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
     monkeypatch.setattr(node.app, "create_app", lambda settings: object())
-    monkeypatch.setenv("CREDITNODE_NODE__DATA_DIR", str(tmp_path))
+    from node.cli import initialise_node
+
     monkeypatch.delenv("CREDITNODE_CONFIG", raising=False)
-    result = CliRunner().invoke(cli_app, ["serve", "--port", "0"])
+    config, _ = initialise_node(region="shanghai", data_dir=tmp_path / "node", admin_password="admin-pass-123")
+    result = CliRunner().invoke(cli_app, ["serve", "--config", str(config), "--behind-proxy", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert seen.get("proxy_headers") is False
 

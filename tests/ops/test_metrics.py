@@ -83,9 +83,9 @@ def test_a_scrape_with_the_database_down_still_answers(client, ctx, monkeypatch:
     assert "creditnode_ledger_size" not in families
 
 
-def test_no_personal_data_in_the_metrics(client) -> None:
+def test_no_personal_data_in_the_metrics(client, staff_headers) -> None:
     id_number = valid_id(serial="555")
-    r = client.post("/api/v1/learners/register",
+    r = client.post("/api/v1/learners", headers=staff_headers("outlet_staff"),
                     json={"id_number": id_number, "name": "王小明", "password": "learner-pass-1"})
     assert r.status_code == 201, r.text
     client.get(f"/api/v1/learners/{id_number}")

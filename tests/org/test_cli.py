@@ -81,6 +81,9 @@ def test_an_operator_builds_the_tree_and_the_staff(run, centre, admin, client, e
     assert client.get("/api/v1/deposit-applications", headers=token).json()["code"] == "account_disabled"
     assert "rev.b01" not in run("staff", "list") and "(disabled)" in run("staff", "list", "--all")
     run("staff", "enable", "rev.b01")
+    # disabling revoked the tokens: re-enabled, the account signs in afresh (an old token never comes back)
+    assert client.get("/api/v1/deposit-applications", headers=token).json()["code"] == "token_revoked"
+    token = sign_in(client, "rev.b01", new_password)
     assert client.get("/api/v1/deposit-applications", headers=token).status_code == 200
     assert "last_admin" in run("staff", "disable", "admin", code=2)
 
@@ -89,9 +92,12 @@ def test_an_operator_builds_the_tree_and_the_staff(run, centre, admin, client, e
     assert re.search(r"OUT1\s+outlet\s+B02", run("org", "update", "OUT1", "--parent", "B02"))
     assert "nothing to change" in run("org", "update", "OUT1", code=2)
     assert "organisation_has_children" in run("org", "disable", "B02", code=2)
+    clerk = sign_in(client, "clerk", "typed-pass-123")
     run("org", "disable", "OUT1")
-    assert client.get("/api/v1/deposit-applications", headers=sign_in(client, "clerk", "typed-pass-123")).json()[
-        "code"] == "organisation_disabled"
+    assert client.get("/api/v1/deposit-applications", headers=clerk).json()["code"] == "organisation_disabled"
+    # nor can its staff sign in while it is deactivated (the same answer as a wrong password)
+    assert client.post("/api/v1/auth/token", data={"username": "clerk", "password": "typed-pass-123"}).json()[
+        "code"] == "invalid_credentials"
     assert "OUT1" not in run("org", "list") and "(deactivated)" in run("org", "list", "--all")
     run("org", "enable", "OUT1")
 

@@ -73,6 +73,9 @@ def test_disable_enable_and_reset_password(api, tree, client, engine) -> None:
     refused(client.post("/api/v1/auth/token", data={"username": "clerk", "password": made["initial_password"]}),
             401, "invalid_credentials")
     assert api("POST", "/staff/clerk/enable")["active"] is True
+    # disabling revoked the tokens: re-enabled, the clerk signs in afresh (an old token never comes back)
+    refused(client.get("/api/v1/deposit-applications", headers=token), 401, "token_revoked")
+    token = sign_in(client, "clerk", made["initial_password"])
     ok(client.get("/api/v1/deposit-applications", headers=token))
     issued = api("POST", "/staff/clerk/reset-password")
     assert issued["username"] == "clerk" and issued["password"]
