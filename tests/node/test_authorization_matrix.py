@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from dataclasses import dataclass
 
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -19,7 +21,19 @@ from node.db import session_scope
 from node.models import Organisation
 from node.org.service import create_api_key
 from node.roles import ALL_STAFF_ROLES, Role
+from tests.conftest import make_settings
 from tests.deposits.helpers import register_learner
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path):
+    """The node under test, with the per-client rate limits out of the way: one client makes every call here
+    (a 429 would hide whether the role check refuses; the limits have tests of their own)."""
+    base = make_settings(database_url, tmp_path / "data")
+    return base.model_copy(update={
+        "ratelimit": base.ratelimit.model_copy(update={"sign_in": "100000/minute", "registration": "100000/minute"}),
+        "security": base.security.model_copy(update={"verify_rate_limit_per_minute": 100000}),
+    })
 
 # What a role check says when it refuses (anything else, even a 403, is another rule's refusal).
 ROLE_REFUSALS = {"not_authenticated", "forbidden", "invalid_token", "invalid_api_key", "token_expired",
