@@ -25,7 +25,7 @@ from crypto.did import resolve_verification_method
 from crypto.merkle import MerkleError, verify_inclusion
 from crypto.note import NoteError, NoteVerifier, parse_checkpoint, verify_note
 from federation.membership import DidResolver, Member, held_document
-from node.credentials.resolvers import use_peer_lookup
+from node.credentials.resolvers import bounded_body, use_peer_lookup
 from node.db import is_sqlite
 from node.ledger.log import checkpoint_origin
 from node.models import PeerDidDocument, utcnow
@@ -257,13 +257,9 @@ class MemberArtefacts:
                 return hit[1]
         try:
             with runtime(ctx).client().stream("GET", url) as response:
-                if response.status_code != 200:
-                    return None
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ARTEFACT_BYTES:
-                        return None
+                body = bounded_body(response, MAX_ARTEFACT_BYTES)
+            if body is None:
+                return None
         except httpx.HTTPError as exc:
             log.warning("cannot fetch %s: %s", url, type(exc).__name__)
             return None

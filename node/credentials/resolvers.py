@@ -21,7 +21,7 @@ from node.credentials.verify import ledger_event_check
 from node.ledger.log import event_by_seq, inclusion, latest_checkpoint
 from node.models import MembershipVersion
 
-__all__ = ["DidLookup", "PeerLookup", "issuer_names", "local_resolvers", "membership_pins", "use_peer_lookup",
+__all__ = ["DidLookup", "PeerLookup", "bounded_body", "issuer_names", "local_resolvers", "membership_pins", "use_peer_lookup",
            "web_resolvers"]
 
 
@@ -135,15 +135,24 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+def bounded_body(response: httpx.Response, limit: int) -> bytes | None:
+    """A streamed 200 response's body, or None for another status or a body over `limit` bytes (read no
+    further than the limit: a member's artefact, or a did:web document, of any size cannot fill memory)."""
+    if response.status_code != 200:
+        return None
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def _bounded_get(http: httpx.Client, url: str) -> Any:
     with http.stream("GET", url, headers={"accept": "application/json, application/did+json, */*"}) as response:
-        if response.status_code != 200:
-            return None
-        body = b""
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > MAX_FETCH_BYTES:
-                return None
+        body = bounded_body(response, MAX_FETCH_BYTES)
+    if body is None:
+        return None
     try:
         return httpx.Response(200, content=body).json()
     except ValueError:
