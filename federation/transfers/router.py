@@ -125,14 +125,15 @@ def ask_transfer(body: TransferCreate, ctx: CtxDep, response: Response, me: Lear
 
 @learner_router.get("/transfers")
 def my_transfers(session: SessionDep, me: LearnerOnly) -> list[dict]:
-    """The signed-in learner's transfers, oldest first."""
+    """The signed-in learner's transfers with their items, oldest first."""
     rows = session.exec(select(Transfer).where(Transfer.learner_id == me.id).order_by(Transfer.id)).all()
     return [transfers.transfer_view(session, t) for t in rows]
 
 
 @learner_router.get("/transfers/{transfer_id}")
 def my_transfer(transfer_id: Int64, session: SessionDep, me: LearnerOnly) -> dict:
-    """One of the signed-in learner's transfers in full, with its items; 404 if it is not theirs."""
+    """One of the signed-in learner's transfers in full: items, consent, checkpoint, release receipt and the
+    credentials received; 404 if it is not theirs."""
     return transfers.transfer_view(session, transfers.own_transfer(session, me.id, transfer_id), full=True)
 
 
@@ -154,7 +155,7 @@ def ask_transfer_on_behalf(body: StaffTransferCreate, ctx: CtxDep, session: Sess
 @staff_router.get("/transfers")
 def list_transfers(session: SessionDep, staff: Reader,
                    state: Annotated[str | None, Query(max_length=20)] = None) -> list[dict]:
-    """Transfers into this node, optionally filtered by `state` (at most 500). Audited."""
+    """Transfers into this node with their items, optionally filtered by `state` (at most 500). Audited."""
     query = select(Transfer).order_by(Transfer.id)
     if state:
         query = query.where(Transfer.state == state)
@@ -164,7 +165,8 @@ def list_transfers(session: SessionDep, staff: Reader,
 
 @staff_router.get("/transfers/{transfer_id}")
 def read_transfer(transfer_id: Int64, session: SessionDep, staff: Reader) -> dict:
-    """One transfer in full, with its items; 404 if unknown. Audited."""
+    """One transfer in full: items, consent, checkpoint, release receipt and the credentials received;
+    404 if unknown. Audited."""
     transfer = session.get(Transfer, transfer_id)
     if transfer is None:
         raise NotFound("no such transfer")
