@@ -69,6 +69,8 @@ Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
 
 @discovery_router.get(DISCOVERY_PATH, dependencies=[Depends(public)])
 def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
+    """The node's discovery document: identity, DID, base URL, protocol versions, features, endpoints
+    and the membership version it holds."""
     return discovery_document(session, ctx)
 
 
@@ -112,6 +114,7 @@ class InstallRequest(BaseModel):
 
 @admin_router.get("/membership")
 def get_membership(session: SessionDep, admin: Admin) -> dict:
+    """The membership version this node holds (version, hash, document, accepted at); 404 if none."""
     held = held_membership(session)
     if held is None:
         raise NotFound("this node holds no membership yet")
@@ -128,6 +131,7 @@ def _proposal_view(session: Any, ctx: Any, row: MembershipProposal) -> dict:
 
 @admin_router.get("/membership/proposals")
 def list_proposals(ctx: CtxDep, session: SessionDep, admin: Admin) -> list[dict]:
+    """Stored membership proposals, by version: hash, version and document."""
     rows = session.exec(select(MembershipProposal).order_by(MembershipProposal.version)).all()
     return [{"hash": r.hash, "version": r.version, "document": r.document} for r in rows]
 
@@ -196,12 +200,15 @@ def _outbox_view(row: OutboxMessage) -> dict:
 
 @admin_router.get("/outbox/dead")
 def list_dead_letters(session: SessionDep, admin: Admin) -> list[dict]:
+    """Outbound federation messages that were dead-lettered, per peer and sequence. Audited."""
     record(session, actor=admin, action="federation.outbox.dead_letters")
     return [_outbox_view(r) for r in dead_letters(session)]
 
 
 @admin_router.post("/outbox/{message_id}/requeue")
 def requeue_message(message_id: str, session: SessionDep, admin: Admin) -> dict:
+    """Put a dead-lettered outbound message back in the queue with fresh attempts; 404 if no
+    dead-lettered message has this id. Audited."""
     row = requeue(session, message_id)
     record(session, actor=admin, action="federation.outbox.requeue", target_type="outbox_message",
            target_id=row.message_id, detail={"peer": row.peer, "seq": row.seq})

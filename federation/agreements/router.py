@@ -63,6 +63,8 @@ def _audit(session, admin: Principal, verb: str, row: AgreementVersion) -> dict:
 
 @router.get("")
 def list_agreements(session: SessionDep, admin: Admin) -> list[dict]:
+    """Every agreement this node holds: its head version and the version in force (`null` if none is
+    fully signed yet)."""
     rows = session.exec(select(AgreementVersion)).all()
     ids = sorted({r.agreement for r in rows})
     out = []
@@ -76,6 +78,7 @@ def list_agreements(session: SessionDep, admin: Admin) -> list[dict]:
 
 @router.get("/{agreement}")
 def get_agreement(agreement: str, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """One agreement's version history and the verification of its proofs; 404 if unknown."""
     versions = service.history(session, agreement)
     if not versions:
         raise NotFound(f"no agreement {agreement!r}", code="agreement_not_found")
@@ -85,22 +88,30 @@ def get_agreement(agreement: str, ctx: CtxDep, session: SessionDep, admin: Admin
 
 @router.post("")
 def propose(ctx: CtxDep, session: SessionDep, admin: Admin, draft: Annotated[dict, Body()]) -> dict:
+    """Propose version 1 of a new agreement: signed by this node, sent to the other parties, audited.
+    Refused if the agreement already exists or the draft is invalid."""
     return _audit(session, admin, "propose", service.propose(session, ctx, draft))
 
 
 @router.post("/{agreement}/counter")
 def counter(agreement: str, request: Change, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Counter-propose the pending head (`base`, its hash) with `changes`: a new version signed and sent;
+    refused if the head is stale or already signed by every party. Audited."""
     row = service.counter(session, ctx, agreement, base=request.base, changes=request.changes)
     return _audit(session, admin, "counter", row)
 
 
 @router.post("/{agreement}/sign")
 def sign(agreement: str, request: SignRequest, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Add this node's proof to the head version (`hash`) and send it to the other parties; a version
+    already signed by this node is returned unchanged. Audited."""
     return _audit(session, admin, "sign", service.sign(session, ctx, agreement, version_hash=request.hash))
 
 
 @router.post("/{agreement}/amend")
 def amend(agreement: str, request: Change, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """A new version of the fully-signed agreement (`base`) with `changes`, status active; the status
+    itself is changed by suspend or terminate. Refused while negotiating or terminated. Audited."""
     if "status" in request.changes:
         raise AgreementInvalid("use suspend or terminate to change the status")
     row = service.amend(session, ctx, agreement, base=request.base, changes=request.changes, status="active")
@@ -109,12 +120,16 @@ def amend(agreement: str, request: Change, ctx: CtxDep, session: SessionDep, adm
 
 @router.post("/{agreement}/suspend")
 def suspend(agreement: str, request: Base, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """A new version of the fully-signed agreement (`base`) with status suspended, signed and sent to
+    the other parties. Audited."""
     row = service.amend(session, ctx, agreement, base=request.base, changes={}, status="suspended")
     return _audit(session, admin, "suspend", row)
 
 
 @router.post("/{agreement}/terminate")
 def terminate(agreement: str, request: Base, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """A new version of the fully-signed agreement (`base`) with status terminated, signed and sent;
+    a terminated agreement cannot be amended again. Audited."""
     row = service.amend(session, ctx, agreement, base=request.base, changes={}, status="terminated")
     return _audit(session, admin, "terminate", row)
 

@@ -66,11 +66,13 @@ def grant(body: ConsentCreate, ctx: CtxDep, session: SessionDep, me: LearnerOnly
 
 @learner_router.get("/consents")
 def my_consents(session: SessionDep, me: LearnerOnly) -> list[dict]:
+    """The signed-in learner's consents, oldest first."""
     return consents.list_consents(session, me.id)
 
 
 @learner_router.get("/consents/{consent_id}")
 def my_consent(consent_id: str, session: SessionDep, me: LearnerOnly) -> dict:
+    """One of the signed-in learner's consents; 404 if it is not theirs."""
     return consents.get_consent(session, me.id, consent_id)
 
 
@@ -123,12 +125,15 @@ def ask_transfer(body: TransferCreate, ctx: CtxDep, response: Response, me: Lear
 
 @learner_router.get("/transfers")
 def my_transfers(session: SessionDep, me: LearnerOnly) -> list[dict]:
+    """The signed-in learner's transfers with their items, oldest first."""
     rows = session.exec(select(Transfer).where(Transfer.learner_id == me.id).order_by(Transfer.id)).all()
     return [transfers.transfer_view(session, t) for t in rows]
 
 
 @learner_router.get("/transfers/{transfer_id}")
 def my_transfer(transfer_id: Int64, session: SessionDep, me: LearnerOnly) -> dict:
+    """One of the signed-in learner's transfers in full: items, consent, checkpoint, release receipt and the
+    credentials received; 404 if it is not theirs."""
     return transfers.transfer_view(session, transfers.own_transfer(session, me.id, transfer_id), full=True)
 
 
@@ -150,6 +155,7 @@ def ask_transfer_on_behalf(body: StaffTransferCreate, ctx: CtxDep, session: Sess
 @staff_router.get("/transfers")
 def list_transfers(session: SessionDep, staff: Reader,
                    state: Annotated[str | None, Query(max_length=20)] = None) -> list[dict]:
+    """Transfers into this node with their items, optionally filtered by `state` (at most 500). Audited."""
     query = select(Transfer).order_by(Transfer.id)
     if state:
         query = query.where(Transfer.state == state)
@@ -159,6 +165,8 @@ def list_transfers(session: SessionDep, staff: Reader,
 
 @staff_router.get("/transfers/{transfer_id}")
 def read_transfer(transfer_id: Int64, session: SessionDep, staff: Reader) -> dict:
+    """One transfer in full: items, consent, checkpoint, release receipt and the credentials received;
+    404 if unknown. Audited."""
     transfer = session.get(Transfer, transfer_id)
     if transfer is None:
         raise NotFound("no such transfer")
@@ -186,6 +194,7 @@ def decide(item_id: Int64, body: ItemDecision, ctx: CtxDep, session: SessionDep,
 
 @staff_router.get("/transfer-items")
 def pending_items(session: SessionDep, staff: Reviewer) -> list[dict]:
+    """Transfer items awaiting review, with their transfer id (at most 500). Audited."""
     rows = session.exec(select(TransferItem).where(TransferItem.state == "awaiting_review")
                         .order_by(TransferItem.id).limit(500)).all()
     record(session, actor=staff, action="transfer.review_queue")

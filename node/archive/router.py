@@ -31,6 +31,8 @@ def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> Archiv
 
 @router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
 def read_learner_archive(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> ArchivePublic:
+    """A learner's deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours
+    and count per group. Audited, refusals included."""
     with refusals_recorded(session, actor=staff, action="archive.read", target_type="learner",
                            target_id=learner_id):
         archive = learner_archive(session, ctx, learner_id)

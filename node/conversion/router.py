@@ -138,12 +138,15 @@ def what_if(session: SessionDep, ctx: CtxDep, me: LearnerOnly, programme: Annota
 
 @router.post("/me/conversions", response_model=RequestView, status_code=201)
 def request_conversion(body: MyRequestCreate, session: SessionDep, ctx: CtxDep, me: LearnerOnly) -> RequestView:
+    """Ask for a conversion into `programme`: the rules in force propose the items (state
+    `proposed`); refused when they propose nothing. Audited as `conversion.create`."""
     req = service.create_request(session, ctx, learner_id=me.id, programme_code=body.programme, actor=me)
     return _view(session, req)
 
 
 @router.get("/me/conversions", response_model=list[RequestView])
 def my_conversions(session: SessionDep, me: LearnerOnly) -> list[RequestView]:
+    """The signed-in learner's conversion requests with their items, newest first."""
     rows = session.exec(select(ConversionRequest).where(ConversionRequest.learner_id == me.id)
                         .order_by(ConversionRequest.id.desc())).all()  # type: ignore[union-attr]
     return [_view(session, r) for r in rows]
@@ -151,6 +154,7 @@ def my_conversions(session: SessionDep, me: LearnerOnly) -> list[RequestView]:
 
 @router.get("/me/conversions/{request_id}", response_model=RequestView)
 def my_conversion(request_id: Int64, session: SessionDep, me: LearnerOnly) -> RequestView:
+    """One of the signed-in learner's conversion requests with its items; 404 if it is not theirs."""
     return _view(session, service.request_for_learner(session, request_id, me.id))
 
 
@@ -185,6 +189,8 @@ def my_statement(request_id: Int64, item_id: Int64, session: SessionDep, me: Lea
 @router.post("/conversions", response_model=StaffRequestView, status_code=201)
 def request_on_behalf(body: StaffRequestCreate, session: SessionDep, ctx: CtxDep, staff: OutletStaff
                       ) -> StaffRequestView:
+    """Outlet staff ask for a learner's conversion into `programme` (state `proposed`); refused
+    when the rules propose nothing. Audited as `conversion.create`, a refusal too."""
     with refusals_recorded(session, actor=staff, action="conversion.create", target_type="learner",
                            target_id=body.learner_id):
         req = service.create_request(session, ctx, learner_id=body.learner_id, programme_code=body.programme,

@@ -48,6 +48,7 @@ _LD = "application/ld+json"
 
 @router.get("/.well-known/did.json", dependencies=Public)
 def did_document(ctx: CtxDep) -> JSONResponse:
+    """This node's DID document (`did:web`), with the keys its credentials and peer requests are signed by."""
     return JSONResponse(ctx.identity.did_document(), media_type="application/did+json")
 
 
@@ -91,6 +92,8 @@ def federation_context() -> Response:
 
 @router.get("/api/v1/me/credentials/{achievement_id}")
 def my_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
+    """The signed credential of one of the learner's deposited (or revoked) achievements, with
+    `eddsa-jcs-2022` and `eddsa-rdfc-2022` proofs; 404 if it is not theirs."""
     return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id, rdfc=True),
                         media_type=_LD)
 
@@ -130,6 +133,8 @@ def my_transcript(request: Request, ctx: CtxDep, session: SessionDep, me: Learne
 
 @router.get("/api/v1/achievements/{achievement_id}/credential")
 def staff_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, staff: Staff) -> JSONResponse:
+    """The signed credential of a deposited (or revoked) achievement, with `eddsa-jcs-2022` and
+    `eddsa-rdfc-2022` proofs. Audited as `credential.export`."""
     record(session, actor=staff, action="credential.export", target_type="achievement", target_id=achievement_id)
     return JSONResponse(achievement_credential(session, ctx, achievement_id, rdfc=True), media_type=_LD)
 
@@ -146,11 +151,15 @@ def checkpoint(ctx: CtxDep, session: SessionDep) -> PlainTextResponse:
 
 @router.get("/api/v1/ledger/proof/inclusion", dependencies=Public)
 def inclusion_proof(session: SessionDep, seq: Int64, size: Int64 | None = None) -> dict:
+    """A Merkle inclusion proof of ledger event `seq` in the tree of `size` (default: the current
+    size), with the leaf and root hashes; 400 unless 0 <= seq < size <= the ledger's size."""
     return inclusion(session, seq=seq, size=size)
 
 
 @router.get("/api/v1/ledger/proof/consistency", dependencies=Public)
 def consistency_proof(session: SessionDep, first: Int64, second: Int64) -> dict:
+    """A Merkle consistency proof between the ledger's trees of sizes `first` and `second`, with
+    both roots; 400 unless 0 < first <= second <= the ledger's size."""
     return consistency(session, first=first, second=second)
 
 
@@ -166,6 +175,8 @@ def ledger_leaf(seq: Int64, session: SessionDep) -> dict:
 
 @router.get("/status/{list_no}", dependencies=Public)
 def status_list(list_no: Int64, ctx: CtxDep, session: SessionDep) -> JSONResponse:
+    """Status list `list_no`: a signed `BitstringStatusListCredential` whose set bits are the revoked
+    credentials (revocation purpose)."""
     return JSONResponse(status_list_credential(session, ctx, list_no), media_type=_LD)
 
 
@@ -180,6 +191,8 @@ class RevocationDecision(BaseModel):
 
 @router.post("/api/v1/achievements/{achievement_id}/revocations", status_code=201)
 def ask_revocation(achievement_id: Int64, body: RevocationCreate, session: SessionDep, staff: CentreReviewer) -> dict:
+    """Ask to revoke a deposited achievement, with a reason; another centre reviewer decides.
+    Refused if one is already awaiting review. Audited as `revocation.request`."""
     req = request_revocation(session, achievement_id=achievement_id, reason=body.reason, staff_id=staff.id)
     record(session, actor=staff, action="revocation.request", target_type="achievement", target_id=achievement_id,
            detail={"request": req.id})
@@ -189,6 +202,8 @@ def ask_revocation(achievement_id: Int64, body: RevocationCreate, session: Sessi
 @router.post("/api/v1/revocations/{request_id}/decision")
 def decide(request_id: Int64, body: RevocationDecision, session: SessionDep, ctx: CtxDep,
            staff: CentreReviewer) -> dict:
+    """Approve or reject a revocation request (not one's own); approving flips the achievement's status
+    bit and appends `achievement.revoked` to the ledger. Audited as `revocation.decide`."""
     req = decide_revocation(session, ctx, request_id=request_id, approve=body.approve, reason=body.reason,
                             staff_id=staff.id)
     record(session, actor=staff, action="revocation.decide", target_type="revocation", target_id=request_id,

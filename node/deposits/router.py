@@ -65,17 +65,23 @@ def list_my_applications(
     session: SessionDep, me: LearnerOnly, cursor: Int64 | None = None,
     limit: Annotated[Int64, Query(ge=1, le=200)] = 50,
 ) -> list[ApplicationPublic]:
+    """The signed-in learner's deposit applications, newest first; `cursor` is the last id of the
+    previous page."""
     apps = repo.applications(session, learner_id=me.id, cursor=cursor, limit=limit)
     return service.learner_views(session, apps)
 
 
 @router.get("/me/deposit-applications/{app_id}", response_model=ApplicationPublic)
 def read_my_application(app_id: Int64, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
+    """One of the signed-in learner's deposit applications, with its evidence; another learner's
+    is reported as missing."""
     return service.learner_view(session, service.application_for_learner(session, app_id, me.id))
 
 
 @router.post("/me/deposit-applications/{app_id}/submit", response_model=ApplicationPublic)
 def submit_my_application(app_id: Int64, body: SubmitRequest, session: SessionDep, me: LearnerOnly) -> ApplicationPublic:
+    """Submit the learner's draft application to the first review stage at `version`; refused
+    without at least one evidence file or when the version is stale. Audited as `deposit.submit`."""
     app = service.application_for_learner(session, app_id, me.id)
     return service.learner_view(session, service.submit(session, app=app, actor=me, version=body.version))
 
@@ -104,6 +110,8 @@ def apply_on_behalf(body: ApplicationStaffCreate, session: SessionDep, staff: Ou
 
 @router.post("/deposit-applications/{app_id}/submit", response_model=ApplicationStaffView)
 def submit_on_behalf(app_id: Int64, body: SubmitRequest, session: SessionDep, staff: OutletStaff) -> ApplicationStaffView:
+    """Submit an application this outlet staff member started for the learner, at `version`;
+    refused without evidence. Audited as `deposit.submit`, a refusal too."""
     with refusals_recorded(session, actor=staff, action="deposit.submit", target_type=_TARGET, target_id=app_id):
         app = service.application_for_applicant(session, app_id, staff)
         app = service.submit(session, app=app, actor=staff, version=body.version)

@@ -98,6 +98,8 @@ def upload_evidence_for_learner(app_id: Int64, file: UploadFile, response: Respo
 @router.get("/me/deposit-applications/{app_id}/evidence/{sha256}", response_class=StreamingResponse)
 def download_own_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
                           me: LearnerOnly) -> StreamingResponse:
+    """Download an evidence file (by its SHA-256) of one of the learner's own applications,
+    decrypted as it streams, as an attachment under its original name."""
     app = application_for_learner(session, app_id, me.id)
     row = repo.linked_file(session, app.id, sha256)
     if row is None:
@@ -108,6 +110,8 @@ def download_own_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: S
 @router.get("/deposit-applications/{app_id}/evidence/{sha256}", response_class=StreamingResponse)
 def download_evidence(app_id: Int64, sha256: Sha256, ctx: CtxDep, session: SessionDep,
                       reviewer: Reviewer) -> StreamingResponse:
+    """Download an evidence file (by its SHA-256) of an application in the reviewer's queue,
+    decrypted as it streams, as an attachment. Audited as `evidence.download`, a refusal too."""
     with refusals_recorded(session, actor=reviewer, action="evidence.download", target_type=_TARGET,
                            target_id=app_id):
         app = application_for_staff(session, app_id, reviewer)

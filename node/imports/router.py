@@ -93,6 +93,8 @@ def upload(
                                                                       "default: by file extension")] = None,
     institution_code: Annotated[str | None, Form(max_length=32)] = None,
 ) -> ImportJobPublic:
+    """Upload a bulk-deposit file for an institution (the uploader's own; centre staff name it by
+    `institution_code`); a background job imports it (202, the job). Audited, refusals too."""
     filename = file.filename or "upload"
     try:
         institution = institution_for(session, principal=principal, institution_code=institution_code)
@@ -119,6 +121,8 @@ def upload(
 
 @router.get("", response_model=list[ImportJobPublic])
 def list_jobs(session: SessionDep, principal: Reader, limit: Int64 = 50) -> list[ImportJobPublic]:
+    """Import jobs, newest first (`limit` at most 500): an institution's uploaders see only their
+    institution's, centre staff and auditors every job."""
     stmt = select(ImportJob).order_by(ImportJob.created_at.desc()).limit(max(1, min(limit, 500)))  # type: ignore[attr-defined]
     if not principal.has_any(_CENTRE | {Role.AUDITOR}):
         stmt = stmt.where(ImportJob.organisation_id == principal.organisation_id)
@@ -127,6 +131,8 @@ def list_jobs(session: SessionDep, principal: Reader, limit: Int64 = 50) -> list
 
 @router.get("/{job_id}", response_model=ImportJobPublic)
 def job_status(job_id: str, session: SessionDep, principal: Reader) -> ImportJobPublic:
+    """One import job's status and progress; another institution's job is reported as missing (the
+    denial audited)."""
     return _public(session, _visible_job(session, principal, job_id))
 
 

@@ -189,6 +189,8 @@ def search_learner(
     id_number: Annotated[str | None, Query(max_length=40)] = None,
     account_no: Annotated[str | None, Query(max_length=20)] = None,
 ) -> LearnerPublic:
+    """Find one learner by ID number (with `id_type`) or by account number, not both; returns the
+    learner with the ID number masked, 404 if none matches. Audited as `learner.search`, a miss too."""
     if bool(id_number) == bool(account_no):
         raise BadRequest("give either id_number or account_no", code="invalid_query")
     if id_number:
@@ -205,6 +207,8 @@ def search_learner(
 
 @router.get("/learners/{learner_id}", response_model=LearnerPublic)
 def read_learner(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> LearnerPublic:
+    """One learner's account (account number, masked ID number, name, pseudonym); 404 if unknown.
+    Audited as `learner.read`."""
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
@@ -214,6 +218,7 @@ def read_learner(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: Sta
 
 @router.get("/me", response_model=LearnerPublic)
 def read_me(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> LearnerPublic:
+    """The signed-in learner's own account: account number, masked ID number, name, pseudonym."""
     learner = session.get(Learner, me.id)
     if learner is None:
         raise NotFound("no such learner")

@@ -109,6 +109,8 @@ class Decision(BaseModel):
 @router.get("/rules", response_model=list[RuleView])
 def list_rules(session: SessionDep, _: StaffReader,
                status: Annotated[list[str] | None, Query()] = None) -> list[RuleView]:
+    """Every rule version, by rule id and version, optionally filtered by `status` (draft, approved,
+    rejected, retired), each with its state today."""
     stmt = select(StandardRule).order_by(StandardRule.rule_id, StandardRule.version)
     if status:
         stmt = stmt.where(StandardRule.status.in_(status))  # type: ignore[attr-defined]
@@ -125,11 +127,14 @@ def create_rule(body: RuleWrite, session: SessionDep, admin: Admin) -> RuleView:
 
 @router.get("/rules/{rule_id}/versions/{version}", response_model=RuleView)
 def read_rule(rule_id: str, version: Int32, session: SessionDep, _: StaffReader) -> RuleView:
+    """One rule version with its body, status and decisions; 404 if unknown."""
     return _rule(service.rule_row(session, rule_id, version))
 
 
 @router.put("/rules/{rule_id}/versions/{version}", response_model=RuleView)
 def update_rule(rule_id: str, version: Int32, body: RuleWrite, session: SessionDep, admin: Admin) -> RuleView:
+    """Replace a draft's body; the editor becomes its maker. Refused for a version that is not a draft
+    (approved versions never change). Audited, refusals too."""
     with refusals_recorded(session, actor=admin, action="standards.rule.update", target_type="standard_rule",
                            target_id=f"{rule_id}@{version}"):
         row = service.rule_row(session, rule_id, version)
@@ -158,12 +163,15 @@ def approve_rule(rule_id: str, version: Int32, session: SessionDep, admin: Admin
 
 @router.post("/rules/{rule_id}/versions/{version}/reject", response_model=RuleView)
 def reject_rule(rule_id: str, version: Int32, body: Decision, session: SessionDep, admin: Admin) -> RuleView:
+    """Reject a draft, with a reason, by a standards admin other than its maker. Audited, refusals too."""
     return _decide("reject", rule_id, version, body, session, admin)
 
 
 @router.post("/rules/{rule_id}/versions/{version}/retire", response_model=RuleView)
 def retire_rule(rule_id: str, version: Int32, session: SessionDep, admin: Admin,
                 body: Decision | None = None) -> RuleView:
+    """Take an approved version out of service (it stays readable for the explanations of old
+    decisions), with an optional reason. Audited, refusals too."""
     return _decide("retire", rule_id, version, body or Decision(), session, admin)
 
 
@@ -197,11 +205,13 @@ def list_entries(segment: str, session: SessionDep, _: StaffReader, on: dt.date 
 
 @router.get("/{segment}/{code}", response_model=EntryView)
 def read_entry(segment: str, code: str, session: SessionDep, _: StaffReader, on: dt.date | None = None) -> EntryView:
+    """A catalogue entry: the version in force on `on` (default: the newest); 404 if none."""
     return _entry(service.entry_in_force(session, _kind(segment), code, on))
 
 
 @router.get("/{segment}/{code}/versions", response_model=list[EntryView])
 def entry_versions(segment: str, code: str, session: SessionDep, _: StaffReader) -> list[EntryView]:
+    """Every version of a catalogue entry; 404 if unknown."""
     return [_entry(e) for e in service.entry_versions(session, _kind(segment), code)]
 
 

@@ -157,6 +157,8 @@ def _synthetic_id_number() -> str:
 
 @router.post("/fixtures/achievement", status_code=201)
 def achievement_fixture(body: AchievementFixture, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Deposit a synthetic achievement for a new synthetic learner, appending
+    `achievement.deposited` to the ledger; returns its id, ledger seq and the learner's sign-in. Audited."""
     from node.learners.service import open_account
 
     password = secrets.token_urlsafe(16)
@@ -233,6 +235,8 @@ class OutgoingMessage(BaseModel):
 
 @router.post("/outbox", status_code=201)
 def send_message(body: OutgoingMessage, ctx: CtxDep, session: SessionDep, admin: Admin) -> dict:
+    """Queue a message (default `conformance.ping`) to `peer` in this node's outbox; returns its id
+    and sequence number. Audited."""
     row = enqueue(session, body.peer, body.type, body.body)
     record(session, actor=admin, action="testing.outbox.enqueue", target_type="outbox_message",
            target_id=row.message_id, detail={"peer": body.peer, "seq": row.seq})
@@ -259,6 +263,8 @@ def flush(body: FlushRequest, ctx: CtxDep, session: SessionDep, admin: Admin) ->
 
 @router.get("/outbox")
 def outbox(session: SessionDep, admin: Admin, peer: Annotated[str, Query(max_length=64)]) -> list[dict]:
+    """The outbox's messages to `peer`, by sequence: type, delivery state, attempts, last error and
+    next attempt."""
     rows = session.exec(select(OutboxMessage).where(OutboxMessage.peer == peer).order_by(OutboxMessage.seq)).all()
     return [{"message_id": r.message_id, "seq": r.seq, "type": r.type, "state": r.state, "attempts": r.attempts,
              "last_error": r.last_error, "next_attempt_at": r.next_attempt_at.isoformat()} for r in rows]
@@ -266,6 +272,8 @@ def outbox(session: SessionDep, admin: Admin, peer: Annotated[str, Query(max_len
 
 @router.get("/inbox")
 def inbox(session: SessionDep, admin: Admin, origin: Annotated[str, Query(max_length=64)]) -> list[dict]:
+    """The inbox's messages from `origin`, by sequence, with the status code answered and `effects`: how
+    many times a ping's processing took effect (a duplicate would show as more than one)."""
     rows = session.exec(select(InboxMessage).where(InboxMessage.origin == origin).order_by(InboxMessage.seq)).all()
     effects: dict[str, int] = {}
     for target in session.exec(select(AuditEntry.target_id).where(AuditEntry.action == "testing.ping")).all():

@@ -11,7 +11,7 @@ import pytest
 from node.ops.openapi import undocumented_routes
 
 # Set to True once every operation has a docstring or a summary (issue 12 item 2): the test then fails on any.
-STRICT_DESCRIPTIONS = False
+STRICT_DESCRIPTIONS = True
 
 
 class _References(HTMLParser):
