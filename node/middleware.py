@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings
+from node.credentials.pdf import MAX_PDF_BYTES
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -56,6 +57,7 @@ HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 _EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$")
+_VERIFY_SUBMISSION = frozenset({"/api/v1/verify", "/verify"})  # a credential, or a transcript PDF upload
 
 
 class BodyTooLarge(HTTPException):
@@ -188,6 +190,7 @@ class EdgeMiddleware:
         self.default_limit = settings.node.max_body_bytes
         self.upload_limit = settings.imports.max_upload_bytes
         self.evidence_limit = settings.imports.max_evidence_bytes + MULTIPART_OVERHEAD
+        self.verify_limit = MAX_PDF_BYTES + MULTIPART_OVERHEAD
         common = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                   (b"x-frame-options", b"DENY"), (b"cross-origin-opener-policy", b"same-origin")]
         if settings.base_url.lower().startswith("https://"):
@@ -199,6 +202,8 @@ class EdgeMiddleware:
             return self.upload_limit
         if method == "POST" and _EVIDENCE_UPLOAD.match(path):
             return self.evidence_limit
+        if method == "POST" and path.rstrip("/") in _VERIFY_SUBMISSION:
+            return self.verify_limit
         return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

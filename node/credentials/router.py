@@ -225,7 +225,7 @@ def verify_rate(request: Request) -> None:
 
 RateLimited = Depends(verify_rate)
 _JSON_TYPES = ("application/json", "application/ld+json", "application/vc+ld+json", "application/vp+ld+json")
-MAX_SUBMISSION_BYTES = MAX_PDF_BYTES + 64 * 1024
+MAX_SUBMISSION_BYTES = MAX_PDF_BYTES + 64 * 1024  # the edge's limit for these routes too (node.middleware)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

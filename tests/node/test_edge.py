@@ -28,7 +28,7 @@ def _refused(r, status: int, code: str) -> dict:
 
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading(client) -> None:
-    r = client.post("/api/v1/verify", content=b"{" + b" " * (1024 * 1024) + b"}",
+    r = client.post("/api/v1/learners/register", content=b"{" + b" " * (1024 * 1024) + b"}",
                     headers={"content-type": "application/json"})
     body = _refused(r, 413, "payload_too_large")
     assert body["detail"]["max_bytes"] == 1024 * 1024
@@ -40,9 +40,23 @@ def test_a_chunked_body_is_counted_while_it_streams(client) -> None:
         for _ in range(40):
             yield b"x" * 65536
 
-    r = client.post("/api/v1/verify", content=chunks(), headers={"content-type": "application/octet-stream"})
+    r = client.post("/api/v1/learners/register", content=chunks(),
+                    headers={"content-type": "application/octet-stream"})
     _refused(r, 413, "payload_too_large")
-    r = client.post("/api/v1/verify", content=chunks(), headers={"content-type": "application/json"})
+    r = client.post("/api/v1/learners/register", content=chunks(), headers={"content-type": "application/json"})
+    _refused(r, 413, "payload_too_large")
+
+
+def test_verification_takes_a_transcript_pdf_beyond_the_default_limit(client) -> None:
+    """A printed transcript (PDF) may be over node.max_body_bytes: the verify routes have the PDF's limit at the
+    edge (one limit, node.credentials.pdf.MAX_PDF_BYTES), not the default one."""
+    from node.credentials.pdf import MAX_PDF_BYTES
+
+    two_mib = b"%PDF-1.7\n" + b"0" * (2 * 1024 * 1024)
+    r = client.post("/api/v1/verify", content=two_mib, headers={"content-type": "application/pdf"})
+    assert r.status_code != 413 and r.json()["code"] != "payload_too_large", r.text
+    r = client.post("/api/v1/verify", content=b"%PDF-" + b"0" * (MAX_PDF_BYTES + 128 * 1024),
+                    headers={"content-type": "application/pdf"})
     _refused(r, 413, "payload_too_large")
 
 
