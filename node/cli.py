@@ -69,7 +69,11 @@ def operator_principal():
 
     from node.deps import Principal
 
-    return Principal("operator", os.getuid(), f"operator:{getpass.getuser()}"[:100], ("operator",))
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name (a container); the uid still names the operator
+        user = "unknown"
+    return Principal("operator", os.getuid(), f"operator:{user}"[:100], ("operator",))
 
 
 def audit_operator(settings: Settings | None, action: str, *, target_type: str | None = None,

@@ -30,7 +30,7 @@ from node.audit.service import record
 from node.context import NodeContext
 from node.deps import Principal, organisation_active
 from node.errors import InvalidIdNumber, TooManyRequests
-from node.learners.service import find_learner_by_account
+from node.learners.service import find_learner_by_account, learner_by_blind
 from node.models import Learner, SignInThrottle, StaffAccount
 from node.roles import Role
 from node.security.idnumbers import normalise_id_number
@@ -90,8 +90,7 @@ def find_learner_by_login(session: Session, ctx: NodeContext, *, account_no: str
         normalised = normalise_id_number(id_type, id_number or "")
     except InvalidIdNumber:
         return None, f"{id_type}:{id_number}"
-    blind = ctx.blind_index(id_type, normalised)
-    return session.exec(select(Learner).where(Learner.id_blind == blind)).first(), f"{id_type}:{normalised}"
+    return learner_by_blind(session, ctx.blind_index(id_type, normalised)), f"{id_type}:{normalised}"
 
 
 def find_sign_in(session: Session, ctx: NodeContext, *, username: str, id_type: str | None = None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -28,19 +26,14 @@ def activation_code(
     from sqlmodel import select
 
     from node.audit.service import record
-    from node.cli import load_settings
+    from node.cli import load_settings, operator_principal
     from node.db import make_engine, session_scope
-    from node.deps import Principal
     from node.learners.service import activation_letter, issue_activation_code
     from node.models import Learner
     from node.security.fields import FieldCipher, key_bytes
 
     settings = load_settings(config)
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name (a container); the uid still names the operator
-        user = "unknown"
-    actor = Principal("operator", os.getuid(), f"operator:{user}", ("operator",))
+    actor = operator_principal()
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -65,11 +58,9 @@ def activation_code(
 
 
 def _by_id_number(session, settings, id_type: str, number: str):
-    """The learner holding this ID number (through the blind index), or None (also for a malformed number)."""
-    from sqlmodel import select
-
+    """The learner holding this ID number, or None (also for a malformed number)."""
     from node.errors import InvalidIdNumber
-    from node.models import Learner
+    from node.learners.service import learner_by_blind
     from node.security.fields import BlindIndex
     from node.security.idnumbers import normalise_id_number
 
@@ -77,8 +68,7 @@ def _by_id_number(session, settings, id_type: str, number: str):
         normalised = normalise_id_number(id_type, number)
     except InvalidIdNumber:
         return None
-    blind = BlindIndex.from_settings(settings)(id_type, normalised)
-    return session.exec(select(Learner).where(Learner.id_blind == blind)).first()
+    return learner_by_blind(session, BlindIndex.from_settings(settings)(id_type, normalised))
 
 
 def register(app: typer.Typer) -> None:

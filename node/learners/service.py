@@ -32,6 +32,7 @@ __all__ = [
     "canonical_code",
     "close_registrations",
     "find_learner",
+    "learner_by_blind",
     "find_learner_by_account",
     "issue_activation_code",
     "learner_public",
@@ -75,10 +76,14 @@ def find_learner_by_account(session: Session, account_no: str) -> Learner | None
     return session.exec(select(Learner).where(Learner.account_no == account_no)).first()
 
 
+def learner_by_blind(session: Session, blind: str) -> Learner | None:
+    """The learner whose ID number has this blind index (the one lookup of a person by ID number)."""
+    return session.exec(select(Learner).where(Learner.id_blind == blind)).first()
+
+
 def find_learner(session: Session, ctx: NodeContext, *, id_type: str, id_number: str) -> Learner | None:
     normalised = normalise_id_number(id_type, id_number)
-    blind = ctx.blind_index(id_type, normalised)
-    return session.exec(select(Learner).where(Learner.id_blind == blind)).first()
+    return learner_by_blind(session, ctx.blind_index(id_type, normalised))
 
 
 def open_account(
@@ -93,7 +98,7 @@ def open_account(
     """Open an account, or return the person's existing one: (learner, created)."""
     normalised = normalise_id_number(id_type, id_number)
     blind = ctx.blind_index(id_type, normalised)
-    existing = session.exec(select(Learner).where(Learner.id_blind == blind)).first()
+    existing = learner_by_blind(session, blind)
     if existing is not None:
         return existing, False
     (account_no,) = reserve_account_numbers(session, prefix=ctx.settings.region.account_prefix, count=1)
@@ -104,7 +109,7 @@ def open_account(
             session.add(learner)
             session.flush()
     except IntegrityError:  # opened concurrently by another request: the person still has one account
-        existing = session.exec(select(Learner).where(Learner.id_blind == blind)).first()
+        existing = learner_by_blind(session, blind)
         if existing is None:
             raise
         return existing, False
