@@ -85,7 +85,8 @@ def test_serve_leaves_proxy_headers_to_the_node(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(node.app, "create_app", lambda settings: object())
     from node.cli import initialise_node
 
-    monkeypatch.delenv("CREDITNODE_CONFIG", raising=False)
+    monkeypatch.setenv("CREDITNODE_CONFIG", "")  # recorded, so the value init sets is undone after the test
+    monkeypatch.delenv("CREDITNODE_CONFIG")
     config, _ = initialise_node(region="shanghai", data_dir=tmp_path / "node", admin_password="admin-pass-123")
     result = CliRunner().invoke(cli_app, ["serve", "--config", str(config), "--behind-proxy", "--port", "0"])
     assert result.exit_code == 0, result.output
