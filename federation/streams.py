@@ -49,7 +49,7 @@ from federation.transport.outbound import PeerClient
 from federation.workers import current_worker, gone_workers
 from node.audit.service import record
 from node.context import NodeContext
-from node.db import is_sqlite, session_scope
+from node.db import session_scope
 from node.deps import Principal
 from node.errors import Conflict, NotFound
 from node.models import InboxMessage, OutboxMessage, PeerStream
@@ -206,7 +206,8 @@ class _Changed(Exception):
 
 
 def _lock(query: Any, session: Session) -> Any:
-    return query if is_sqlite(session.get_bind()) else query.with_for_update()
+    # SQLite ignores FOR UPDATE, but node.db takes the write lock before such a read (node/db.py)
+    return query.with_for_update()
 
 
 def _undelivered(session: Session, peer: str, *, lock: bool = False) -> list[OutboxMessage]:

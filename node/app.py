@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.settings import Settings
 from node.context import NodeContext
+from node.deps import end_request_transaction
 from node.errors import NodeError
 from node.logging import configure_logging
 from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form_text
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.shutdown_hooks = []
     _install_error_handlers(app)
     _include_routers(app)
+    _end_transactions_in_endpoint_threads(app)
     # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = functools.partial(openapi_with_errors, app)  # the node's ErrorBody (node/openapi.py)
@@ -71,6 +76,31 @@ def _include_routers(app: FastAPI) -> None:
 
     for router in ROUTERS:
         app.include_router(router)
+
+
+def _end_transactions_in_endpoint_threads(app: FastAPI) -> None:
+    """Every plain (`def`) endpoint commits the request session's transaction in its own worker thread as it
+    returns (node.deps.get_session says why). FastAPI calls `route.dependant.call` in the threadpool; it is
+    wrapped here, once, for the routes of the app (generators and coroutines are left alone)."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        call = route.dependant.call
+        if call is None or getattr(call, "_ends_transaction", False) or inspect.iscoroutinefunction(call) or \
+                inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call) or not inspect.isfunction(call):
+            continue
+        route.dependant.call = _ending_transaction(call)
+
+
+def _ending_transaction(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def endpoint(*args: Any, **kwargs: Any) -> Any:
+        result = call(*args, **kwargs)
+        end_request_transaction()
+        return result
+
+    endpoint._ends_transaction = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 def _install_error_handlers(app: FastAPI) -> None:

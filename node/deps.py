@@ -6,17 +6,21 @@ routes and fails if one declares neither. Refusals are audited in the request's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
 from node.audit.service import record
 from node.context import NodeContext
+from node.db import READ_MODE, is_sqlite, read_mode, wrote
 from node.errors import Forbidden, Unauthorized
 from node.models import ApiKey, Learner, Organisation, StaffAccount
 from node.roles import Role
@@ -29,6 +33,7 @@ __all__ = [
     "SessionDep",
     "get_ctx",
     "get_principal",
+    "end_request_transaction",
     "get_session",
     "public",
     "require_roles",
@@ -56,26 +61,68 @@ class Principal:
         return self.id if self.kind == "learner" else None
 
 
-def get_ctx(request: Request) -> NodeContext:
+async def get_ctx(request: Request) -> NodeContext:
+    # async: a plain function dependency costs a worker-thread hop per request
     return request.app.state.ctx
 
 
 CtxDep = Annotated[NodeContext, Depends(get_ctx)]
 
 
-def get_session(ctx: CtxDep) -> Iterator[Session]:
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The session of the request being served (set by get_session; threadpool calls see it: they copy the context).
+request_session: ContextVar[Session | None] = ContextVar("creditnode_request_session", default=None)
+
+
+async def get_session(request: Request, ctx: CtxDep) -> AsyncIterator[Session]:
     """One unit of work per request: commit on success, roll back on error.
 
     Function-scoped (below): the commit runs when the endpoint returns, *before* the response is sent, so a
     client never sees a 2xx for a write that did not commit, and its next request sees the write. (FastAPI's
-    default for a dependency with `yield` is to finish it after the response has gone out.)"""
-    with Session(ctx.engine, expire_on_commit=False) as session:
-        try:
-            yield session
+    default for a dependency with `yield` is to finish it after the response has gone out.)
+
+    A plain (`def`) endpoint's transaction is committed in the endpoint's own worker thread as it returns
+    (`end_request_transaction`, installed by node.app), so no transaction, and no SQLite write lock, waits for
+    another thread: with every worker thread busy, a lock holder waiting for a thread to commit in stalled the
+    server until SQLite's busy timeout. What is left here usually costs no I/O and runs on the event loop; a
+    commit that may wait (pending changes, or a write on PostgreSQL, whose commit waits for the disk) goes to a
+    worker thread. GET and HEAD requests begin their transactions in read mode (node/db.py)."""
+    session = Session(ctx.engine, expire_on_commit=False)
+    if request.method in _READ_METHODS:
+        session.info[READ_MODE] = True
+    token = request_session.set(session)
+    try:
+        yield session
+        if _may_wait(session):
+            await run_in_threadpool(session.commit)
+        else:
             session.commit()
-        except BaseException:
+    except BaseException:
+        if session.in_transaction() and wrote(session) and not is_sqlite(ctx.engine):
+            await run_in_threadpool(session.rollback)
+        else:
             session.rollback()
-            raise
+        raise
+    finally:
+        session.close()
+        with contextlib.suppress(ValueError):
+            request_session.reset(token)
+
+
+def _may_wait(session: Session) -> bool:
+    if not session.in_transaction():
+        return False
+    if session.new or session.dirty or session.deleted:
+        return True  # the flush may wait for SQLite's write lock or PostgreSQL's row locks
+    return wrote(session) and not is_sqlite(session.get_bind())
+
+
+def end_request_transaction() -> None:
+    """End the request session's transaction now (commit), in the calling thread: called by node.app at the end of
+    every plain endpoint, in the endpoint's worker thread. Nothing is left open across the next thread hop."""
+    session = request_session.get()
+    if session is not None and session.in_transaction():
+        session.commit()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -84,11 +131,13 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 def get_principal(
     request: Request, ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_oauth2)]
 ) -> Principal:
-    """Who is calling. The lookup is the request session's first work; its read transaction is ended at once:
-    on SQLite every transaction is BEGIN IMMEDIATE (the write lock), and a route that works in session scopes
-    of its own (a transfer pulls from a peer while this request waits) must not wait on its own request."""
+    """Who is calling. The lookup is the request session's first work, a read (node.db.read_mode: on SQLite it
+    takes no lock, whatever the request's method); its transaction is ended at once, so that a route that works
+    in session scopes of its own (a transfer pulls from a peer while this request waits) never waits on its own
+    request."""
     try:
-        return _principal(request, ctx, session, token)
+        with read_mode(session):
+            return _principal(request, ctx, session, token)
     finally:
         if not (session.new or session.dirty or session.deleted):
             session.commit()
@@ -155,20 +204,9 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
     if not allowed:
         raise ValueError("name at least one role")
 
-    def dependency(request: Request, principal: PrincipalDep, session: SessionDep) -> Principal:
+    async def dependency(request: Request, principal: PrincipalDep, session: SessionDep) -> Principal:
         if not principal.has_any(allowed):
-            # Audit the refusal in the request's own session: nothing was written yet, so roll back (releasing
-            # SQLite's write lock, which a second connection would wait on), record, commit, then refuse.
-            session.rollback()
-            template = getattr(request.scope.get("route"), "path", request.url.path)
-            record(
-                session,
-                actor=principal,
-                action=f"http.{request.method.lower()} {template}"[:60],
-                outcome="denied",
-                detail={"allowed_roles": sorted(allowed), "path": request.url.path[:200]},
-            )
-            session.commit()
+            await run_in_threadpool(_audit_refusal, request, principal, session, allowed)
             raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
         return principal
 
@@ -176,7 +214,22 @@ def require_roles(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-def public() -> None:
+def _audit_refusal(request: Request, principal: Principal, session: Session, allowed: frozenset[str]) -> None:
+    """Audit the refusal in the request's own session: nothing was written yet, so roll back (releasing SQLite's
+    write lock, which a second connection would wait on), record, commit."""
+    session.rollback()
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    record(
+        session,
+        actor=principal,
+        action=f"http.{request.method.lower()} {template}"[:60],
+        outcome="denied",
+        detail={"allowed_roles": sorted(allowed), "path": request.url.path[:200]},
+    )
+    session.commit()
+
+
+async def public() -> None:
     """Marks a route as open to anyone (discovery, DID document, verification, sign-in)."""
 
 

@@ -122,9 +122,9 @@ class LedgerTip:
 
 
 def lock_tip(session: Session) -> LedgerTip:
-    stmt = sa.select(_head.c.size, _head.c.last_hash, _head.c.frontier).where(_head.c.id == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+    # FOR UPDATE: PostgreSQL locks the row; SQLite ignores the clause, but it tells node.db that this read decides a
+    # write, so a read-mode transaction takes the write lock before it (node/db.py)
+    stmt = sa.select(_head.c.size, _head.c.last_hash, _head.c.frontier).where(_head.c.id == 1).with_for_update()
     row = session.execute(stmt).one()
     frontier = CompactRange.from_list([bytes.fromhex(h) for h in row.frontier], size=row.size)
     return LedgerTip(size=row.size, last_hash=bytes(row.last_hash), frontier=frontier)
