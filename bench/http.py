@@ -349,7 +349,7 @@ def _profiling(pid: int, out: Path | None, name: str, seconds: float) -> Iterato
     out.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                             "--rate", "200", "--format", "raw", "-o", str(out / f"{name}.txt")],
+                             "--rate", "250", "--gil", "--nonblocking", "--format", "raw", "-o", str(out / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield

@@ -237,6 +237,10 @@ class OpsSettings(BaseModel):
     metrics_token: SecretStr | None = None
     # Without a token: public when the base URL is a loopback address (None), or always (true) / never (false).
     metrics_public: bool | None = None
+    # FastAPI's built-in OpenTelemetry instrumentation (spans per request and per dependency, OTel metrics and
+    # logs through the global providers). Off by default: it is checked on every request (~15 % of a cheap
+    # request's CPU, docs/performance.md) and the node's own `/metrics` covers monitoring.
+    opentelemetry: bool = False
 
 
 # Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).

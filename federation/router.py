@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlmodel import select
 
@@ -30,7 +31,8 @@ from federation.streams import RESYNC_PATH, answer_resync, resync_stream, stream
 from federation.service import (
     DISCOVERY_PATH,
     MEMBERSHIP_PATH,
-    discovery_document,
+    build_discovery_bytes,
+    discovery_bytes,
     install_and_announce,
     membership_version,
 )
@@ -67,11 +69,14 @@ Admin = Annotated[Principal, Depends(require_roles(Role.FEDERATION_ADMIN))]
 # -- discovery -----------------------------------------------------------------------------------------
 
 
-@discovery_router.get(DISCOVERY_PATH, dependencies=[Depends(public)])
-def credit_node(ctx: CtxDep, session: SessionDep) -> dict:
+@discovery_router.get(DISCOVERY_PATH, dependencies=[Depends(public)], response_class=Response,
+                      responses={200: {"content": {"application/json": {}}}})
+async def credit_node(ctx: CtxDep) -> Response:
     """The node's discovery document: identity, DID, base URL, protocol versions, features, endpoints
-    and the membership version it holds."""
-    return discovery_document(session, ctx)
+    and the membership version it holds. Served from bytes built at most a second ago (a membership version
+    installed by this process shows at once)."""
+    body = discovery_bytes(ctx) or await run_in_threadpool(build_discovery_bytes, ctx)
+    return Response(body, media_type="application/json")
 
 
 @discovery_router.get(MEMBERSHIP_PATH + "/{version}", dependencies=[Depends(public)])

@@ -5,9 +5,12 @@ from the other members (`federation.pull_membership`), discovery."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import httpx
+import orjson
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -25,7 +28,7 @@ from federation.transport.inbound import PROTOCOL_TAG, PeerIdentity
 from node.audit.service import record
 from node.context import NodeContext
 from node.credentials.context import FEDERATION_CONTEXT_PATH, federation_context_pin
-from node.db import session_scope
+from node.db import read_mode, session_scope
 from node.deps import Principal
 from node.models import MembershipVersion
 
@@ -35,6 +38,8 @@ __all__ = [
     "MEMBERSHIP_PATH",
     "MEMBERSHIP_UPDATE",
     "announce_membership",
+    "build_discovery_bytes",
+    "discovery_bytes",
     "discovery_document",
     "handle_membership_update",
     "install_and_announce",
@@ -56,6 +61,49 @@ FEATURES: list[str] = []
 def register_feature(name: str) -> None:
     if name not in FEATURES:
         FEATURES.append(name)
+
+
+_DISCOVERY_TTL = 1.0  # seconds another worker process may serve a discovery document older than its membership
+_discovery_generation = [0]  # bumped when this process commits a new membership version
+
+
+@event.listens_for(Session, "after_flush")
+def _membership_flushed(session: Any, _context: Any) -> None:
+    if any(isinstance(obj, MembershipVersion) for obj in session.new):
+        session.info["creditnode_membership_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _membership_committed(session: Any) -> None:
+    if session.info.pop("creditnode_membership_changed", False):
+        _discovery_generation[0] += 1
+
+
+@event.listens_for(Session, "after_rollback")
+def _membership_rolled_back(session: Any) -> None:
+    session.info.pop("creditnode_membership_changed", None)
+
+
+def discovery_bytes(ctx: NodeContext) -> bytes | None:
+    """The discovery document as served, if this process built it less than a second ago and has installed no
+    membership version since (None: build it with `build_discovery_bytes`)."""
+    cached = ctx.extras.get("discovery")
+    if cached is None:
+        return None
+    body, generation, features, built = cached
+    if generation != _discovery_generation[0] or features != len(FEATURES) or \
+            time.monotonic() - built > _DISCOVERY_TTL:
+        return None
+    return body
+
+
+def build_discovery_bytes(ctx: NodeContext) -> bytes:
+    """Read the held membership and encode the discovery document once (cached for `discovery_bytes`)."""
+    generation, features = _discovery_generation[0], len(FEATURES)
+    with Session(ctx.engine) as session, read_mode(session):
+        body = orjson.dumps(discovery_document(session, ctx))
+    ctx.extras["discovery"] = (body, generation, features, time.monotonic())
+    return body
 
 
 def discovery_document(session: Session, ctx: NodeContext) -> dict:

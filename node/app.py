@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.dependencies.models import Dependant
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +32,9 @@ log = logging.getLogger("creditnode")
 # Framework HTTP errors (routing, body parsing) → the node's codes (docs/errors.md).
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                415: "unsupported_media_type"}
+
+
+_NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         dependencies=[Depends(refuse_unstorable_form_text)],  # the edge's check of form text (node.middleware)
         docs_url=None,  # /docs and /redoc with local assets: node.ops
         redoc_url=None,
+        telemetry=None if settings.ops.opentelemetry else _NO_TELEMETRY,
     )
     app.state.ctx = ctx
     app.state.startup_hooks = []
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     _install_error_handlers(app)
     _include_routers(app)
     _end_transactions_in_endpoint_threads(app)
+    app.state.startup_hooks.append(lambda _ctx: _end_transactions_in_endpoint_threads(app))
     # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = functools.partial(openapi_with_errors, app)  # the node's ErrorBody (node/openapi.py)
@@ -78,18 +83,35 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(router)
 
 
-def _end_transactions_in_endpoint_threads(app: FastAPI) -> None:
+def _end_transactions_in_endpoint_threads(app: FastAPI) -> int:
     """Every plain (`def`) endpoint commits the request session's transaction in its own worker thread as it
-    returns (node.deps.get_session says why). FastAPI calls `route.dependant.call` in the threadpool; it is
-    wrapped here, once, for the routes of the app (generators and coroutines are left alone)."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
+    returns (node.deps.get_session says why). FastAPI calls `dependant.call` of the route (or, for a route of an
+    included router, of its per-inclusion copy) in the threadpool; those calls are wrapped here, once
+    (coroutines and generators are left alone). Returns how many endpoints are wrapped; also run at startup."""
+    count = 0
+    for dependant in _dependants(app.router):
+        call = dependant.call
+        if getattr(call, "_ends_transaction", False):
+            count += 1
             continue
-        call = route.dependant.call
-        if call is None or getattr(call, "_ends_transaction", False) or inspect.iscoroutinefunction(call) or \
-                inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call) or not inspect.isfunction(call):
+        if call is None or inspect.iscoroutinefunction(call) or inspect.isgeneratorfunction(call) or \
+                inspect.isasyncgenfunction(call) or not inspect.isfunction(call):
             continue
-        route.dependant.call = _ending_transaction(call)
+        dependant.call = _ending_transaction(call)
+        count += 1
+    return count
+
+
+def _dependants(router: Any) -> Any:
+    candidates = router.effective_candidates() if hasattr(router, "effective_candidates") else router.routes
+    for candidate in candidates:
+        if hasattr(candidate, "effective_candidates") or isinstance(getattr(candidate, "routes", None), list):
+            yield from _dependants(candidate)
+        elif isinstance(getattr(candidate, "dependant", None), Dependant):
+            yield candidate.dependant
+    for candidate in getattr(router, "effective_low_priority_routes", lambda: [])():
+        if isinstance(getattr(candidate, "dependant", None), Dependant):
+            yield candidate.dependant
 
 
 def _ending_transaction(call: Callable[..., Any]) -> Callable[..., Any]:

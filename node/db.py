@@ -76,8 +76,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     if is_sqlite(url):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # A connection for every worker thread (40) and more: a SQLite connection is a file handle and a page
+        # cache; a thread that waits for a pool connection is a thread lost to the lock holder's next hop.
         engine = sa.create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+            **({} if url == "sqlite:///:memory:" or url == "sqlite://" else
+               {"pool_size": pool_size, "max_overflow": max(48, pool_size)}),
         )
 
         @event.listens_for(engine, "connect")
