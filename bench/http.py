@@ -81,6 +81,8 @@ class Scenario:
     goal: float | None = None  # node / baseline req/s wanted
     baseline_label: str = "raw"  # what the baseline is ("raw", "unsigned", ...)
     note: str = ""
+    node_pid: int | None = None  # whose CPU time to count (default: the node's; the baseline's: the raw app's)
+    baseline_pid: int | None = None
 
 
 @dataclass
@@ -90,6 +92,12 @@ class Result:
     p99_ms: float
     errors: int  # unexpected statuses (non-2xx when 2xx is expected) + socket errors and timeouts
     requests: int
+    cpu_ms: float = float("nan")  # the server process's CPU time per request (all threads), from /proc
+
+    @property
+    def cpu_rps(self) -> float:
+        """Requests per CPU-second of the server: what it would answer with a core to itself (noise-robust)."""
+        return 1000.0 / self.cpu_ms if self.cpu_ms == self.cpu_ms and self.cpu_ms > 0 else float("nan")
 
     @property
     def shown_errors(self) -> str:
@@ -152,8 +160,20 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(target: Target, *, seconds: float, connections: int, threads: int, tmp: Path) -> Result:
-    """Load `target` with wrk and read requests/s, p50, p99 and the error counts from its report."""
+def _cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(target: Target, *, seconds: float, connections: int, threads: int, tmp: Path,
+            pid: int | None = None) -> Result:
+    """Load `target` with wrk and read requests/s, p50, p99 and the error counts from its report; with the
+    server's `pid`, also its CPU time per request."""
     cmd = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "30s"]
     script = _wrk_script(target, tmp)
     if script is not None:
@@ -162,7 +182,9 @@ def run_wrk(target: Target, *, seconds: float, connections: int, threads: int, t
         for name, value in target.headers.items():
             cmd += ["-H", f"{name}: {value}"]
     cmd.append(target.url)
+    cpu_before = _cpu_seconds(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    cpu = _cpu_seconds(pid) - cpu_before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if "Requests/sec" in out else 0.0
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
@@ -172,9 +194,10 @@ def run_wrk(target: Target, *, seconds: float, connections: int, threads: int, t
     errors = sum(int(x) for x in sock.groups()) if sock else 0
     if non2xx and target.expect < 300:
         errors += int(non2xx.group(1))
+    requests = int(total.group(1)) if total else 0
     return Result(rps=rps, p50_ms=_ms(p50.group(1)) if p50 else float("nan"),
-                  p99_ms=_ms(p99.group(1)) if p99 else float("nan"), errors=errors,
-                  requests=int(total.group(1)) if total else 0)
+                  p99_ms=_ms(p99.group(1)) if p99 else float("nan"), errors=errors, requests=requests,
+                  cpu_ms=1000.0 * cpu / requests if requests else float("nan"))
 
 
 # -- the scenarios ------------------------------------------------------------------------------------------
@@ -326,10 +349,10 @@ def _process(cmd: list[str], env: dict[str, str], url: str, what: str, log: Path
                 proc.wait()
 
 
-def _warm(bench: Bench) -> None:
+def _warm(bench: Bench, wanted: set[str] | None) -> None:
     """Each read once (the first credential export assigns the status index), checking the answers."""
-    with httpx.Client(timeout=60, trust_env=False) as http:
-        for scenario in [s for make in SCENARIOS for s in make(bench)]:
+    with httpx.Client(timeout=120, trust_env=False) as http:
+        for scenario in [s for make in SCENARIOS for s in make(bench) if not wanted or s.name in wanted]:
             for target in (scenario.node, scenario.baseline):
                 if target is None or target.script is not None:
                     continue
@@ -357,13 +380,15 @@ def _profiling(pid: int, out: Path | None, name: str, seconds: float) -> Iterato
         proc.wait(timeout=seconds + 30)
 
 
-def _settle(target: Target) -> None:
-    """Wait until the server has worked off what the last run left in flight (one request through)."""
-    if target.script is not None:
-        return
-    with httpx.Client(timeout=120, trust_env=False) as http:
-        with contextlib.suppress(httpx.HTTPError):
-            http.request(target.method, target.url, headers=target.headers, content=target.body)
+def _settle(pid: int, seconds: float = 120.0) -> None:
+    """Wait until the server has worked off what the last run left in flight (wrk stops; the requests it sent
+    run on): until it uses under 5 % of a core over a quarter of a second."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pid)
+        time.sleep(0.25)
+        if not _cpu_seconds(pid) - before > 0.0125:
+            return
 
 
 def _fmt(value: float, digits: int = 0) -> str:
@@ -395,22 +420,23 @@ def run(args: argparse.Namespace) -> list[tuple[Scenario, Result, Result | None]
                                                   "discovery": discovery.decode("latin-1")}))
                 raw_cmd = [sys.executable, str(Path(__file__).with_name("_http_raw.py")), str(raw_config),
                            str(raw_port)]
-                with _process(raw_cmd, env, raw_url + "/discovery", "the raw baseline", tmp / "raw.log"):
+                with _process(raw_cmd, env, raw_url + "/discovery", "the raw baseline", tmp / "raw.log") as raw:
                     bench = Bench(node_url=node_url, raw_url=raw_url, database_url=database_url,
                                   config_path=config, tmp=tmp, learner_id=learner_id,
                                   achievement_ids=achievement_ids, token=token, args=args)
-                    bench.extras["node_pid"] = node.pid
-                    _warm(bench)
+                    bench.extras["node_pid"], bench.extras["raw_pid"] = node.pid, raw.pid
                     wanted = set(args.only.split(",")) if args.only else None
+                    _warm(bench, wanted)
                     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads, tmp=tmp)
                     for make in SCENARIOS:
                         for scenario in make(bench):
                             if wanted and scenario.name not in wanted:
                                 continue
                             with _profiling(node.pid, args.profile, f"{args.database}-{scenario.name}", args.seconds):
-                                mine = run_wrk(scenario.node, **load)
-                            _settle(scenario.node)
-                            theirs = run_wrk(scenario.baseline, **load) if scenario.baseline else None
+                                mine = run_wrk(scenario.node, pid=scenario.node_pid or node.pid, **load)
+                            _settle(scenario.node_pid or node.pid)
+                            theirs = (run_wrk(scenario.baseline, pid=scenario.baseline_pid or raw.pid, **load)
+                                      if scenario.baseline else None)
                             results.append((scenario, mine, theirs))
                             print(f"  {scenario.name}: node {mine.rps:,.0f} req/s"
                                   + (f", {scenario.baseline_label} {theirs.rps:,.0f} req/s" if theirs else ""),
@@ -423,15 +449,20 @@ def run(args: argparse.Namespace) -> list[tuple[Scenario, Result, Result | None]
 def print_table(args: argparse.Namespace, results: list[tuple[Scenario, Result, Result | None]]) -> None:
     print(f"\nbench/http.py · {args.database} · 1 worker · {args.connections} connections · {args.seconds:g} s "
           f"per scenario · {args.achievements} achievements · {os.cpu_count()} cores")
-    print("| scenario | node req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | goal | |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| scenario | node req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | goal | | "
+          "node CPU ms/req | baseline CPU ms/req | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for scenario, mine, theirs in results:
         ratio = mine.rps / theirs.rps if theirs and theirs.rps else float("nan")
+        cpu_ratio = theirs.cpu_ms / mine.cpu_ms if theirs and mine.cpu_ms else float("nan")
         met = "" if scenario.goal is None or ratio != ratio else ("met" if ratio >= scenario.goal else "below")
         base = f"{_fmt(theirs.rps)} ({scenario.baseline_label})" if theirs else "-"
         goal = f"≥ {scenario.goal:g}" if scenario.goal is not None else "-"
         print(f"| {scenario.note or scenario.name} | {_fmt(mine.rps)} | {_fmt(mine.p50_ms, 1)} | "
-              f"{_fmt(mine.p99_ms, 1)} | {mine.shown_errors} | {base} | {_fmt(ratio, 2)} | {goal} | {met} |")
+              f"{_fmt(mine.p99_ms, 1)} | {mine.shown_errors} | {base} | {_fmt(ratio, 2)} | {goal} | {met} | "
+              f"{_fmt(mine.cpu_ms, 2)} | {_fmt(theirs.cpu_ms, 2) if theirs else '-'} | {_fmt(cpu_ratio, 2)} |")
+    print("ratio: node req/s ÷ baseline req/s in this run. CPU ratio: baseline CPU ms/req ÷ node CPU ms/req (the "
+          "server processes' own CPU time, all threads, from /proc: robust to other load on the machine).")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -33,6 +34,7 @@ from federation.service import (
     MEMBERSHIP_PATH,
     build_discovery_bytes,
     discovery_bytes,
+    discovery_generation,
     install_and_announce,
     membership_version,
 )
@@ -75,8 +77,19 @@ async def credit_node(ctx: CtxDep) -> Response:
     """The node's discovery document: identity, DID, base URL, protocol versions, features, endpoints
     and the membership version it holds. Served from bytes built at most a second ago (a membership version
     installed by this process shows at once)."""
-    body = discovery_bytes(ctx) or await run_in_threadpool(build_discovery_bytes, ctx)
+    body = discovery_bytes(ctx) or await _rebuilt_discovery(ctx)
     return Response(body, media_type="application/json")
+
+
+async def _rebuilt_discovery(ctx: Any) -> bytes:
+    """One rebuild at a time (per event loop and membership generation): the requests that arrive while it runs
+    wait for it instead of each starting their own in a worker thread."""
+    loop, generation = asyncio.get_running_loop(), discovery_generation()
+    running = ctx.extras.get("discovery_rebuild")
+    if running is None or running[0] is not loop or running[1] != generation or running[2].done():
+        running = (loop, generation, asyncio.ensure_future(run_in_threadpool(build_discovery_bytes, ctx)))
+        ctx.extras["discovery_rebuild"] = running
+    return await asyncio.shield(running[2])
 
 
 @discovery_router.get(MEMBERSHIP_PATH + "/{version}", dependencies=[Depends(public)])

@@ -41,6 +41,7 @@ __all__ = [
     "build_discovery_bytes",
     "discovery_bytes",
     "discovery_document",
+    "discovery_generation",
     "handle_membership_update",
     "install_and_announce",
     "membership_version",
@@ -82,6 +83,11 @@ def _membership_committed(session: Any) -> None:
 @event.listens_for(Session, "after_rollback")
 def _membership_rolled_back(session: Any) -> None:
     session.info.pop("creditnode_membership_changed", None)
+
+
+def discovery_generation() -> int:
+    """How many membership versions this process has committed (a discovery document built before is stale)."""
+    return _discovery_generation[0]
 
 
 def discovery_bytes(ctx: NodeContext) -> bytes | None:

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session, select
@@ -128,13 +129,26 @@ def end_request_transaction() -> None:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_principal(
+async def get_principal(
     request: Request, ctx: CtxDep, session: SessionDep, token: Annotated[str | None, Depends(_oauth2)]
 ) -> Principal:
     """Who is calling. The lookup is the request session's first work, a read (node.db.read_mode: on SQLite it
     takes no lock, whatever the request's method); its transaction is ended at once, so that a route that works
     in session scopes of its own (a transfer pulls from a peer while this request waits) never waits on its own
-    request."""
+    request.
+
+    On SQLite the lookup runs on the event loop, without a worker-thread hop: a read-mode transaction in WAL mode
+    waits for no lock, and the pool holds more connections than there are worker threads, so nothing in it can
+    wait (one primary-key read, ~0.1 ms). On PostgreSQL it runs in a worker thread (a round trip to the server).
+    A request without credentials is refused before any of it."""
+    if not token and not request.headers.get("x-api-key"):
+        raise Unauthorized("sign in first (bearer token or X-API-Key)")
+    if is_sqlite(ctx.engine):
+        return _looked_up(request, ctx, session, token)
+    return await run_in_threadpool(_looked_up, request, ctx, session, token)
+
+
+def _looked_up(request: Request, ctx: NodeContext, session: Session, token: str | None) -> Principal:
     try:
         with read_mode(session):
             return _principal(request, ctx, session, token)
@@ -150,19 +164,29 @@ def _principal(request: Request, ctx: NodeContext, session: Session, token: str 
     if not token:
         raise Unauthorized("sign in first (bearer token or X-API-Key)")
     kind, ident, version = token_subject(read_token(token, secret=ctx.token_secret, issuer=ctx.node_id))
+    # one row of plain columns per request, from statements built once (no ORM object, no statement to build)
     if kind == "staff":
-        staff = session.get(StaffAccount, ident)
+        staff = session.connection().execute(_STAFF_PRINCIPAL, {"ident": ident}).first()
         if staff is None or not staff.active:
             raise Unauthorized("this staff account is disabled", code="account_disabled")
-        if not organisation_active(session, staff.organisation_id):
+        if staff.organisation_id is not None and not staff.org_active:
             raise Unauthorized("this staff member's organisation is deactivated", code="organisation_disabled")
         if staff.token_version != version:
             raise _revoked()
         return Principal("staff", staff.id, staff.username, tuple(staff.roles), staff.organisation_id)
-    learner = session.get(Learner, ident)
-    if learner is None or learner.token_version != version:
+    learner_version = session.connection().execute(_LEARNER_VERSION, {"ident": ident}).scalar()
+    if learner_version is None or learner_version != version:
         raise _revoked()
-    return Principal("learner", learner.id, f"learner:{learner.id}", (Role.LEARNER,))
+    return Principal("learner", ident, f"learner:{ident}", (Role.LEARNER,))
+
+
+_STAFF_PRINCIPAL = (
+    sa.select(StaffAccount.id, StaffAccount.username, StaffAccount.roles, StaffAccount.organisation_id,
+              StaffAccount.active, StaffAccount.token_version, Organisation.active.label("org_active"))
+    .outerjoin(Organisation, Organisation.id == StaffAccount.organisation_id)
+    .where(StaffAccount.id == sa.bindparam("ident"))
+)
+_LEARNER_VERSION = sa.select(Learner.token_version).where(Learner.id == sa.bindparam("ident"))
 
 
 def _revoked() -> Unauthorized:

@@ -19,8 +19,10 @@ from node.testing.router import router as testing_router
 
 __all__ = ["ROUTERS"]
 
-ROUTERS = [auth_router, learners_router, org_router, credentials_router, imports_router]
-ROUTERS += FEDERATION_ROUTERS
-ROUTERS += [deposits_router, evidence_router, archive_router, audit_router]
+# Routing tries the routers in this order, each costing a little per request (docs/performance.md): the most
+# requested first (the learner's reads, discovery and the peer inbox). No two routers serve the same path.
+ROUTERS = [archive_router, *FEDERATION_ROUTERS, credentials_router]
+ROUTERS += [auth_router, learners_router, org_router, imports_router]
+ROUTERS += [deposits_router, evidence_router, audit_router]
 ROUTERS += [standards_router, conversion_router, ledger_router]
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import Response
 
 from node.archive.schemas import ArchivePublic
-from node.archive.service import learner_archive
+from node.archive.service import archive_json, learner_archive
 from node.audit.service import record, refusals_recorded
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.roles import Role
@@ -24,17 +25,23 @@ StaffFront = Annotated[
 
 
 @router.get("/me/archive", response_model=ArchivePublic)
-def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> ArchivePublic:
+def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> Response:
     """Your deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours and count per group."""
-    return learner_archive(session, ctx, me.id)
+    return _json(learner_archive(session, ctx, me.id))
 
 
 @router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
-def read_learner_archive(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> ArchivePublic:
+def read_learner_archive(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: StaffFront) -> Response:
     """A learner's deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours
     and count per group. Audited, refusals included."""
     with refusals_recorded(session, actor=staff, action="archive.read", target_type="learner",
                            target_id=learner_id):
         archive = learner_archive(session, ctx, learner_id)
     record(session, actor=staff, action="archive.read", target_type="learner", target_id=learner_id)
-    return archive
+    return _json(archive)
+
+
+def _json(archive: ArchivePublic) -> Response:
+    # built and serialised once, in the endpoint's thread (returning the model would validate it again and
+    # serialise it in a second worker-thread hop); the same bytes, `response_model` documents them
+    return Response(archive_json(archive), media_type="application/json")

@@ -11,22 +11,28 @@ from node.archive.groups import ARCHIVE_GROUPS, group_of
 from node.archive.schemas import ArchiveGroup, ArchivePublic, Totals
 from node.context import NodeContext
 from node.deposits.schemas import AchievementPublic
-from node.deposits.service import achievement_public
 from node.errors import NotFound
 from node.learners.service import learner_public
-from node.models import Learner
 
-__all__ = ["learner_archive"]
+__all__ = ["archive_json", "learner_archive"]
 
 
 def learner_archive(session: Session, ctx: NodeContext, learner_id: int) -> ArchivePublic:
-    learner = session.get(Learner, learner_id)
+    """Two queries of rows (the learner, the items); no ORM objects are built. The totals are summed here from the
+    items' exact decimals (each achievement counted once), which is what `repo.group_totals` computes in SQL."""
+    learner = repo.learner_row(session, learner_id)
     if learner is None:
         raise NotFound("no such learner")
     items: dict[str, list[AchievementPublic]] = {g.key: [] for g in ARCHIVE_GROUPS}
-    for achievement, app_id in repo.archive_items(session, learner_id):
-        items[group_of(achievement.type)].append(achievement_public(achievement, app_id))
-    sums = repo.group_totals(session, learner_id)
+    sums: dict[str, repo.GroupTotals] = {}
+    counted: set[int] = set()
+    for row in repo.archive_rows(session, learner_id):
+        key = group_of(row.type)
+        items[key].append(AchievementPublic.model_validate(row._mapping))
+        if row.id not in counted:
+            counted.add(row.id)
+            t = sums.get(key) or repo.GroupTotals(0, Decimal(0), Decimal(0))
+            sums[key] = repo.GroupTotals(t.count + 1, t.credits + (row.credits or 0), t.hours + (row.hours or 0))
     zero = repo.GroupTotals(0, Decimal(0), Decimal(0))
     groups = []
     for g in ARCHIVE_GROUPS:
@@ -40,3 +46,8 @@ def learner_archive(session: Session, ctx: NodeContext, learner_id: int) -> Arch
         hours=sum((t.hours for t in sums.values()), Decimal(0)),
     )
     return ArchivePublic(learner=learner_public(ctx, learner), groups=groups, totals=overall)
+
+
+def archive_json(archive: ArchivePublic) -> bytes:
+    """The archive as the API serves it (the JSON FastAPI would write for `response_model=ArchivePublic`)."""
+    return archive.model_dump_json().encode()
