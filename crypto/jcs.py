@@ -141,6 +141,10 @@ class _NotFast(Exception):
     pass
 
 
+# a marker as orjson writes it: the quoted string "\u0000" + 24 hex digits (the nonce) + the float's index
+_MARKER = re.compile(rb'"\\u0000([0-9a-f]{24})([0-9]+)"')
+
+
 def _with_floats(obj: Any) -> bytes | None:
     """RFC 8785 of a dict/list holding floats, without the pure-Python serialiser: orjson serialises a copy in
     which each float is a marker string carrying a random per-call nonce, and each marker (with its quotes) is
@@ -158,16 +162,18 @@ def _with_floats(obj: Any) -> bytes | None:
         out = orjson.dumps(marked, option=_OPTS)
     except (_NotFast, TypeError, orjson.JSONEncodeError, RecursionError, rfc8785.CanonicalizationError):
         return None
-    pattern = re.compile(b'"\\\\u0000' + marker.encode() + rb'([0-9]+)"')
+    expected = marker.encode()
     found = 0
 
     def number(match: re.Match[bytes]) -> bytes:
         nonlocal found
+        if match[1] != expected:
+            return match[0]  # some string's text, not one of ours
         found += 1
-        index = int(match[1])
+        index = int(match[2])
         return numbers[index] if index < len(numbers) else b""
 
-    result = pattern.sub(number, out)
+    result = _MARKER.sub(number, out)
     return result if found == len(numbers) else None
 
 
