@@ -216,6 +216,8 @@ _RECORD_COLUMNS = (
     Achievement.source, Achievement.status, Achievement.status_index, Achievement.created_at,
 )
 
+_STATUS_INDEX = [c.key for c in _RECORD_COLUMNS].index("status_index")
+
 
 def _records(session: Session, *conditions) -> list[sa.Row]:
     first_deposit = (
@@ -252,7 +254,9 @@ def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool) -> tuple[d
     key = None
     if row.status == "deposited" and "non_jcs_canonicalisation" not in settings.active_faults:
         signing = identity.signing_key
-        key = (tuple(bytes(v) if isinstance(v, memoryview) else v for v in row), index, settings.base_url,
+        values = [bytes(v) if isinstance(v, memoryview) else v for v in row]
+        values[_STATUS_INDEX] = index  # reserved by this read or an earlier one: the same credential
+        key = (tuple(values), settings.base_url,
                identity.did, identity.key_id, signing.public_key.raw, settings.region.name_zh,
                level_map.get(row.level or ""), rdfc)
         cached = signed_credentials.get(key)
