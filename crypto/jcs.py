@@ -16,7 +16,13 @@ equals JCS when:
 How the fast path decides without a Python walk on the common case: orjson's output is scanned (C regex) for
 a number with ``.``/``e``/``E`` or a ``null`` in a value position (only those can come from a float) and for
 4-byte UTF-8 sequences (astral characters). Only if one of these occurs does a Python walk of the value run, to check for
-real floats or astral characters in *keys*. Floats go to ``rfc8785``.
+real floats or astral characters in *keys*.
+
+Floats (OB 3.0's credit fields are JSON numbers): a value holding floats is copied with each float replaced by
+a marker string (a random per-call nonce and an index), serialised by orjson, and each quoted marker replaced by
+the float's ES6 form as ``rfc8785`` writes it (the only part that differs from orjson). Everything else in the
+output is orjson's, as on the fast path; if the markers found do not match the floats one for one, or the value
+has astral keys, NaN/Infinity or anything odd, the whole value goes to ``rfc8785``.
 
 Known deviation of the fast path: orjson also serialises ``uuid.UUID``, ``enum.Enum`` and tuples natively;
 ``datetime``, dataclasses and str/int/dict/list subclasses are refused (TypeError → retried on the slow path,
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from typing import Any
 
 import orjson
@@ -109,6 +116,67 @@ def _fast(obj: Any) -> bytes | None:
     return out
 
 
+def _copy_floats_marked(value: Any, marker: str, numbers: list[bytes]) -> Any:
+    """A copy of ``value`` with every float replaced by the string ``"\\x00" + marker + its index`` (its
+    RFC 8785 form appended to ``numbers``). Raises _NotFast for what this path does not take."""
+    t = type(value)
+    if t is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _NotFast  # NaN/Infinity: the slow path refuses them with its message
+        numbers.append(rfc8785.dumps(value))  # the reference's ES6 number form (one scalar, cheap)
+        return f"\x00{marker}{len(numbers) - 1}"
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                raise _NotFast  # non-str keys (refused there), astral keys (UTF-16 order)
+            out[k] = _copy_floats_marked(v, marker, numbers)
+        return out
+    if t is list:
+        return [_copy_floats_marked(v, marker, numbers) for v in value]
+    return value
+
+
+class _NotFast(Exception):
+    pass
+
+
+# a marker as orjson writes it: the quoted string "\u0000" + 24 hex digits (the nonce) + the float's index
+_MARKER = re.compile(rb'"\\u0000([0-9a-f]{24})([0-9]+)"')
+
+
+def _with_floats(obj: Any) -> bytes | None:
+    """RFC 8785 of a dict/list holding floats, without the pure-Python serialiser: orjson serialises a copy in
+    which each float is a marker string carrying a random per-call nonce, and each marker (with its quotes) is
+    then replaced by the float's ES6 form from ``rfc8785``. Keys and all other values are serialised exactly as
+    on the fast path. If the number of markers found differs from the number of floats (a string that happens
+    to contain one), or anything is unusual, returns None (the slow path decides)."""
+    if type(obj) is not dict and type(obj) is not list:
+        return None
+    numbers: list[bytes] = []
+    marker = secrets.token_hex(12)
+    try:
+        marked = _copy_floats_marked(obj, marker, numbers)
+        if not numbers:
+            return None
+        out = orjson.dumps(marked, option=_OPTS)
+    except (_NotFast, TypeError, orjson.JSONEncodeError, RecursionError, rfc8785.CanonicalizationError):
+        return None
+    expected = marker.encode()
+    found = 0
+
+    def number(match: re.Match[bytes]) -> bytes:
+        nonlocal found
+        if match[1] != expected:
+            return match[0]  # some string's text, not one of ours
+        found += 1
+        index = int(match[2])
+        return numbers[index] if index < len(numbers) else b""
+
+    result = _MARKER.sub(number, out)
+    return result if found == len(numbers) else None
+
+
 def _slow(obj: Any) -> bytes:
     try:
         return rfc8785.dumps(obj)
@@ -125,6 +193,8 @@ def canonicalize(obj: Any) -> bytes:
     and non-JSON types.
     """
     out = _fast(obj)
+    if out is None:
+        out = _with_floats(obj)
     if out is not None:
         return out
     return _slow(obj)

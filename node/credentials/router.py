@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -26,7 +27,7 @@ from node.credentials.context import (
 )
 from node.credentials.messages import KINDS, pick_language, text
 from node.credentials.pdf import MAX_PDF_BYTES, PdfUnreadable, extract_presentation
-from node.credentials.service import achievement_credential, issued_transcript, printed_transcript, transcript
+from node.credentials.service import achievement_credential_json, issued_transcript, printed_transcript, transcript
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import Report, person_view, verify_document
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
@@ -94,8 +95,8 @@ def federation_context() -> Response:
 def my_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, me: Learner) -> JSONResponse:
     """The signed credential of one of the learner's deposited (or revoked) achievements, with
     `eddsa-jcs-2022` and `eddsa-rdfc-2022` proofs; 404 if it is not theirs."""
-    return JSONResponse(achievement_credential(session, ctx, achievement_id, learner_id=me.id, rdfc=True),
-                        media_type=_LD)
+    return Response(achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True),
+                    media_type=_LD)
 
 
 def _wants_pdf(request: Request) -> bool:
@@ -128,7 +129,7 @@ def my_transcript(request: Request, ctx: CtxDep, session: SessionDep, me: Learne
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="transcript-{row.token}.pdf"',
             "Cache-Control": "no-store"})
-    return JSONResponse(transcript(session, ctx, me.id), media_type=_LD)
+    return Response(orjson.dumps(transcript(session, ctx, me.id)), media_type=_LD)
 
 
 @router.get("/api/v1/achievements/{achievement_id}/credential")
@@ -136,7 +137,7 @@ def staff_credential(achievement_id: Int64, ctx: CtxDep, session: SessionDep, st
     """The signed credential of a deposited (or revoked) achievement, with `eddsa-jcs-2022` and
     `eddsa-rdfc-2022` proofs. Audited as `credential.export`."""
     record(session, actor=staff, action="credential.export", target_type="achievement", target_id=achievement_id)
-    return JSONResponse(achievement_credential(session, ctx, achievement_id, rdfc=True), media_type=_LD)
+    return Response(achievement_credential_json(session, ctx, achievement_id, rdfc=True), media_type=_LD)
 
 
 # -- ledger log -----------------------------------------------------------------------------------

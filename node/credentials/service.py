@@ -13,14 +13,17 @@ import hashlib
 import json
 import secrets
 import uuid
+from types import SimpleNamespace
 from decimal import Decimal
 
+import orjson
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from crypto.dataintegrity import JCS, RDFC
 from crypto.jcs import canonicalize
 from node.counters import reserve
+from node.credentials.cache import signed_credentials
 from node.credentials.context import (
     FEDERATION_CONTEXT,
     OB_SCHEMA,
@@ -34,6 +37,7 @@ from node.models import Achievement, IssuedTranscript, Learner, LedgerEvent, Org
 __all__ = [
     "STATUS_LIST_SIZE",
     "achievement_credential",
+    "achievement_credential_json",
     "build_achievement_credential",
     "credential_id",
     "ensure_status_index",
@@ -203,39 +207,110 @@ def build_achievement_credential(
     return credential
 
 
-def _deposit_event(session: Session, achievement_id: int) -> LedgerEvent | None:
-    return session.exec(
-        select(LedgerEvent)
-        .where(LedgerEvent.achievement_id == achievement_id)
-        .where(LedgerEvent.kind == "achievement.deposited")
-        .order_by(LedgerEvent.seq)
-        .limit(1)
-    ).first()
+# What a credential is made of, in one row: the record's columns, the learner's pseudonym, the institution's
+# name and the first deposit event (one query for one record or for all of a learner's, no ORM objects).
+_RECORD_COLUMNS = (
+    Achievement.id, Achievement.learner_id, Achievement.type, Achievement.issuer_org_id, Achievement.issuer_code,
+    Achievement.issuer_name, Achievement.code, Achievement.title, Achievement.credits, Achievement.hours,
+    Achievement.score_text, Achievement.level, Achievement.earned_on, Achievement.term, Achievement.expires_on,
+    Achievement.source, Achievement.status, Achievement.status_index, Achievement.created_at,
+)
+
+_STATUS_INDEX = [c.key for c in _RECORD_COLUMNS].index("status_index")
+
+
+def _records(session: Session, *conditions) -> list[sa.Row]:
+    first_deposit = (
+        sa.select(sa.func.min(LedgerEvent.seq))
+        .where(LedgerEvent.achievement_id == Achievement.id, LedgerEvent.kind == "achievement.deposited")
+        .correlate(Achievement)
+        .scalar_subquery()
+    )
+    return list(session.execute(
+        sa.select(*_RECORD_COLUMNS, Learner.pseudonym, Organisation.name.label("institution_name"),
+                  LedgerEvent.seq.label("event_seq"), LedgerEvent.hash.label("event_hash"),
+                  LedgerEvent.salt.label("event_salt"), LedgerEvent.opening.label("event_opening"))
+        .join(Learner, Learner.id == Achievement.learner_id)
+        .outerjoin(Organisation, Organisation.id == Achievement.issuer_org_id)
+        .outerjoin(LedgerEvent, LedgerEvent.seq == first_deposit)
+        .where(*conditions)
+        .order_by(Achievement.id)
+    ).all())
+
+
+def _ensure_index(session: Session, row: sa.Row) -> int:
+    if row.status_index is not None:
+        return row.status_index
+    return ensure_status_index(session, session.get(Achievement, row.id))  # first export: reserve one (a write)
+
+
+def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool) -> tuple[dict | None, bytes]:
+    """The signed credential of one record row: (the document if it was just built, else None; its JSON).
+    A deposited record's credential comes from `signed_credentials` when nothing it is made of has changed
+    (node.credentials.cache); a revoked one is always built and signed afresh."""
+    settings, identity = ctx.settings, ctx.identity
+    index = _ensure_index(session, row)
+    level_map = _reference_levels(settings)
+    key = None
+    if row.status == "deposited" and "non_jcs_canonicalisation" not in settings.active_faults:
+        signing = identity.signing_key
+        values = [bytes(v) if isinstance(v, memoryview) else v for v in row]
+        values[_STATUS_INDEX] = index  # reserved by this read or an earlier one: the same credential
+        key = (tuple(values), settings.base_url,
+               identity.did, identity.key_id, signing.public_key.raw, settings.region.name_zh,
+               level_map.get(row.level or ""), rdfc)
+        cached = signed_credentials.get(key)
+        if cached is not None:
+            return None, cached
+    event = None
+    if row.event_seq is not None:
+        event = SimpleNamespace(seq=row.event_seq, hash=bytes(row.event_hash), opening=row.event_opening,
+                                salt=None if row.event_salt is None else bytes(row.event_salt))
+    institution = None
+    if row.issuer_org_id and row.institution_name is not None:
+        institution = SimpleNamespace(name=row.institution_name)
+    unsigned = build_achievement_credential(
+        base_url=settings.base_url, did=identity.did, issuer_name=settings.region.name_zh,
+        achievement=row, learner=SimpleNamespace(pseudonym=row.pseudonym), institution=institution, event=event,
+        status_index=index, reference_levels=level_map,
+    )
+    if "non_jcs_canonicalisation" in settings.active_faults:  # FAULT HOOK (test mode only)
+        from node.testing.faults import sign_without_jcs
+        signed = sign_without_jcs(ctx, unsigned)
+    else:
+        signed = identity.sign_proof_set(unsigned, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+    data = orjson.dumps(signed)
+    if key is not None:
+        signed_credentials.put(key, data)
+    return signed, data
+
+
+def _reference_levels(settings) -> dict[str, str]:
+    return {lv.code: lv.reference_level for lv in settings.region.framework_levels}
+
+
+def _one_record(session: Session, achievement_id: int, learner_id: int | None) -> sa.Row:
+    rows = _records(session, Achievement.id == achievement_id)
+    if not rows or (learner_id is not None and rows[0].learner_id != learner_id):
+        raise NotFound("no such achievement")
+    if rows[0].status not in ("deposited", "revoked"):
+        raise Conflict("only deposited achievements can be exported", code="not_deposited")
+    return rows[0]
 
 
 def achievement_credential(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
                            rdfc: bool = False) -> dict:
     """The signed credential of a deposited achievement (a learner may only export their own): a proof set with
     an `eddsa-jcs-2022` proof, and an `eddsa-rdfc-2022` one too when `rdfc` (exports for wallets and other
-    verifiers; peers and the bulk path need only JCS)."""
-    achievement = session.get(Achievement, achievement_id)
-    if achievement is None or (learner_id is not None and achievement.learner_id != learner_id):
-        raise NotFound("no such achievement")
-    if achievement.status not in ("deposited", "revoked"):
-        raise Conflict("only deposited achievements can be exported", code="not_deposited")
-    learner = session.get(Learner, achievement.learner_id)
-    institution = (session.get(Organisation, achievement.issuer_org_id) if achievement.issuer_org_id else None)
-    index = ensure_status_index(session, achievement)
-    unsigned = build_achievement_credential(
-        base_url=ctx.settings.base_url, did=ctx.identity.did, issuer_name=ctx.settings.region.name_zh,
-        achievement=achievement, learner=learner, institution=institution,
-        event=_deposit_event(session, achievement.id), status_index=index,
-        reference_levels={lv.code: lv.reference_level for lv in ctx.settings.region.framework_levels},
-    )
-    if "non_jcs_canonicalisation" in ctx.settings.active_faults:  # FAULT HOOK (test mode only)
-        from node.testing.faults import sign_without_jcs
-        return sign_without_jcs(ctx, unsigned)
-    return ctx.identity.sign_proof_set(unsigned, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+    verifiers; peers and the bulk path need only JCS). A fresh dict the caller may keep or change."""
+    signed, data = _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc)
+    return orjson.loads(data) if signed is None else signed
+
+
+def achievement_credential_json(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
+                                rdfc: bool = False) -> bytes:
+    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it."""
+    return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc)[1]
 
 
 def transcript_totals(credentials: list[dict]) -> list[dict]:
@@ -263,12 +338,10 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
-    ids = session.execute(
-        sa.select(Achievement.id)
-        .where(Achievement.learner_id == learner_id, Achievement.status == "deposited")
-        .order_by(Achievement.id)
-    ).scalars()
-    credentials = [achievement_credential(session, ctx, i, rdfc=rdfc) for i in ids]
+    credentials = []
+    for row in _records(session, Achievement.learner_id == learner_id, Achievement.status == "deposited"):
+        signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
+        credentials.append(orjson.loads(data) if signed is None else signed)
     now = _iso(dt.datetime.now(dt.UTC))
     presentation = {
         "@context": [VC_V2, FEDERATION_CONTEXT],

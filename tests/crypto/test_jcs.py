@@ -141,3 +141,47 @@ def test_fast_path_on_open_badges_shape() -> None:
 @pytest.mark.parametrize("value", [[1.5], {"a": -1e100}, {"a": [0.0]}, [float("nan")], {"x": {"y": 5e-324}}])
 def test_floats_always_leave_fast_path(value: object) -> None:
     assert _fast(value) is None
+
+
+_floaty = st.recursive(
+    _scalars | st.floats(allow_nan=False, allow_infinity=False),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(_keys, c, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_floaty)
+def test_float_path_equals_rfc8785(value: object) -> None:
+    from crypto.jcs import _with_floats
+
+    out = _with_floats(value)
+    if out is not None:
+        assert out == rfc8785.dumps(value)
+
+
+def test_float_path_takes_open_badges_credit_numbers() -> None:
+    from crypto.jcs import _with_floats
+
+    doc = {"credentialSubject": {"creditsEarned": 2.5, "achievement": {"creditsAvailable": 0.5, "name": "大学物理"}},
+           "edges": [1e21, 1e-7, -0.0, 5e-324, 123456789012345680000.0, 0.000001, 1.7976931348623157e308]}
+    assert _fast(doc) is None
+    assert _with_floats(doc) is not None
+    assert canonicalize(doc) == rfc8785.dumps(doc)
+
+
+def test_float_path_refuses_a_string_that_looks_like_its_marker(monkeypatch) -> None:
+    """A string holding the (normally unguessable) marker must not be turned into a number: the count of
+    markers differs from the count of floats, so the value goes to the reference serialiser."""
+    import crypto.jcs as jcs
+
+    monkeypatch.setattr(jcs.secrets, "token_hex", lambda n: "ab" * n)
+    marker = "\x00" + "ab" * 12
+    for doc in ({"x": 1.5, "s": marker + "0"}, {"x": 1.5, "s": '"' + marker + "0"}, [0.5, [marker + "1"]]):
+        assert jcs._with_floats(doc) is None
+        assert canonicalize(doc) == rfc8785.dumps(doc)
+
+
+@pytest.mark.parametrize("value", [[float("nan")], {"a": float("inf")}, {"\U0001f600": 1.5}, [1.5, {1: 2}]])
+def test_float_path_leaves_the_rest_to_the_reference(value: object) -> None:
+    from crypto.jcs import _with_floats
+
+    assert _with_floats(value) is None
