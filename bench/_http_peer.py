@@ -138,50 +138,45 @@ end
 
 
 def bench_app() -> Any:
-    """The production app (settings from CREDITNODE_CONFIG) plus the bench-only message type and unsigned route."""
-    from fastapi import Depends, Request
+    """The production app (settings from CREDITNODE_CONFIG) plus the bench-only message type and unsigned route.
+
+    The unsigned route is built like the signed one (`federation.transport.inbound.peer_endpoint`) minus the
+    signature: the body is read under the same limit by an async dependency, then one worker thread parses it
+    as I-JSON, validates the envelope, runs `receive_message` in a session of its own and commits."""
+    from fastapi import Depends, Request, Response
     from fastapi.responses import JSONResponse
     from pydantic import ValidationError
+    from sqlmodel import Session
 
     from config.settings import Settings
     from federation.errors import EnvelopeInvalid
     from federation.inbox import InboxEnvelope, receive_message, register_handler
-    from federation.transport.inbound import PeerIdentity, parse_peer_json
+    from federation.transport import inbound
     from node.app import create_app
-    from node.deps import CtxDep, SessionDep
-    from node.errors import BadRequest, PayloadTooLarge
+    from node.deps import CtxDep
 
     register_handler(MESSAGE_TYPE, lambda session, ctx, peer, message: {"accepted": True})
     app = create_app(Settings())
 
     async def unsigned_body(request: Request, ctx: CtxDep) -> bytes:
-        limit = ctx.settings.federation.max_body_bytes
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"the body is over {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await inbound._read_body(request, ctx)
 
-    def unsigned_json(body: bytes = Depends(unsigned_body)) -> Any:
-        try:
-            return parse_peer_json(body)
-        except ValueError as exc:
-            raise BadRequest(f"the body is not I-JSON: {exc}"[:500], code="invalid_json") from None
-
-    @app.post(UNSIGNED_PATH, include_in_schema=False)
-    def inbox_unsigned(request: Request, ctx: CtxDep, session: SessionDep,
-                       body: Any = Depends(unsigned_json)) -> JSONResponse:
-        try:
-            envelope = InboxEnvelope.model_validate(body)
-        except ValidationError:
-            raise EnvelopeInvalid("the envelope is not valid") from None
+    def inbox_unsigned(request: Request, ctx: CtxDep, body: bytes = Depends(unsigned_body)) -> Response:
+        value, error = inbound._parse_body(body)
+        if error is not None:
+            raise error
         node_id = request.headers.get(PEER_HEADER, "")
-        peer = PeerIdentity(node_id=node_id, did=f"did:web:bench:{node_id}", key_id="", nonce="")
-        status, response = receive_message(session, ctx, peer, envelope)
+        peer = inbound.PeerIdentity(node_id=node_id, did=f"did:web:bench:{node_id}", key_id="", nonce="")
+        with Session(ctx.engine, expire_on_commit=False) as session:
+            try:
+                envelope = InboxEnvelope.model_validate(value)
+            except ValidationError:
+                raise EnvelopeInvalid("the envelope is not valid") from None
+            status, response = receive_message(session, ctx, peer, envelope)
+            session.commit()
         return JSONResponse(response, status_code=status)
 
+    app.add_api_route(UNSIGNED_PATH, inbox_unsigned, methods=["POST"], include_in_schema=False)
     return app
 
 
@@ -359,6 +354,28 @@ class PeerBench:
                                        body))
             (directory / f"{i}.req").write_bytes(b"".join(p + _SEPARATOR for p in parts))
 
+    def _settle(self) -> None:
+        """Wait until the node has finished the requests wrk left in flight (their streams stop moving)."""
+        import sqlalchemy as sa
+
+        from node.db import make_engine
+
+        engine = make_engine(self.database_url)
+        try:
+            last, still = None, 0
+            for _ in range(120):
+                with engine.connect() as conn:
+                    now = conn.execute(sa.text("SELECT count(*), coalesce(sum(next_in_seq), 0) FROM peer_stream")
+                                       ).one()
+                    conn.rollback()
+                still = still + 1 if now == last else 0
+                if still >= 2:
+                    return
+                last = now
+                time.sleep(0.5)
+        finally:
+            engine.dispose()
+
     def _sync_seqs(self) -> None:
         """After a round, continue each peer's stream where the node is (a round may stop mid-list)."""
         import sqlalchemy as sa
@@ -391,6 +408,7 @@ class PeerBench:
                               "30s", "-s", str(script), self.base_url, "--", str(directory)],
                              capture_output=True, text=True, check=True).stdout
         shutil.rmtree(directory, ignore_errors=True)
+        self._settle()
         if os.environ.get("BENCH_DEBUG"):
             print(out)
         result = _parse_wrk(scenario, out, n, seconds)

@@ -157,10 +157,7 @@ class PeerDirectory:
         if did == self._own_did:  # our own keys come from the key ring, not from the table
             held = held_stamp(session)
             return KeyStamp(held[1] if held is not None else None, None)
-        fetched = (sa.select(PeerDidDocument.fetched_at).where(PeerDidDocument.did == did)
-                   .scalar_subquery())
-        row = session.execute(sa.select(MembershipVersion.hash, fetched)
-                              .order_by(MembershipVersion.version.desc()).limit(1)).first()
+        row = session.connection().execute(_STAMP, {"did": did}).first()
         if row is None:
             return KeyStamp(None, None)
         return KeyStamp(row[0], row[1])
@@ -217,6 +214,13 @@ class PeerDirectory:
         session.execute(stmt)
         # the row may sit in the session's identity map with the old document: reload it
         session.get(PeerDidDocument, member.did, populate_existing=True)
+
+
+# built once (the statement's cache key is memoised on it): the held hash and the signer's document's fetched_at
+_STAMP = (sa.select(MembershipVersion.hash,
+                    sa.select(PeerDidDocument.fetched_at).where(PeerDidDocument.did == sa.bindparam("did"))
+                    .scalar_subquery())
+          .order_by(MembershipVersion.version.desc()).limit(1))
 
 
 def _resolve(document: dict | None, key_id: str, purpose: str) -> Any:
