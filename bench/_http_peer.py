@@ -539,14 +539,28 @@ def _drop_pg_database(name: str) -> None:
 # -- the entry points -------------------------------------------------------------------------------------
 
 
-def scenarios(*, database_url: str | None = None, seconds: float = 10.0, connections: int = 16,
-              rounds: int = 2, body_bytes: int = 1024, warmup: float = 3.0) -> list[dict]:
-    """Run the comparison on a fresh node; one row per scenario (the best round of each, by rate) with the
-    ratio of signed to unsigned on the signed row. Rows: {"name", "rate", "p50_ms", "p99_ms", "ok", "bad",
-    "over", "clean", "ratio", "goal", "baseline"}. `database_url` None: SQLite; a PostgreSQL URL: a fresh
-    database is created beside it and dropped afterwards."""
-    with PeerBench.start(database_url=database_url, connections=connections, body_bytes=body_bytes) as bench:
-        pairs = bench.compare(seconds=seconds, rounds=rounds, warmup=warmup)
+def scenarios(bench: Any = None, *, database_url: str | None = None, seconds: float = 10.0, connections: int = 16,
+              rounds: int = 2, body_bytes: int = 1024, warmup: float = 3.0) -> list:
+    """Called by bench/http.py with its `Bench`: runs this comparison on a node of its own (same kind of
+    database, `bench.args.seconds`, its connections up to 32), prints the two rows, and returns no `Scenario`
+    to bench/http.py — its wrk runs share 2 threads among all connections, and a peer's messages must arrive in
+    their stream's order, which only one connection per wrk thread guarantees (see the module docstring).
+
+    Called without `bench`: returns the rows, one per scenario (the best round of each, by rate), the ratio of
+    signed to unsigned on the signed row: {"name", "scenario", "rate", "p50_ms", "p99_ms", "ok", "bad", "over",
+    "clean", "statuses", "rounds", "baseline", "goal", "ratio"}. `database_url` None: SQLite; a PostgreSQL URL:
+    a fresh database is created beside it and dropped afterwards."""
+    if bench is not None:
+        args = bench.args
+        kind = getattr(args, "database", "sqlite")
+        url = "postgresql://postgres@127.0.0.1:5432/postgres" if kind == "postgresql" else None
+        n = min(int(getattr(args, "connections", connections)), 32)
+        rows = scenarios(database_url=url, seconds=float(getattr(args, "seconds", seconds)), connections=n,
+                         rounds=rounds, body_bytes=body_bytes, warmup=warmup)
+        print_rows(rows, title=f"\nbench/_http_peer.py · {kind} · {n} connections (one per peer)")
+        return []
+    with PeerBench.start(database_url=database_url, connections=connections, body_bytes=body_bytes) as peer_bench:
+        pairs = peer_bench.compare(seconds=seconds, rounds=rounds, warmup=warmup)
     unsigned = max((u for u, _s in pairs), key=lambda r: r.rate)
     signed = max((s for _u, s in pairs), key=lambda r: r.rate)
     rows = []
@@ -557,14 +571,16 @@ def scenarios(*, database_url: str | None = None, seconds: float = 10.0, connect
                      "ok": r.ok, "bad": r.bad, "over": r.over, "clean": r.clean, "statuses": r.statuses,
                      "rounds": [x.rate for pair in pairs for x in pair if x.name == r.name],
                      "baseline": baseline, "goal": 0.7 if baseline else None,
-                     "ratio": (r.rate / unsigned.rate) if baseline else None})
+                     "ratio": (r.rate / unsigned.rate) if baseline else None,
+                     "paired": [s_.rate / u.rate for u, s_ in pairs if u.rate] if baseline else []})
     return rows
 
 
 def print_rows(rows: list[dict], *, title: str) -> None:
     print(title)
     for row in rows:
-        ratio = f"  ratio {row['ratio']:.2f} (goal >= {row['goal']})" if row["ratio"] is not None else ""
+        ratio = f"  ratio {row['ratio']:.2f} (goal >= {row['goal']}; per round: " \
+                f"{', '.join(f'{x:.2f}' for x in row['paired'])})" if row["ratio"] is not None else ""
         rounds = ", ".join(f"{x:.0f}" for x in row["rounds"])
         flag = "" if row["clean"] else f"  NOT CLEAN: {row['bad']} non-200, {row['over']} past the list"
         print(f"  {row['name']:72} {row['rate']:8.1f} req/s  p50 {row['p50_ms']:7.1f} ms  "

@@ -47,11 +47,12 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 @dataclass(frozen=True)
 class KeyStamp:
-    """What a resolved key was read from: the held membership's hash and the `fetched_at` of the signer's cached
-    DID document (None for this node's own DID). The same stamp means the same answer."""
+    """What a resolved key was read from: the held membership's hash and the signer's cached DID document (None
+    for this node's own DID). The same stamp means the same answer. (The document itself, not its `fetched_at`:
+    that has a precision of one second, and two refreshes within a second must not look alike.)"""
 
     membership: str | None
-    fetched_at: dt.datetime | None
+    document: dict | None
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,9 @@ class PeerDirectory:
         session.get(PeerDidDocument, member.did, populate_existing=True)
 
 
-# built once (the statement's cache key is memoised on it): the held hash and the signer's document's fetched_at
+# built once (the statement's cache key is memoised on it): the held hash and the signer's cached DID document
 _STAMP = (sa.select(MembershipVersion.hash,
-                    sa.select(PeerDidDocument.fetched_at).where(PeerDidDocument.did == sa.bindparam("did"))
+                    sa.select(PeerDidDocument.document).where(PeerDidDocument.did == sa.bindparam("did"))
                     .scalar_subquery())
           .order_by(MembershipVersion.version.desc()).limit(1))
 

@@ -307,12 +307,13 @@ def _record_nonce(session: Session, ctx: NodeContext, checked: CheckedRequest) -
     until = dt.datetime.fromtimestamp(int(checked.expires) + CLOCK_SKEW_SECONDS, dt.UTC)
     connection = session.connection()
     values = {"key_id": checked.peer.key_id, "nonce": checked.peer.nonce[:128], "expires_at": until}
-    return connection.execute(_nonce_insert(connection.dialect.name), values).rowcount == 1
+    return connection.execute(_nonce_insert(connection.dialect.name), values).first() is not None
 
 
 @functools.cache
 def _nonce_insert(dialect: str) -> Any:
-    """INSERT .. ON CONFLICT (key_id, nonce) DO NOTHING, built once per dialect."""
+    """INSERT .. ON CONFLICT (key_id, nonce) DO NOTHING RETURNING id, built once per dialect (the returned row,
+    not the rowcount, tells an insert from a conflict: PostgreSQL's implicit RETURNING leaves no rowcount)."""
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
@@ -320,7 +321,7 @@ def _nonce_insert(dialect: str) -> Any:
     table = SeenNonce.__table__
     return (insert(table).values(key_id=sa.bindparam("key_id"), nonce=sa.bindparam("nonce"),
                                  expires_at=sa.bindparam("expires_at", type_=table.c.expires_at.type))
-            .on_conflict_do_nothing(index_elements=["key_id", "nonce"]))
+            .on_conflict_do_nothing(index_elements=["key_id", "nonce"]).returning(table.c.id))  # no row: a replay
 
 
 # -- routes that admit the request in their own transaction ----------------------------------------------
