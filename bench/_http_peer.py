@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-__all__ = ["PeerBench", "Round", "bench_app", "run", "scenarios"]
+__all__ = ["PeerBench", "Round", "bench_app", "print_rows", "scenarios"]
 
 UNSIGNED_PATH = "/bench/v1/inbox-unsigned"
 INBOX_PATH = "/federation/v1/inbox"
