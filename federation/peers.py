@@ -130,8 +130,8 @@ class PeerDirectory:
             key = _resolve(self._own_document(), key_id, purpose) if member is not None else None
             return CachedKey(key, member, current)
         hit = self._keys.get((key_id, purpose))
-        if hit is not None and hit.stamp == current:
-            return hit
+        if hit is not None and hit.key is not None and hit.stamp == current:
+            return hit  # (a key not found is looked up again: whether to re-fetch depends on the time)
         member = self.member_for_did(session, did)
         key = None
         if member is not None:
