@@ -19,12 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from federation.errors import OriginMismatch, SequenceGap, UnknownMessageType
 from federation.transport.inbound import PeerIdentity
 from node.context import NodeContext
-from node.db import is_sqlite
 from node.errors import NodeError
 from node.models import InboxMessage, PeerStream, utcnow
 
@@ -76,18 +75,31 @@ def registered_types() -> list[str]:
     return sorted(_HANDLERS)
 
 
-def _lock_stream(session: Session, origin: str) -> PeerStream:
-    if is_sqlite(session.get_bind()):
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    session.execute(insert(PeerStream.__table__).values(peer=origin, next_out_seq=1, next_in_seq=1)
-                    .on_conflict_do_nothing(index_elements=["peer"]))
-    stream = session.exec(
-        select(PeerStream).where(PeerStream.peer == origin).with_for_update().execution_options(
-            populate_existing=True)
-    ).one()
-    return stream
+# Statements built once (their cache keys are memoised on them); run on the session's connection, in its
+# transaction. The stream row is locked first: it serialises every message of one origin.
+_STREAMS = PeerStream.__table__
+_INBOX = InboxMessage.__table__
+_LOCK_STREAM = (sa.select(_STREAMS.c.next_in_seq).where(_STREAMS.c.peer == sa.bindparam("peer"))
+                .with_for_update())
+_SEEN = sa.select(_INBOX.c.seq, _INBOX.c.status_code, _INBOX.c.response).where(
+    _INBOX.c.origin == sa.bindparam("origin"), _INBOX.c.message_id == sa.bindparam("message_id"))
+_ADVANCE = (sa.update(_STREAMS).where(_STREAMS.c.peer == sa.bindparam("stream"))
+            .values(next_in_seq=_STREAMS.c.next_in_seq + 1))
+_RECORD = sa.insert(_INBOX)
+
+
+def _lock_stream(connection: sa.Connection, origin: str) -> int:
+    """Lock `origin`'s stream row (creating it at seq 1) and return the next seq expected from it."""
+    expected = connection.execute(_LOCK_STREAM, {"peer": origin}).scalar()
+    if expected is None:
+        if connection.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        connection.execute(insert(_STREAMS).values(peer=origin, next_out_seq=1, next_in_seq=1)
+                           .on_conflict_do_nothing(index_elements=["peer"]))
+        expected = connection.execute(_LOCK_STREAM, {"peer": origin}).scalar_one()
+    return expected
 
 
 def receive_message(session: Session, ctx: NodeContext, peer: PeerIdentity,
@@ -98,22 +110,21 @@ def receive_message(session: Session, ctx: NodeContext, peer: PeerIdentity,
     if envelope.destination != ctx.node_id:
         raise OriginMismatch(f"the envelope is for {envelope.destination!r}, not {ctx.node_id!r}",
                              code="wrong_destination")
-    stream = _lock_stream(session, peer.node_id)
-    seen = session.exec(select(InboxMessage).where(
-        InboxMessage.origin == peer.node_id, InboxMessage.message_id == envelope.id)).first()
+    session.flush()  # whatever the caller has pending goes first; below, SQL runs on the connection
+    connection = session.connection()
+    next_in_seq = _lock_stream(connection, peer.node_id)
+    seen = connection.execute(_SEEN, {"origin": peer.node_id, "message_id": envelope.id}).first()
     if seen is not None:
-        if envelope.seq == stream.next_in_seq and seen.seq != envelope.seq:
+        if envelope.seq == next_in_seq and seen.seq != envelope.seq:
             # a message consumed before under another seq, now sent at the next one: its origin numbered it
             # again (a stream re-sync, docs/federation.md §4.1). The seq is used up by it, with no second
             # effect, so the origin's next message is not taken for a gap that would send this one forever.
-            session.execute(sa.update(PeerStream).where(PeerStream.peer == peer.node_id)
-                            .values(next_in_seq=PeerStream.next_in_seq + 1))
-            session.flush()
+            connection.execute(_ADVANCE, {"stream": peer.node_id})
         return seen.status_code, seen.response
-    if envelope.seq > stream.next_in_seq:
-        raise SequenceGap(stream.next_in_seq, envelope.seq)
-    if envelope.seq < stream.next_in_seq:
-        raise _SequenceReused(envelope.seq, stream.next_in_seq)
+    if envelope.seq > next_in_seq:
+        raise SequenceGap(next_in_seq, envelope.seq)
+    if envelope.seq < next_in_seq:
+        raise _SequenceReused(envelope.seq, next_in_seq)
 
     status, response = 200, {}
     handler = handler_for(envelope.type)
@@ -130,11 +141,11 @@ def receive_message(session: Session, ctx: NodeContext, peer: PeerIdentity,
             status, response = exc.status_code, exc.to_dict()
         if not isinstance(response, dict):
             response = {"result": response}
-    session.add(InboxMessage(origin=peer.node_id, message_id=envelope.id, seq=envelope.seq, type=envelope.type,
-                             body=envelope.body, response=response, status_code=status, received_at=utcnow()))
-    session.execute(sa.update(PeerStream).where(PeerStream.peer == peer.node_id)
-                    .values(next_in_seq=PeerStream.next_in_seq + 1))
-    session.flush()
+        session.flush()
+    connection.execute(_RECORD, {"origin": peer.node_id, "message_id": envelope.id, "seq": envelope.seq,
+                                 "type": envelope.type, "body": envelope.body, "response": response,
+                                 "status_code": status, "received_at": utcnow()})
+    connection.execute(_ADVANCE, {"stream": peer.node_id})
     return status, response
 
 

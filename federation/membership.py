@@ -47,6 +47,7 @@ __all__ = [
     "founding_document",
     "held_document",
     "held_membership",
+    "held_stamp",
     "install_membership",
     "membership_hash",
     "merge_proofs",
@@ -86,7 +87,8 @@ class ContextPin(BaseModel):
 
 
 class MembershipDocument(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # frozen: `held_document` hands the same parsed instance to every caller of a process
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     type: str
     federation: str = ""
@@ -94,7 +96,7 @@ class MembershipDocument(BaseModel):
     version: int = Field(ge=1)
     previous: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     threshold: int = Field(ge=1)
-    members: list[Member] = Field(min_length=1)
+    members: tuple[Member, ...] = Field(min_length=1)
 
     def member(self, node_id: str) -> Member | None:
         return next((m for m in self.members if m.node_id == node_id), None)
@@ -367,9 +369,36 @@ def held_membership(session: Session) -> MembershipVersion | None:
     return session.exec(select(MembershipVersion).order_by(MembershipVersion.version.desc()).limit(1)).first()
 
 
+def held_stamp(session: Session) -> tuple[int, str] | None:
+    """(version, hash) of the held membership, without loading its document; None when none is held."""
+    row = session.execute(sa.select(MembershipVersion.version, MembershipVersion.hash)
+                          .order_by(MembershipVersion.version.desc()).limit(1)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+# Parsed documents by hash. The hash covers every field `parse_document` reads (all but the proofs), so a parsed
+# document is the same in every node, process and session that holds that hash: what is cached here can never be
+# stale. A process holds one or two versions at a time; the bound only keeps a long-lived process small.
+_PARSED: dict[str, MembershipDocument] = {}
+_PARSED_MAX = 16
+
+
 def held_document(session: Session) -> MembershipDocument | None:
-    row = held_membership(session)
-    return parse_document(row.document) if row is not None else None
+    """The held membership, parsed. One small query (version and hash); the document is loaded and validated
+    only the first time this process sees that hash (docs/performance.md, "Peer requests")."""
+    stamp = held_stamp(session)
+    if stamp is None:
+        return None
+    version, digest = stamp
+    doc = _PARSED.get(digest)
+    if doc is None:
+        document = session.execute(sa.select(MembershipVersion.document)
+                                   .where(MembershipVersion.version == version)).scalar_one()
+        doc = parse_document(document)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[digest] = doc
+    return doc
 
 
 def install_membership(session: Session, document: dict, *, resolve_did: DidResolver) -> tuple[MembershipVersion, bool]:

@@ -16,21 +16,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from crypto.did import resolve_verification_method
 from crypto.merkle import MerkleError, verify_inclusion
 from crypto.note import NoteError, NoteVerifier, parse_checkpoint, verify_note
-from federation.membership import DidResolver, Member, held_document
+from federation.membership import DidResolver, Member, held_document, held_stamp
 from node.credentials.resolvers import bounded_body, use_peer_lookup
 from node.db import is_sqlite
 from node.ledger.log import checkpoint_origin
-from node.models import PeerDidDocument, utcnow
+from node.models import MembershipVersion, PeerDidDocument, utcnow
 
-__all__ = ["DID_PATH", "MemberArtefacts", "PeerDirectory"]
+__all__ = ["DID_PATH", "CachedKey", "KeyStamp", "MemberArtefacts", "PeerDirectory"]
 
 log = logging.getLogger("creditnode.federation.peers")
 
@@ -43,13 +45,39 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+@dataclass(frozen=True)
+class KeyStamp:
+    """What a resolved key was read from: the held membership's hash and the signer's cached DID document (None
+    for this node's own DID). The same stamp means the same answer. (The document itself, not its `fetched_at`:
+    that has a precision of one second, and two refreshes within a second must not look alike.)"""
+
+    membership: str | None
+    document: dict | None
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    key: Any  # crypto.did.ResolvedKey, or None: the key id names no usable key of a member
+    member: Member | None
+    stamp: KeyStamp
+
+
 class PeerDirectory:
-    """Resolves members' DID documents and keys. Every method takes the caller's session."""
+    """Resolves members' DID documents and keys. Every method takes the caller's session.
+
+    Resolved peer keys are kept per process with the `KeyStamp` they were read from: `cached_key` answers from
+    memory (no database), `stamp` reads the current stamp in one small query, so a caller can check a signature
+    first and confirm, inside its own transaction, that the membership and the DID document it used are still
+    the held ones (federation.transport.inbound)."""
+
+    _MAX_KEYS = 1024
 
     def __init__(self, *, own_did: str, own_document: Callable[[], dict], http: Callable[[], httpx.Client]) -> None:
         self._own_did = own_did
         self._own_document = own_document
         self._http = http
+        self._keys: dict[tuple[str, str], CachedKey] = {}
+        self._lock = threading.Lock()
 
     # -- members -------------------------------------------------------------------------------------
 
@@ -83,20 +111,57 @@ class PeerDirectory:
         """A `resolve_did(member)` for membership checks (documents of members named by a version)."""
         return lambda member: self.did_document(session, member)
 
-    def resolve_key(self, session: Session, key_id: str, *, purpose: str = "authentication") -> Any:
+    def resolve_key(self, session: Session, key_id: str, *, purpose: str = "authentication",
+                    fetch: bool = True) -> Any:
         """The key (`crypto.did.ResolvedKey`) named by `key_id`, or None when its DID is not a current
         member or its DID document does not list it for `purpose` (live requests and responses:
-        "authentication", i.e. keys neither expired nor revoked)."""
-        member = self.member_for_key(session, key_id)
-        if member is None:
-            return None
-        document = self.did_document(session, member)
-        key = _resolve(document, key_id, purpose)
-        if key is None and member.did != self._own_did:
-            row = session.get(PeerDidDocument, member.did)
-            if row is None or utcnow() - _aware(row.fetched_at) >= REFETCH_AFTER:
-                key = _resolve(self.did_document(session, member, refresh=True), key_id, purpose)
-        return key
+        "authentication", i.e. keys neither expired nor revoked). A key missing from the cached document makes
+        it fetch the document again (at most every REFETCH_AFTER), unless `fetch` is False."""
+        return self.resolve_cached(session, key_id, purpose=purpose, fetch=fetch).key
+
+    def resolve_cached(self, session: Session, key_id: str, *, purpose: str = "authentication",
+                       fetch: bool = True) -> CachedKey:
+        """`resolve_key` with what it was read from; answered from the process's cache when the stamp is the
+        current one (one query), else read from the database (and fetched when missing) and cached."""
+        did = key_id.split("#", 1)[0]
+        current = self.stamp(session, did)
+        if did == self._own_did:  # from the key ring, which a rotation changes in place: never cached
+            member = self.member_for_did(session, did)
+            key = _resolve(self._own_document(), key_id, purpose) if member is not None else None
+            return CachedKey(key, member, current)
+        hit = self._keys.get((key_id, purpose))
+        if hit is not None and hit.key is not None and hit.stamp == current:
+            return hit  # (a key not found is looked up again: whether to re-fetch depends on the time)
+        member = self.member_for_did(session, did)
+        key = None
+        if member is not None:
+            document = self.did_document(session, member)
+            key = _resolve(document, key_id, purpose)
+            if key is None and fetch and member.did != self._own_did:
+                row = session.get(PeerDidDocument, member.did)
+                if row is None or utcnow() - _aware(row.fetched_at) >= REFETCH_AFTER:
+                    key = _resolve(self.did_document(session, member, refresh=True), key_id, purpose)
+                    current = self.stamp(session, did)
+        entry = CachedKey(key, member, current)
+        with self._lock:
+            if len(self._keys) >= self._MAX_KEYS:
+                self._keys.clear()
+            self._keys[(key_id, purpose)] = entry
+        return entry
+
+    def cached_key(self, key_id: str, *, purpose: str = "authentication") -> CachedKey | None:
+        """The last resolution of `key_id` in this process (no database), or None. Confirm its stamp."""
+        return self._keys.get((key_id, purpose))
+
+    def stamp(self, session: Session, did: str) -> KeyStamp:
+        """The current `KeyStamp` for keys of `did`: one query, no document loaded."""
+        if did == self._own_did:  # our own keys come from the key ring, not from the table
+            held = held_stamp(session)
+            return KeyStamp(held[1] if held is not None else None, None)
+        row = session.connection().execute(_STAMP, {"did": did}).first()
+        if row is None:
+            return KeyStamp(None, None)
+        return KeyStamp(row[0], row[1])
 
     def refresh_all(self, session: Session) -> dict[str, str]:
         """Re-fetch every member's DID document. Returns {node_id: "ok" | "unreachable"}."""
@@ -150,6 +215,13 @@ class PeerDirectory:
         session.execute(stmt)
         # the row may sit in the session's identity map with the old document: reload it
         session.get(PeerDidDocument, member.did, populate_existing=True)
+
+
+# built once (the statement's cache key is memoised on it): the held hash and the signer's cached DID document
+_STAMP = (sa.select(MembershipVersion.hash,
+                    sa.select(PeerDidDocument.document).where(PeerDidDocument.did == sa.bindparam("did"))
+                    .scalar_subquery())
+          .order_by(MembershipVersion.version.desc()).limit(1))
 
 
 def _resolve(document: dict | None, key_id: str, purpose: str) -> Any:

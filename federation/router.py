@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from crypto.errors import CanonicalizationError
 from federation.errors import EnvelopeInvalid, MembershipRefused
@@ -38,8 +38,9 @@ from federation.service import (
     install_and_announce,
     membership_version,
 )
-from federation.transport.inbound import FederationRoute, VerifiedBody, VerifiedPeer
+from federation.transport.inbound import FederationRoute, PeerIdentity, peer_endpoint
 from node.audit.service import record
+from node.context import NodeContext
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import BadRequest, NotFound
 from node.models import MembershipProposal, OutboxMessage
@@ -105,7 +106,8 @@ def membership_document(version: Int64, session: SessionDep) -> dict:
 
 
 @peer_router.post(INBOX_PATH.removeprefix("/federation/v1"), dependencies=[Depends(public)])
-def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionDep) -> JSONResponse:
+@peer_endpoint
+def inbox(session: Session, ctx: NodeContext, peer: PeerIdentity, body: Any) -> JSONResponse:
     """One-way messages from members (authenticated by their HTTP signature, not by a user)."""
     try:
         envelope = InboxEnvelope.model_validate(body)
@@ -117,7 +119,8 @@ def inbox(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionD
 
 
 @peer_router.post(RESYNC_PATH.removeprefix("/federation/v1"), dependencies=[Depends(public)])
-def stream_resync(peer: VerifiedPeer, body: VerifiedBody, ctx: CtxDep, session: SessionDep) -> dict:
+@peer_endpoint
+def stream_resync(session: Session, ctx: NodeContext, peer: PeerIdentity, body: Any) -> dict:
     """A member re-syncing its stream to this node asks what this node consumed (docs/federation.md §4.1)."""
     return answer_resync(session, ctx, peer, body)
 
