@@ -13,15 +13,16 @@ are generated in SQL (`INSERT … SELECT generate_series`): audit entries (--aud
 deposit applications (one per 10 learners), conversion requests (one per 20) and incoming transfers with
 one item each (one per 100); a few percent of each are waiting in a review queue, spread evenly over the ids.
 
-It first builds the small size (--small-achievements, same achievements per learner), serves the node with
-uvicorn on 127.0.0.1 (one worker) and measures p50/p99 of sequential requests (one client, keep-alive, so
-latency is not queueing) for: a learner's archive, transcript and one credential; staff search of a learner
-by ID number; the deposit, conversion and transfer review queues; the audit log's first page. Then it grows
-the same database to the big size and measures again, and prints both, the ratio big/small and the goal
-(p99 at the big size ≤ 1.5 × p99 at the small). The server records every SQL statement slower than
---slow-ms (a SQLAlchemy cursor event); after the big run the bench prints `EXPLAIN (ANALYZE, BUFFERS)` for
-each. Learners, achievements and ID numbers are sampled at random over the whole database at each size.
-Prints; asserts nothing.
+It builds two databases, the small size (--small-achievements, the same achievements per learner) and the
+big one, serves each with uvicorn on 127.0.0.1 (one worker each) and measures p50/p99 of sequential
+requests (one client, keep-alive, so latency is not queueing) for: a learner's archive, transcript and one
+credential; staff search of a learner by ID number; the deposit (by state, by branch), conversion and transfer
+review queues; the audit log's first page and its filters (action, target, actor). Requests alternate between
+the two sizes, so that the noise of a shared machine falls on both alike. It prints p50/p99 at both sizes,
+the ratio big/small and the goal (p99 at the big size ≤ 1.5 × p99 at the small). The big node records every
+SQL statement slower than --slow-ms (a SQLAlchemy cursor event, wall time in the server, so a busy machine
+adds some); the bench then prints `EXPLAIN (ANALYZE, BUFFERS)` of each. Learners, achievements and ID numbers
+are sampled at random over the whole database. Prints; asserts nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from config.settings import DatabaseSettings, ImportSettings, NodeSettings, Secu
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
 STAFF = "bench-reviewer"
+ACTIONS = ("learner.search", "deposit.read", "import.create", "transfer.list")  # as generated, and written
 
 
 def _key(seed: str) -> str:
@@ -241,7 +243,8 @@ class Node:
             c.exec_driver_sql(
                 """INSERT INTO audit_log (at, actor_kind, actor_id, actor_name, role, action, target_type, target_id,
                        outcome, detail)
-                   SELECT now() - make_interval(secs => ((%(n)s::bigint - g) / 10.0)::float8), 'staff', %(staff)s::text, 'bench',
+                   SELECT now() - make_interval(secs => ((%(n)s::bigint - g) / 10.0)::float8), 'staff',
+                          (1000 + g %% 500)::text, 'staff-' || (g %% 500),
                           'outlet_staff', (ARRAY['learner.search','learner.read','deposit.read','deposit.list',
                           'archive.read','conversion.read','import.create','transfer.list'])[1 + g %% 8],
                           'learner', (%(lo)s::bigint + (g * 7919) %% %(span)s::bigint)::text,
@@ -369,13 +372,14 @@ def _sample(node: Node, count: int, rng: random.Random) -> dict[int, list[int]]:
     return dict(list(found.items())[:count])
 
 
-def measure(node: Node, server: Server, *, requests: int, heavy: int, rng: random.Random) -> dict[str, list[float]]:
-    """Latency (s) of each read, sequential requests; every response must be 200."""
+def _reads(node: Node, *, requests: int, heavy: int, rng: random.Random) -> list[tuple[str, Any, int]]:
+    """Each read: (name, i → (url, headers) of the i-th request, how many requests), over samples of `node`."""
     sample = _sample(node, 60, rng)
     learner_tokens, staff_token = _tokens(node, list(sample))
     learners = [(lid, learner_tokens[lid], achs) for lid, achs in sample.items() if lid in learner_tokens]
     staff = {"Authorization": f"Bearer {staff_token}"}
     numbers = [id_number(rng.randrange(node.learners)) for _ in range(requests)]
+    targets = list(sample)
 
     def me(path: str) -> Any:
         def call(i: int) -> tuple[str, dict]:
@@ -383,7 +387,7 @@ def measure(node: Node, server: Server, *, requests: int, heavy: int, rng: rando
             return path.format(ach=achs[i % len(achs)]), {"Authorization": f"Bearer {token}"}
         return call
 
-    reads: list[tuple[str, Any, int]] = [
+    return [
         ("archive", me("/api/v1/me/archive"), requests),
         ("transcript", me("/api/v1/me/transcript"), heavy),
         ("credential", me("/api/v1/me/credentials/{ach}"), heavy),
@@ -396,23 +400,40 @@ def measure(node: Node, server: Server, *, requests: int, heavy: int, rng: rando
         ("transfer queue", lambda i: ("/api/v1/transfers?state=awaiting_review&limit=50", staff), requests),
         ("transfer items to review", lambda i: ("/api/v1/transfer-items?limit=50", staff), requests),
         ("audit log, first page", lambda i: ("/api/v1/audit?limit=100", staff), requests),
+        ("audit log, by action", lambda i: (f"/api/v1/audit?action={ACTIONS[i % len(ACTIONS)]}&limit=100", staff),
+         requests),
+        ("audit log, by target", lambda i: (f"/api/v1/audit?target=learner:{targets[i % len(targets)]}&limit=100",
+                                            staff), requests),
+        ("audit log, by actor", lambda i: (f"/api/v1/audit?actor=staff-{i % 500}&limit=100", staff), requests),
     ]
-    out: dict[str, list[float]] = {}
-    for name, call, n in reads:
-        for i in range(min(5, n)):  # warm up: connection, caches of this route
-            url, headers = call(i)
-            server.client.get(url, headers=headers)
-        times = []
+
+
+def measure(nodes: dict[str, Node], servers: dict[str, Server], *, requests: int, heavy: int,
+            seed: int) -> dict[str, dict[str, list[float]]]:
+    """Latency (s) of each read at each size, one request at a time, alternating between the sizes (which one
+    goes first alternates too) so that the machine's noise falls on both alike; every response must be 200."""
+    reads = {label: _reads(node, requests=requests, heavy=heavy, rng=random.Random(seed))
+             for label, node in nodes.items()}
+    labels = list(nodes)
+    out: dict[str, dict[str, list[float]]] = {label: {} for label in labels}
+    for k, (name, _call, n) in enumerate(reads[labels[0]]):
+        for label in labels:
+            call = reads[label][k][1]
+            for i in range(min(5, n)):  # warm up: connection, caches of this route
+                url, headers = call(i)
+                servers[label].client.get(url, headers=headers)
+            out[label][name] = []
         for i in range(n):
-            url, headers = call(i)
-            t0 = time.perf_counter()
-            r = server.client.get(url, headers=headers)
-            times.append(time.perf_counter() - t0)
-            if r.status_code != 200:
-                raise SystemExit(f"{name}: GET {url} answered {r.status_code}: {r.text[:300]}")
-        out[name] = times
-        print(f"   {name:<26} p50 {_pct(times, 50) * 1000:8.1f} ms   p99 {_pct(times, 99) * 1000:8.1f} ms  "
-              f"({n} requests)", flush=True)
+            for label in labels if i % 2 == 0 else labels[::-1]:
+                url, headers = reads[label][k][1](i)
+                t0 = time.perf_counter()
+                r = servers[label].client.get(url, headers=headers)
+                out[label][name].append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise SystemExit(f"{name}: GET {url} answered {r.status_code}: {r.text[:300]}")
+        print("   " + f"{name:<26}" + "   ".join(
+            f"{label}: p50 {_pct(out[label][name], 50) * 1000:7.1f} ms p99 {_pct(out[label][name], 99) * 1000:7.1f} ms"
+            for label in labels) + f"  ({n} requests each)", flush=True)
     return out
 
 
@@ -428,7 +449,10 @@ def explain(node: Node, slow: dict[str, tuple[float, Any]]) -> None:
         return
     with node.ctx.engine.connect() as c:
         cursor = c.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        for statement, (ms, params) in sorted(slow.items(), key=lambda kv: -kv[1][0]):
+        ranked = sorted(slow.items(), key=lambda kv: -kv[1][0])
+        print(f"\n{len(ranked)} statements took longer than the threshold at the big size (wall time in the "
+              f"server); EXPLAIN of the {min(len(ranked), 25)} slowest:")
+        for statement, (ms, params) in ranked[:25]:
             print(f"\n-- {ms:.1f} ms at the big size:\n{statement.strip()}\n-- parameters: {_short(params)}")
             try:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
@@ -475,12 +499,12 @@ def main() -> None:
     ap.add_argument("--learners", type=int, default=None, help="at the big size (default achievements / 10)")
     ap.add_argument("--small-achievements", type=int, default=10_000, help="the small size (default 10,000)")
     ap.add_argument("--audit-per-achievement", type=float, default=1.0, help="audit entries per achievement")
-    ap.add_argument("--requests", type=int, default=300, help="requests per read (fewer for the signed ones)")
+    ap.add_argument("--requests", type=int, default=300, help="requests per read and size")
     ap.add_argument("--heavy-requests", type=int, default=100, help="requests for the transcript and credential")
     ap.add_argument("--file-rows", type=int, default=1_000_000, help="rows per imported file")
     ap.add_argument("--slow-ms", type=float, default=10.0, help="EXPLAIN statements slower than this")
     ap.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
-    ap.add_argument("--keep", action="store_true", help="keep the database and work directory")
+    ap.add_argument("--keep", action="store_true", help="keep the databases and work directory")
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
     learners = args.learners or max(1, args.achievements // 10)
@@ -488,39 +512,46 @@ def main() -> None:
     small_learners = max(1, args.small_achievements // per_learner)
     if small_learners >= learners:
         raise SystemExit("the big size must be larger than the small one")
+    sizes = {"small": small_learners, "big": learners}
     print(f"{per_learner} achievements a learner; small: {small_learners:,} learners, "
           f"{small_learners * per_learner:,} achievements; big: {learners:,} learners, "
           f"{learners * per_learner:,} achievements", flush=True)
     print(f"disk: {shutil.disk_usage(tempfile.gettempdir()).free / 2**30:.0f} GiB free in {tempfile.gettempdir()}")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    node = Node(args.pg_url, workdir)
-    print(f"database {node.name} (work directory {workdir})", flush=True)
-    results: dict[str, dict[str, list[float]]] = {}
+    nodes: dict[str, Node] = {}
+    servers: dict[str, Server] = {}
     t_start = time.perf_counter()
     try:
-        node.open()
-        for label, size in (("small", small_learners), ("big", learners)):
+        for label, size in sizes.items():
+            (workdir / label).mkdir()
+            node = nodes[label] = Node(args.pg_url, workdir / label)
+            print(f"\n{label}: database {node.name}", flush=True)
+            node.open()
             build_to(node, learners=size, achievements=size * per_learner, per_learner=per_learner,
                      audit_per=args.audit_per_achievement, file_rows=args.file_rows)
-            server = Server(node, args.slow_ms, label)
-            try:
-                print(f"== measuring at {size * per_learner:,} achievements", flush=True)
-                results[label] = measure(node, server, requests=args.requests, heavy=args.heavy_requests,
-                                         rng=random.Random(args.seed))
-            finally:
-                server.stop()
-            slow = server.slow()
+        for label, node in nodes.items():
+            servers[label] = Server(node, args.slow_ms, label)
+        print(f"\n== measuring (built in {time.perf_counter() - t_start:.0f}s)", flush=True)
+        results = measure(nodes, servers, requests=args.requests, heavy=args.heavy_requests, seed=args.seed)
+        for server in servers.values():
+            server.stop()
         report(results, small_learners * per_learner, learners * per_learner)
-        explain(node, slow)
+        explain(nodes["big"], servers["big"].slow())
         print(f"\ntotal {time.perf_counter() - t_start:.0f}s")
     finally:
+        for server in servers.values():
+            server.stop()
+        for node in nodes.values():
+            if args.keep:
+                print(f"kept database {node.name}")
+                if node.ctx is not None:
+                    node.ctx.engine.dispose()
+            else:
+                node.drop()
         if args.keep:
-            print(f"kept database {node.name} and {workdir}")
-            if node.ctx is not None:
-                node.ctx.engine.dispose()
+            print(f"kept {workdir}")
         else:
-            node.drop()
             shutil.rmtree(workdir, ignore_errors=True)
 
 
