@@ -152,15 +152,26 @@ def ask_transfer_on_behalf(body: StaffTransferCreate, ctx: CtxDep, session: Sess
     return _transfer_response(ctx, made, response)
 
 
+Cursor = Annotated[Int64 | None, Query(ge=0, description="the id of the last entry of the previous page: the "
+                                                         "page after it (keyset paging, docs/scaling.md)")]
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+
+
 @staff_router.get("/transfers")
 def list_transfers(session: SessionDep, staff: Reader,
-                   state: Annotated[str | None, Query(max_length=20)] = None) -> list[dict]:
-    """Transfers into this node with their items, optionally filtered by `state` (at most 500). Audited."""
+                   state: Annotated[str | None, Query(max_length=20)] = None,
+                   cursor: Cursor = None, limit: PageLimit = 500) -> list[dict]:
+    """Transfers into this node with their items, oldest first, optionally filtered by `state`: `limit` of them
+    (at most 500) after `cursor` (pass the last id shown for the next page). Audited."""
     query = select(Transfer).order_by(Transfer.id)
     if state:
         query = query.where(Transfer.state == state)
-    record(session, actor=staff, action="transfer.list", detail={"state": state})
-    return [transfers.transfer_view(session, t) for t in session.exec(query.limit(500)).all()]
+    if cursor is not None:
+        query = query.where(Transfer.id > cursor)
+    record(session, actor=staff, action="transfer.list", detail={"state": state, "cursor": cursor})
+    rows = session.exec(query.limit(limit)).all()
+    items = transfers.items_by_transfer(session, [t.id for t in rows])
+    return [transfers.transfer_view(session, t, items=items.get(t.id, [])) for t in rows]
 
 
 @staff_router.get("/transfers/{transfer_id}")
@@ -193,11 +204,14 @@ def decide(item_id: Int64, body: ItemDecision, ctx: CtxDep, session: SessionDep,
 
 
 @staff_router.get("/transfer-items")
-def pending_items(session: SessionDep, staff: Reviewer) -> list[dict]:
-    """Transfer items awaiting review, with their transfer id (at most 500). Audited."""
-    rows = session.exec(select(TransferItem).where(TransferItem.state == "awaiting_review")
-                        .order_by(TransferItem.id).limit(500)).all()
-    record(session, actor=staff, action="transfer.review_queue")
+def pending_items(session: SessionDep, staff: Reviewer, cursor: Cursor = None, limit: PageLimit = 500) -> list[dict]:
+    """Transfer items awaiting review, oldest first, with their transfer id: `limit` of them (at most 500)
+    after `cursor` (the last item id shown). Audited."""
+    query = select(TransferItem).where(TransferItem.state == "awaiting_review")
+    if cursor is not None:
+        query = query.where(TransferItem.id > cursor)
+    rows = session.exec(query.order_by(TransferItem.id).limit(limit)).all()
+    record(session, actor=staff, action="transfer.review_queue", detail={"cursor": cursor, "count": len(rows)})
     return [{**transfers.item_view(r), "transfer_id": r.transfer_id} for r in rows]
 
 

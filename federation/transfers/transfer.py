@@ -57,6 +57,7 @@ __all__ = [
     "RELEASE_PATH",
     "create_intent",
     "decide_item",
+    "items_by_transfer",
     "request_transfer",
     "transfer_view",
     "verify_release",
@@ -659,9 +660,22 @@ def item_view(item: TransferItem) -> dict:
             "decided_at": _iso(item.decided_at), "checks": item.checks}
 
 
-def transfer_view(session: Session, transfer: Transfer, *, full: bool = False) -> dict:
-    items = session.exec(select(TransferItem).where(TransferItem.transfer_id == transfer.id)
-                         .order_by(TransferItem.id)).all()
+def items_by_transfer(session: Session, transfer_ids: list[int | None]) -> dict[int, list[TransferItem]]:
+    """The items of several transfers in one query: transfer id → its items in id order."""
+    out: dict[int, list[TransferItem]] = {}
+    if transfer_ids:
+        for item in session.exec(select(TransferItem).where(TransferItem.transfer_id.in_(transfer_ids))  # type: ignore[union-attr]
+                                 .order_by(TransferItem.id)).all():
+            out.setdefault(item.transfer_id, []).append(item)
+    return out
+
+
+def transfer_view(session: Session, transfer: Transfer, *, full: bool = False,
+                  items: list[TransferItem] | None = None) -> dict:
+    """A transfer with its items (`items`: already read, e.g. by `items_by_transfer` for a page)."""
+    if items is None:
+        items = list(session.exec(select(TransferItem).where(TransferItem.transfer_id == transfer.id)
+                                  .order_by(TransferItem.id)).all())
     recognised = sum((Decimal(str((i.recognition or {}).get("credits") or 0)) for i in items
                       if i.state == "recognised"), Decimal(0))
     view = {"id": transfer.id, "origin": transfer.origin, "consent_id": transfer.consent_id,

@@ -80,10 +80,14 @@ def _item(i: ConversionItem) -> ItemView:
                     has_statement=i.target.get("kind") == "exemption" and i.status == "approved")
 
 
-def _view(session: Session, req: ConversionRequest, *, staff: bool = False) -> RequestView:
+def _view(session: Session, req: ConversionRequest, *, staff: bool = False,
+          items: list | None = None) -> RequestView:
+    """A request with its items (`items`: already read, e.g. for a whole page by `service.items_of_requests`)."""
+    if items is None:
+        items = service.items_of(session, req.id)
     fields = {"id": req.id, "learner_id": req.learner_id, "programme_code": req.programme_code, "on_date": req.on_date,
                   "state": req.state, "version": req.version, "appeal_reason": req.appeal_reason,
-                  "items": [_item(i) for i in service.items_of(session, req.id)], "created_at": req.created_at,
+                  "items": [_item(i) for i in items], "created_at": req.created_at,
                   "updated_at": req.updated_at}
     if staff:
         return StaffRequestView(**fields, requested_by=req.requested_by, confirmed_by=req.confirmed_by,
@@ -149,7 +153,8 @@ def my_conversions(session: SessionDep, me: LearnerOnly) -> list[RequestView]:
     """The signed-in learner's conversion requests with their items, newest first."""
     rows = session.exec(select(ConversionRequest).where(ConversionRequest.learner_id == me.id)
                         .order_by(ConversionRequest.id.desc())).all()  # type: ignore[union-attr]
-    return [_view(session, r) for r in rows]
+    items = service.items_of_requests(session, [r.id for r in rows])
+    return [_view(session, r, items=items.get(r.id, [])) for r in rows]
 
 
 @router.get("/me/conversions/{request_id}", response_model=RequestView)
@@ -201,19 +206,25 @@ def request_on_behalf(body: StaffRequestCreate, session: SessionDep, ctx: CtxDep
 @router.get("/conversions", response_model=list[StaffRequestView])
 def list_conversions(session: SessionDep, staff: ConversionStaff,
                      state: Annotated[list[str] | None, Query()] = None, learner_id: Int64 | None = None,
+                     cursor: Annotated[Int64 | None, Query(ge=0, description=(
+                         "the id of the last request of the previous page: the page after it (keyset paging, "
+                         "docs/scaling.md)"))] = None,
                      limit: Annotated[Int64, Query(ge=1, le=200)] = 50) -> list[StaffRequestView]:
-    """Conversion requests, newest first (a personal-data read: audited as `conversion.list`, with the learners
-    whose requests were shown)."""
+    """Conversion requests, newest first, `limit` of them after `cursor` (pass the last id shown for the next
+    page). A personal-data read: audited as `conversion.list`, with the learners whose requests were shown."""
     stmt = select(ConversionRequest).order_by(ConversionRequest.id.desc()).limit(limit)  # type: ignore[union-attr]
     if state:
         stmt = stmt.where(ConversionRequest.state.in_(state))  # type: ignore[attr-defined]
     if learner_id is not None:
         stmt = stmt.where(ConversionRequest.learner_id == learner_id)
+    if cursor is not None:
+        stmt = stmt.where(ConversionRequest.id < cursor)
     rows = session.exec(stmt).all()
     record(session, actor=staff, action="conversion.list", target_type="learner" if learner_id is not None else None,
-           target_id=learner_id, detail={"state": state, "requests": [r.id for r in rows],
+           target_id=learner_id, detail={"state": state, "cursor": cursor, "requests": [r.id for r in rows],
                                          "learners": sorted({r.learner_id for r in rows})})
-    return [_view(session, r, staff=True) for r in rows]  # type: ignore[misc]
+    items = service.items_of_requests(session, [r.id for r in rows])
+    return [_view(session, r, staff=True, items=items.get(r.id, [])) for r in rows]  # type: ignore[misc]
 
 
 @router.get("/conversions/{request_id}", response_model=StaffRequestView)

@@ -37,6 +37,8 @@ __all__ = [
     "confirm",
     "create_request",
     "evaluate_for",
+    "items_of",
+    "items_of_requests",
     "learner_outcomes",
     "prior_usage",
     "request_for_learner",
@@ -134,6 +136,16 @@ def request_for_staff(session: Session, request_id: int) -> ConversionRequest:
 def items_of(session: Session, request_id: int) -> list[ConversionItem]:
     return list(session.exec(select(ConversionItem).where(ConversionItem.request_id == request_id)
                              .order_by(ConversionItem.id)).all())
+
+
+def items_of_requests(session: Session, request_ids: list[int | None]) -> dict[int, list[ConversionItem]]:
+    """The items of several requests in one query (a page of a list): request id → its items in id order."""
+    out: dict[int, list[ConversionItem]] = {}
+    if request_ids:
+        for item in session.exec(select(ConversionItem).where(ConversionItem.request_id.in_(request_ids))  # type: ignore[attr-defined]
+                                 .order_by(ConversionItem.id)).all():
+            out.setdefault(item.request_id, []).append(item)
+    return out
 
 
 def create_request(session: Session, ctx: Any, *, learner_id: int, programme_code: str, actor: Principal,

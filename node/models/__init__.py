@@ -189,10 +189,13 @@ class DepositApplication(SQLModel, table=True):
     """A learner's individual deposit (个人申请存入), reviewed by a branch reviewer then a centre reviewer."""
 
     __tablename__ = "deposit_application"
-    __table_args__ = (sa.Index("ix_deposit_application_branch_id_id", "branch_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_deposit_application_branch_id_id", "branch_id", "id"),
+        sa.Index("ix_deposit_application_state_id", "state", "id"),  # a queue by state, in id order (keyset)
+    )
     id: int | None = _id()
     learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
-    state: str = Field(max_length=30, index=True)
+    state: str = Field(max_length=30)
     claim: dict = Field(default_factory=dict, sa_type=sa.JSON)  # the proposed achievement
     submitted_by_staff_id: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     # the branch whose reviewers give the first review; None: the centre's own queue (docs/review-workflow.md)
@@ -262,6 +265,14 @@ class AuditEntry(SQLModel, table=True):
     """Every staff, admin and institution action: who, role, action, target, outcome, when."""
 
     __tablename__ = "audit_log"
+    # the log's filters, each with the id so a page is read in id order from the index (keyset paging,
+    # docs/scaling.md): by action, by target, by actor (id or name)
+    __table_args__ = (
+        sa.Index("ix_audit_log_action_id", "action", "id"),
+        sa.Index("ix_audit_log_target_type_target_id_id", "target_type", "target_id", "id"),
+        sa.Index("ix_audit_log_actor_id_id", "actor_id", "id"),
+        sa.Index("ix_audit_log_actor_name_id", "actor_name", "id"),
+    )
     id: int | None = _id()
     at: dt.datetime = _ts(index=True)
     actor_kind: str = Field(max_length=20)  # staff | learner | api_key | system | peer | anonymous
@@ -269,7 +280,7 @@ class AuditEntry(SQLModel, table=True):
     actor_id: str | None = Field(default=None, sa_type=LogString(64))
     actor_name: str | None = Field(default=None, sa_type=LogString(100))
     role: str | None = Field(default=None, sa_type=sa.Text)  # every role the actor holds, comma-joined
-    action: str = Field(sa_type=LogString(60), index=True)
+    action: str = Field(sa_type=LogString(60))
     target_type: str | None = Field(default=None, sa_type=LogString(40))
     target_id: str | None = Field(default=None, sa_type=LogString(64))
     outcome: str = Field(max_length=20)  # ok | denied | failed

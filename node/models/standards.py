@@ -77,11 +77,12 @@ class ConversionRequest(SQLModel, table=True):
     answer at request time."""
 
     __tablename__ = "conversion_request"
+    __table_args__ = (sa.Index("ix_conversion_request_state_id", "state", "id"),)  # the queue by state (keyset)
     id: int | None = _id()
     learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
     programme_code: str = Field(max_length=64)
     on_date: dt.date
-    state: str = Field(max_length=20, index=True)
+    state: str = Field(max_length=20)
     requested_by: str = Field(max_length=64)
     confirmed_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
     confirmed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())

@@ -69,7 +69,7 @@ class Transfer(SQLModel, table=True):
     """A learner's cross-region transfer at the destination: one per (origin, consent)."""
 
     __tablename__ = "transfer"
-    __table_args__ = (sa.UniqueConstraint("origin", "consent_id"),)
+    __table_args__ = (sa.UniqueConstraint("origin", "consent_id"), sa.Index("ix_transfer_state_id", "state", "id"))
     id: int | None = _id()
     learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
     origin: str = Field(max_length=64)
@@ -91,7 +91,8 @@ class TransferItem(SQLModel, table=True):
     """One released credential of a transfer and what became of it."""
 
     __tablename__ = "transfer_item"
-    __table_args__ = (sa.UniqueConstraint("transfer_id", "credential_id"),)
+    __table_args__ = (sa.UniqueConstraint("transfer_id", "credential_id"),
+                      sa.Index("ix_transfer_item_state_id", "state", "id"))  # the review queue (keyset)
     id: int | None = _id()
     transfer_id: int = Field(foreign_key="transfer.id", sa_type=BigId, index=True)
     credential_id: str = Field(max_length=300)

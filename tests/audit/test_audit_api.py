@@ -68,6 +68,34 @@ def test_auditor_reads_filters_and_pages(client, staff_headers, activity, engine
     assert reads >= 9
 
 
+def test_an_actor_is_matched_by_id_or_name_and_paged_newest_first(client, staff_headers, engine) -> None:
+    """The actor filter matches the actor's id or name (each read from its own index, a page from each);
+    pages with a cursor give every match once, newest first, whichever column matched."""
+    auditor = staff_headers("auditor", username="auditor3")
+    with Session(engine) as s:
+        for i in range(7):
+            s.add(AuditEntry(actor_kind="staff", actor_id="77" if i % 2 else "5", actor_name="77" if i % 3 == 0 else
+                             f"clerk{i}", action="test.actor", outcome="ok", detail={}))
+            s.add(AuditEntry(actor_kind="staff", actor_id="8", actor_name="other", action="test.actor", outcome="ok",
+                             detail={}))
+        s.commit()
+        expected = [e.id for e in s.exec(select(AuditEntry).where(sa.or_(AuditEntry.actor_id == "77",
+                                                                         AuditEntry.actor_name == "77"))
+                                          .order_by(AuditEntry.id.desc()))]
+    assert len(expected) == 5
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"actor": "77", "action": "test.actor", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = ok(client.get("/api/v1/audit", params=params, headers=auditor))
+        seen += [e["id"] for e in page["items"]]
+        assert len(page["items"]) <= 2
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+
+
 def test_only_auditors(client, staff_headers, activity) -> None:
     for headers in (staff_headers("centre_reviewer"), staff_headers("node_admin"), activity["learner"].headers):
         refused(client.get("/api/v1/audit", headers=headers), 403, "forbidden")

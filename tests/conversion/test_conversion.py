@@ -336,6 +336,28 @@ def test_staff_reads_of_conversions_are_audited(client, engine, seeded, learner,
     assert me.id in detail[1]["learners"] and detail[2]["learner_id"] == me.id
 
 
+def test_staff_list_pages_by_cursor_with_each_requests_items(client, seeded, learner, outcome, crew) -> None:
+    """Keyset pages, newest first: `cursor` is the last id shown; each request comes with its own items."""
+    made = []
+    for _ in range(3):
+        me, _ = _ztc_learner(learner, outcome)
+        made.append(ok(client.post("/api/v1/me/conversions", json={"programme": ZTC01}, headers=me.headers), 201))
+    seen: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor is not None else {})}
+        page = ok(client.get("/api/v1/conversions", params=params, headers=crew["centre"]))
+        if not page:
+            break
+        assert len(page) <= 2
+        seen += page
+        cursor = page[-1]["id"]
+    assert [r["id"] for r in seen] == sorted((r["id"] for r in made), reverse=True)
+    by_id = {r["id"]: r for r in made}
+    assert all([i["id"] for i in r["items"]] == [i["id"] for i in by_id[r["id"]]["items"]] and r["items"]
+               for r in seen)
+
+
 def test_expired_certificate_does_not_convert(client, seeded, learner, outcome) -> None:
     me = learner()
     outcome(me.id, type="vocational_qualification", code="VQ.AUTO_REPAIR", title="汽车维修工（三级）",

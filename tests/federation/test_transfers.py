@@ -371,6 +371,16 @@ def test_reviewed_path(joined) -> None:
 
     queue = joined.b.client.get("/api/v1/transfer-items", headers=reviewer).json()
     assert [q["id"] for q in queue] == [item["id"]]
+    # keyset pages: after a cursor (the last id shown), `limit` at a time; a transfer's items come with it
+    page = joined.b.client.get("/api/v1/transfer-items", params={"cursor": item["id"] - 1, "limit": 1},
+                               headers=reviewer).json()
+    assert [q["id"] for q in page] == [item["id"]]
+    assert joined.b.client.get("/api/v1/transfer-items", params={"cursor": item["id"]}, headers=reviewer).json() == []
+    listed = joined.b.client.get("/api/v1/transfers", params={"state": "awaiting_review", "limit": 1},
+                                 headers=reviewer).json()
+    assert [t["id"] for t in listed] == [view["id"]] and listed[0]["items"] == view["items"]
+    assert joined.b.client.get("/api/v1/transfers", params={"cursor": view["id"]}, headers=reviewer).json() == []
+    assert joined.b.client.get("/api/v1/transfers", params={"limit": 501}, headers=reviewer).status_code == 422
     url = f"/api/v1/transfer-items/{item['id']}/decision"
     own = joined.b.client.post(url, json={"approve": True, "reason": "ok"}, headers=both)
     assert own.status_code == 403 and own.json()["code"] == "self_review"
