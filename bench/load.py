@@ -86,6 +86,7 @@ class Node:
     data_dir: Path
     database_url: str
     workers: int = 1
+    settings: dict[str, str] = field(default_factory=dict)  # extra CREDITNODE_* settings for the server
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -116,6 +117,7 @@ class Node:
             "CREDITNODE_SECURITY__VERIFY_RATE_LIMIT_PER_MINUTE": "100000000",
             "CREDITNODE_NODE__LOG_LEVEL": "WARNING",  # no access line per request
             "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
+            **self.settings,
         })
         _cli("org", "add", "U001", "--name", "示例大学", "--kind", "institution", "--institution-type",
              "university", env=self.env)
@@ -273,8 +275,22 @@ class Result:
         return sum(n for c in self.statuses.values() for status, n in c.items() if status >= 500)
 
     def stalls(self) -> list[int]:
-        """Whole seconds of the run (after the first) in which nothing completed."""
-        return [s for s in range(1, int(self.duration)) if self.per_second[s] == 0]
+        """Whole seconds of the run, from the first completed request on (connecting 200 clients and the first
+        answers are not a stall), in which no request completed."""
+        busy = [s for s in range(int(self.duration)) if self.per_second[s]]
+        if not busy:
+            return list(range(int(self.duration)))
+        return [s for s in range(busy[0], int(self.duration)) if self.per_second[s] == 0]
+
+    def longest_stall(self) -> int:
+        """The longest run of consecutive stalled seconds."""
+        longest = run = 0
+        previous = None
+        for second in self.stalls():
+            run = run + 1 if previous is not None and second == previous + 1 else 1
+            longest = max(longest, run)
+            previous = second
+        return longest
 
 
 def _request(kind: str, fx: Fixture, rnd: random.Random) -> tuple[str, str, dict]:
@@ -373,7 +389,8 @@ def report(result: Result, *, label: str) -> str:
                  (f"  e.g. {result.server_error_samples}" if result.server_error_samples else ""))
     lines.append(f"transport errors / timeouts: {sum(result.errors.values())} {dict(result.errors) or ''}")
     stalls = result.stalls()
-    lines.append(f"stalls (seconds with 0 completions): {len(stalls)}{' at ' + str(stalls[:20]) if stalls else ''}")
+    lines.append(f"stalls (seconds with 0 completions, after the first): {len(stalls)}"
+                 f"{' at ' + str(stalls[:20]) + f', longest {result.longest_stall()} s' if stalls else ''}")
     per_second = [result.per_second[s] for s in range(int(result.duration))]
     if per_second:
         lines.append(f"completions per second: min {min(per_second)}, median {statistics.median(per_second):.0f}, "
@@ -389,7 +406,8 @@ def report(result: Result, *, label: str) -> str:
 
 
 @contextlib.contextmanager
-def node_for_load(database_url: str | None, *, pg_server: str | None = None, workers: int = 1):
+def node_for_load(database_url: str | None, *, pg_server: str | None = None, workers: int = 1,
+                  settings: dict[str, str] | None = None):
     """A built, prepared and serving node; stopped (and its throwaway database dropped) afterwards."""
     with tempfile.TemporaryDirectory(prefix="creditnode-load-") as tmp:
         dropper = None
@@ -407,7 +425,7 @@ def node_for_load(database_url: str | None, *, pg_server: str | None = None, wor
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
         node = Node(data_dir=Path(tmp) / "node", database_url=database_url or f"sqlite:///{tmp}/node/load.db",
-                    workers=workers)
+                    workers=workers, settings=settings or {})
         try:
             node.build()
             node.start()
@@ -415,8 +433,12 @@ def node_for_load(database_url: str | None, *, pg_server: str | None = None, wor
             yield node, fx
         finally:
             err = node.stop()
-            if "Traceback" in err:
-                print("server stderr (last lines):\n" + "\n".join(err.splitlines()[-30:]), file=sys.stderr)
+            errors = Counter(line.split(" [", 1)[-1].split("] ", 1)[-1][:160] for line in err.splitlines()
+                             if " ERROR " in line or " CRITICAL " in line)
+            if errors:
+                print("server error lines (count, message):", file=sys.stderr)
+                for message, count in errors.most_common(8):
+                    print(f"  {count:5d}  {message}", file=sys.stderr)
             if dropper is not None:
                 dropper()
 
@@ -429,10 +451,15 @@ def main() -> None:
                                                            "e.g. postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--workers", type=int, default=1, help="creditnode serve --workers (PostgreSQL only)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per request, seconds (past it: a hang)")
+    parser.add_argument("--set", action="append", default=[], metavar="CREDITNODE_X__Y=VALUE",
+                        help="a setting for the server, e.g. CREDITNODE_DATABASE__POOL_SIZE=20 (repeatable)")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.set)
     label = (f"{'PostgreSQL' if args.pg else 'SQLite'}, {args.workers} worker(s), {args.connections} connections, "
              f"{args.duration:.0f} s")
-    with node_for_load(None, pg_server=args.pg, workers=args.workers) as (node, fx):
+    if settings:
+        label += " " + " ".join(args.set)
+    with node_for_load(None, pg_server=args.pg, workers=args.workers, settings=settings) as (node, fx):
         result = run_load(node, fx, connections=args.connections, duration=args.duration, timeout=args.timeout)
         print(report(result, label=label), flush=True)
 
