@@ -110,12 +110,14 @@ class ConcurrencyGate:
         self.app = app
         self.limit = limit
         self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("path") in self.UNGATED:
             await self.app(scope, receive, send)
             return
-        if self._semaphore is None:  # made in the server's event loop
-            self._semaphore = asyncio.Semaphore(self.limit)
-        async with self._semaphore:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # one per event loop (a server has one; test clients may start several)
+            self._semaphore, self._loop = asyncio.Semaphore(self.limit), loop
+        async with self._semaphore:  # type: ignore[union-attr]
             await self.app(scope, receive, send)
