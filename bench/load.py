@@ -314,31 +314,29 @@ def _request(kind: str, fx: Fixture, rnd: random.Random) -> tuple[str, str, dict
     raise ValueError(kind)
 
 
-async def _loop(base_url: str, fx: Fixture, result: Result, started: float, deadline: float, seed: int,
-                timeout: float) -> None:
+async def _loop(http: httpx.AsyncClient, fx: Fixture, result: Result, started: float, deadline: float,
+                seed: int) -> None:
     rnd = random.Random(seed)
     kinds, weights = list(MIX), list(MIX.values())
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=timeout, limits=limits) as http:
-        while time.monotonic() < deadline:
-            kind = rnd.choices(kinds, weights)[0]
-            method, path, kwargs = _request(kind, fx, rnd)
-            t0 = time.monotonic()
-            try:
-                answer = await http.request(method, path, **kwargs)
-            except httpx.TimeoutException:
-                result.errors[f"{kind}: timeout"] += 1
-                continue
-            except httpx.TransportError as exc:
-                result.errors[f"{kind}: {type(exc).__name__}"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            t1 = time.monotonic()
-            result.statuses[kind][answer.status_code] += 1
-            result.latencies[kind].append(t1 - t0)
-            result.per_second[int(t1 - started)] += 1
-            if answer.status_code >= 500 and len(result.server_error_samples) < 5:
-                result.server_error_samples.append(f"{kind} {answer.status_code} {answer.text[:200]}")
+    while time.monotonic() < deadline:
+        kind = rnd.choices(kinds, weights)[0]
+        method, path, kwargs = _request(kind, fx, rnd)
+        t0 = time.monotonic()
+        try:
+            answer = await http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            result.errors[f"{kind}: timeout"] += 1
+            continue
+        except httpx.TransportError as exc:
+            result.errors[f"{kind}: {type(exc).__name__}"] += 1
+            await asyncio.sleep(0.05)
+            continue
+        t1 = time.monotonic()
+        result.statuses[kind][answer.status_code] += 1
+        result.latencies[kind].append(t1 - t0)
+        result.per_second[int(t1 - started)] += 1
+        if answer.status_code >= 500 and len(result.server_error_samples) < 5:
+            result.server_error_samples.append(f"{kind} {answer.status_code} {answer.text[:200]}")
 
 
 async def _sample_rss(node: Node, result: Result, started: float, deadline: float, every: float) -> None:
@@ -353,11 +351,16 @@ async def _sample_rss(node: Node, result: Result, started: float, deadline: floa
 async def _run(node: Node, fx: Fixture, *, connections: int, duration: float, timeout: float,
                rss_every: float) -> Result:
     result = Result(duration=duration)
-    started = time.monotonic()
-    deadline = started + duration
-    loops = [_loop(node.base_url, fx, result, started, deadline, seed, timeout) for seed in range(connections)]
-    await asyncio.gather(_sample_rss(node, result, started, deadline, rss_every), *loops)
-    result.duration = time.monotonic() - started
+    # One client, one connection per loop: each loop has at most one request in flight, so the pool holds
+    # `connections` keep-alive connections. (A client per loop would build an SSL context each, blocking the
+    # event loop for seconds at the start on a busy machine.)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=node.base_url, trust_env=False, timeout=timeout, limits=limits) as http:
+        started = time.monotonic()
+        deadline = started + duration
+        loops = [_loop(http, fx, result, started, deadline, seed) for seed in range(connections)]
+        await asyncio.gather(_sample_rss(node, result, started, deadline, rss_every), *loops)
+        result.duration = time.monotonic() - started
     return result
 
 
