@@ -354,7 +354,8 @@ async def _run(node: Node, fx: Fixture, *, connections: int, duration: float, ti
     # One client, one connection per loop: each loop has at most one request in flight, so the pool holds
     # `connections` keep-alive connections. (A client per loop would build an SSL context each, blocking the
     # event loop for seconds at the start on a busy machine.)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # keep-alive shorter than uvicorn's 5 s: a connection the server is closing is never picked for a request
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2)
     async with httpx.AsyncClient(base_url=node.base_url, trust_env=False, timeout=timeout, limits=limits) as http:
         started = time.monotonic()
         deadline = started + duration
