@@ -419,7 +419,7 @@ def node_for_load(database_url: str | None, *, pg_server: str | None = None, wor
             import psycopg
 
             name = f"creditnode_load_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-            admin_url = pg_server.rstrip("/")
+            admin_url = pg_server.rstrip("/").replace("postgresql+psycopg://", "postgresql://", 1)
             with psycopg.connect(admin_url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{name}"')
             database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
