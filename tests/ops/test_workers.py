@@ -52,7 +52,7 @@ def _init(tmp_path: Path, database_url: str) -> tuple[Path, int]:
 # -- the shared rate-limit storage --------------------------------------------------------------------------
 
 
-def _hits(limits: RateLimits, n: int, limit: str = "5/minute") -> int:
+def _hits(limits: RateLimits, n: int, limit: str = "5/day") -> int:
     allowed = 0
     for _ in range(n):
         try:
@@ -74,7 +74,7 @@ def test_database_counters_are_shared_by_every_process_using_the_database(databa
         assert _hits(b, 5) == 2  # only what is left of the 5
         assert _hits(a, 2) == 0
         # another client is counted apart
-        b.hit("sign_in", "198.51.100.9", "5/minute")
+        b.hit("sign_in", "198.51.100.9", "5/day")
         memory = RateLimits(RateLimitSettings())
         assert not memory.shared and memory.purge() == 0
     finally:
@@ -88,7 +88,7 @@ def test_concurrent_hits_never_take_more_than_the_limit(database_url: str) -> No
     allowed: list[int] = []
 
     def worker() -> None:
-        allowed.append(_hits(limits, 10, "17/minute"))
+        allowed.append(_hits(limits, 10, "17/day"))  # a day: the test never spans a window boundary
 
     try:
         threads = [threading.Thread(target=worker) for _ in range(4)]
