@@ -160,8 +160,9 @@ class AccountSettings(BaseModel):
 class RateLimitSettings(BaseModel):
     """Per-client rate limits (node.security.ratelimit, on the `limits` library; docs/accounts.md)."""
 
-    # `memory://` keeps the counters in each process; several worker processes share them through e.g.
-    # `redis://host:6379` (install `limits[redis]`).
+    # `memory://` keeps the counters in each process; several worker processes share them through
+    # `database` (the node's own database, table rate_limit_counter; `serve --workers N` switches memory:// to it)
+    # or e.g. `redis://host:6379` (install `limits[redis]`).
     storage_uri: str = "memory://"
     # Proxies whose X-Forwarded-For is believed: addresses or networks (`10.0.0.0/8`), or `*` for any
     # (only when the node is reachable through the proxy alone). Empty: the TCP peer is the client.

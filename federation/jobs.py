@@ -1,12 +1,18 @@
 """Jobs named `area.verb`, in one registry: runnable once (`creditnode jobs run NAME`) and scheduled with
-APScheduler only when `settings.federation.scheduler_enabled`. Each job opens its own session scope and is safe
-when several worker processes run it against one PostgreSQL (outbox rows are claimed; the others are
-idempotent)."""
+APScheduler only when `settings.federation.scheduler_enabled`. Each job opens its own session scope.
+
+Several worker processes (`creditnode serve --workers N`, or several `serve` units) against one PostgreSQL each
+start a scheduler, but only the process holding the `SchedulerLease` (a session-level PostgreSQL advisory lock
+on a connection of its own) runs the jobs; the others skip each tick and take the lease over within one tick
+after the holder's connection closes (the process ended or crashed). The jobs are also safe to run concurrently,
+as a second line (and for `creditnode jobs run` beside a serving node): outbox rows and witness peers are
+claimed (`FOR UPDATE SKIP LOCKED`), purges are idempotent deletes, key refresh and membership pull converge."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +26,7 @@ from node.context import NodeContext
 from node.db import session_scope
 from node.models import SeenNonce
 
-__all__ = ["JOBS", "Job", "job", "run_job", "start_scheduler"]
+__all__ = ["JOBS", "Job", "SchedulerLease", "job", "run_job", "start_scheduler"]
 
 log = logging.getLogger("creditnode.jobs")
 
@@ -86,22 +92,98 @@ def _purge_imports(ctx: NodeContext) -> dict:
     return purge(ctx)
 
 
+@job("security.purge_rate_limits", every=600, description="drop ended windows' shared rate-limit counters")
+def _purge_rate_limits(ctx: NodeContext) -> dict:
+    return {"purged": ctx.rate_limits.purge()}
+
+
+# The advisory lock's key: one per database (PostgreSQL scopes advisory locks to the database), so two nodes
+# sharing a server do not contend. "cn-sched" in ASCII.
+LEASE_KEY = 0x636E2D7363686564
+
+
+class SchedulerLease:
+    """Whether this process is the one that runs the scheduled jobs.
+
+    PostgreSQL: held while this process keeps a session-level advisory lock (`pg_try_advisory_lock`) on a
+    connection of its own, in autocommit (no transaction stays open). PostgreSQL releases the lock when that
+    connection ends, so when the holding process exits or dies another process's next `holds()` takes it. A
+    holder whose connection broke (database restart) finds out at its next check and tries again. SQLite: one
+    process serves a SQLite node (`serve --workers` refuses more), so it always holds the lease."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._conn: sa.Connection | None = None
+        self._lock = threading.Lock()
+
+    def holds(self) -> bool:
+        if self._sqlite:
+            return True
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute(sa.text("SELECT 1"))
+                    return True
+                except sa.exc.DBAPIError:
+                    log.warning("scheduler lease: its database connection broke; trying to take it again")
+                    self._drop()
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except sa.exc.DBAPIError:
+                return False
+            try:
+                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": LEASE_KEY}).scalar()
+            except sa.exc.DBAPIError:
+                got = False
+            if not got:
+                conn.close()
+                return False
+            self._conn = conn
+            log.info("scheduler lease taken: this process runs the scheduled jobs")
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LEASE_KEY})
+                except sa.exc.DBAPIError:
+                    pass
+                self._drop()
+
+    def _drop(self) -> None:
+        try:
+            self._conn.invalidate()  # type: ignore[union-attr]  # never back to the pool: the lock is the session's
+            self._conn.close()  # type: ignore[union-attr]
+        except sa.exc.DBAPIError:
+            pass
+        self._conn = None
+
+
 def start_scheduler(ctx: NodeContext) -> Any:
-    """A started BackgroundScheduler running every job at its interval, or None when not enabled."""
+    """A started BackgroundScheduler running every job at its interval while this process holds the
+    `SchedulerLease`, or None when not enabled. Its shutdown releases the lease."""
     if not ctx.settings.federation.scheduler_enabled:
         return None
+    from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    lease = SchedulerLease(ctx.engine)
     scheduler = BackgroundScheduler(timezone=dt.UTC)
     for item in JOBS.values():
-        scheduler.add_job(_guarded(item, ctx), "interval", seconds=item.interval_seconds, id=item.name,
+        scheduler.add_job(_guarded(item, ctx, lease), "interval", seconds=item.interval_seconds, id=item.name,
                           name=item.name, max_instances=1, coalesce=True)
+    scheduler.add_listener(lambda _event: lease.release(), EVENT_SCHEDULER_SHUTDOWN)
     scheduler.start()
     return scheduler
 
 
-def _guarded(item: Job, ctx: NodeContext) -> Callable[[], None]:
+def _guarded(item: Job, ctx: NodeContext, lease: SchedulerLease) -> Callable[[], None]:
     def run() -> None:
+        if not lease.holds():
+            log.debug("job %s: another process holds the scheduler lease", item.name)
+            return
         try:
             result = item.fn(ctx)
             log.debug("job %s: %s", item.name, result)

@@ -25,7 +25,7 @@ from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form
 from node.openapi import openapi_with_errors
 from node.ops.web import install as install_ops
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger("creditnode")
 
@@ -74,6 +74,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # operations: /health /ready /metrics, offline /docs, x-roles in the OpenAPI, request id + metrics (outermost)
     install_ops(app, ctx)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker process of `creditnode serve --workers N` (uvicorn's factory, imported by each
+    process): the settings from `$CREDITNODE_CONFIG` and the environment, which the parent process found, checked
+    and exported before starting the workers."""
+    from config.settings import find_settings
+
+    return create_app(find_settings())
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -250,9 +250,12 @@ def serve(
                                                   "else the region file's")] = None,
     behind_proxy: Annotated[bool, typer.Option(help="a reverse proxy serves the base URL: --port may differ "
                                                     "from the base URL's")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes sharing the port (more than one "
+                                                             "needs PostgreSQL)")] = 1,
 ) -> None:
     """Run the node's web server. Refuses a --port that disagrees with the configured base URL, which every
-    credential and DID document names."""
+    credential and DID document names. With --workers N, N processes share the port (uvicorn's supervisor
+    restarts one that dies): they need PostgreSQL, and share rate limits through it (docs/operations.md)."""
     import uvicorn
 
     from crypto.did import did_web_from_url
@@ -271,19 +274,74 @@ def serve(
                                else None)
         if problem:
             fail(problem)
+    notes: list[str] = []
+    if workers > 1:
+        settings = _prepare_workers(settings, workers, notes)
     try:
         application = create_app(settings)
     except (FileNotFoundError, InsecureConfiguration) as exc:
         fail(str(exc))
     import logging
 
-    logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s", settings.node_id,
-                                         did, host, port, settings.base_url)
-    uvicorn.run(application, host=host, port=port, log_level=None,
-                log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format),
-                # the node itself decides whose X-Forwarded-For to believe (ratelimit.forwarded_allow_ips,
-                # node.security.ratelimit); uvicorn's default trusts any local caller
-                proxy_headers=False)
+    for note in notes:
+        logging.getLogger("creditnode").info("%s", note)
+
+    logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s%s", settings.node_id,
+                                         did, host, port, settings.base_url,
+                                         f", {workers} worker processes" if workers > 1 else "")
+    options = dict(host=host, port=port, log_level=None,
+                   log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format),
+                   # the node itself decides whose X-Forwarded-For to believe (ratelimit.forwarded_allow_ips,
+                   # node.security.ratelimit); uvicorn's default trusts any local caller
+                   proxy_headers=False)
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    # The parent built the app once to check the configuration; each worker builds its own from the environment.
+    application.state.ctx.engine.dispose()
+    try:
+        uvicorn.run("node.app:create_app_from_env", factory=True, workers=workers, **options)
+    finally:
+        _clean_metrics_dir()
+
+
+_OWN_METRICS_DIR: list[str] = []
+
+
+def _prepare_workers(settings: Settings, workers: int, notes: list[str]) -> Settings:
+    """Check that `workers` processes can serve this node and set up what they share, through the environment
+    the workers inherit: the configuration file, rate-limit counters in the database when they were in memory,
+    and a Prometheus multiprocess directory (docs/operations.md, "Several workers")."""
+    import tempfile
+
+    from node.db import is_sqlite
+
+    if is_sqlite(settings.database_url):
+        fail(f"--workers {workers} needs PostgreSQL: a SQLite database has one writer at a time, so more processes "
+             "add no capacity and would only wait for its lock; serve SQLite with one worker, or set database.url "
+             "to a PostgreSQL database")
+    if settings.ratelimit.storage_uri.strip().startswith("memory:"):
+        # in-memory counters per process would let each worker allow the whole limit
+        os.environ["CREDITNODE_RATELIMIT__STORAGE_URI"] = "database"
+        notes.append(f"rate limits: ratelimit.storage_uri is memory://, so the counters are kept in the database, "
+                     f"shared by the {workers} workers")
+    if settings.ops.metrics_enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = tempfile.mkdtemp(prefix="creditnode-metrics-")
+        _OWN_METRICS_DIR.append(path)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        notes.append(f"metrics: the workers' counters are summed through {path} (PROMETHEUS_MULTIPROC_DIR)")
+    elif os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        if not path.is_dir():
+            fail(f"PROMETHEUS_MULTIPROC_DIR={path} is not a directory: create it (empty) or unset it")
+    return load_settings(None)
+
+
+def _clean_metrics_dir() -> None:
+    """Remove the metrics directory `serve` made for its workers (not one the operator set)."""
+    for path in _OWN_METRICS_DIR:
+        shutil.rmtree(path, ignore_errors=True)
+    _OWN_METRICS_DIR.clear()
 
 
 @db_app.command("upgrade")

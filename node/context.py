@@ -32,15 +32,16 @@ class NodeContext:
 
     @classmethod
     def build(cls, settings: Settings, *, engine: Engine | None = None) -> NodeContext:
+        engine = engine or make_engine(settings.database_url, echo=settings.database.echo,
+                                       pool_size=settings.database.pool_size)
         return cls(
             settings=settings,
-            engine=engine
-            or make_engine(settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size),
+            engine=engine,
             cipher=FieldCipher.from_settings(settings),
             blind_index=BlindIndex.from_settings(settings),
             token_secret=key_bytes(settings.security.token_secret.get_secret_value()),
             identity=NodeIdentity.of(settings.base_url, _keyring(settings)),
-            rate_limits=RateLimits(settings.ratelimit),
+            rate_limits=RateLimits(settings.ratelimit, engine=engine),
             password_gate=PasswordGate(settings.accounts.password_hash_concurrency,
                                        settings.accounts.password_hash_queue),
         )

@@ -428,6 +428,16 @@ class SeenNonce(SQLModel, table=True):
     expires_at: dt.datetime = Field(sa_type=UtcDateTime(), index=True)
 
 
+class RateLimitCounter(SQLModel, table=True):
+    """Per-client rate-limit counters shared by every worker process (`ratelimit.storage_uri = "database"`,
+    node.security.ratelimit): one row per limit key and window; `expires_at` in seconds since the epoch."""
+
+    __tablename__ = "rate_limit_counter"
+    key: str = Field(primary_key=True, max_length=255)
+    count: int
+    expires_at: float = Field(sa_type=sa.Float(), index=True)
+
+
 class OutboxMessage(SQLModel, table=True):
     """A one-way message to a peer, kept until delivered (or dead-lettered); `seq` counts per peer."""
 

@@ -10,15 +10,19 @@ the id too. Its cost per request: one header scan, one contextvar set, one count
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from node.logging import redact, request_id_var
 from node.ops.metrics import HttpMetrics
 
-__all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware", "route_template"]
+__all__ = ["REQUEST_ID_HEADER", "ConcurrencyGate", "RequestContextMiddleware", "admitted_requests",
+           "route_template"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _HEADER_KEY = REQUEST_ID_HEADER.lower().encode()
@@ -75,3 +79,45 @@ class RequestContextMiddleware:
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route_template(scope), status,
                                      time.perf_counter() - started)
+
+
+def admitted_requests(engine: Engine, *, threads: int = 40) -> int:
+    """How many requests the `ConcurrencyGate` lets into the application at once: half the database pool's
+    connections (a request may hold its own session's connection and open one more scope), at most the
+    threadpool's size less one, at least 2."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    capacity = (size() + max(getattr(pool, "_max_overflow", 0), 0)) if callable(size) else threads
+    return max(2, min(capacity // 2, threads - 1))
+
+
+class ConcurrencyGate:
+    """At most `limit` HTTP requests inside the application at once; the others wait here, in the event loop,
+    holding neither a thread nor a database connection.
+
+    Why: a request's synchronous steps (its session dependency, the endpoint, the commit) each take a thread of
+    the threadpool (40), and between two steps it may hold a pooled database connection (PostgreSQL: pool_size
+    + max_overflow = 20; SQLite: 15, and on SQLite the write lock). With more requests in flight than
+    connections, every thread could block waiting for a connection held by requests that wait for a thread: the
+    node stalled until the pool's 30 s timeout and answered 500 (reproduced by bench/load.py at 50 connections
+    on SQLite and 200 on PostgreSQL). Admitting fewer requests than there are connections and threads makes that
+    impossible; a queue costs the waiting clients latency, never an error. `/health` is not gated (liveness must
+    answer under load)."""
+
+    UNGATED = frozenset({"/health"})
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.UNGATED:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # one per event loop (a server has one; test clients may start several)
+            self._semaphore, self._loop = asyncio.Semaphore(self.limit), loop
+        async with self._semaphore:  # type: ignore[union-attr]
+            await self.app(scope, receive, send)

@@ -31,7 +31,7 @@ from node.deps import CtxDep, public
 from node.errors import Forbidden, NotFound, Unauthorized
 from node.ops.checks import is_loopback_host
 from node.ops.metrics import CONTENT_TYPE_LATEST, HttpMetrics, NodeCollector, multiprocess_dir, render
-from node.ops.middleware import RequestContextMiddleware
+from node.ops.middleware import ConcurrencyGate, RequestContextMiddleware, admitted_requests
 from node.ops.openapi import install_openapi_roles
 from node.ops.repository import ping
 
@@ -193,7 +193,7 @@ def docs_router(app: FastAPI) -> APIRouter:
 
 def install(app: FastAPI, ctx: NodeContext) -> None:
     """Add the operations routes, the offline docs, the roles in the OpenAPI, and the request-context middleware
-    (outermost: it wraps error handling and every other middleware)."""
+    (outermost: it wraps error handling and every other middleware) with the concurrency gate inside it."""
     registry: CollectorRegistry | None = None
     if not multiprocess_dir():
         registry = CollectorRegistry()
@@ -206,7 +206,10 @@ def install(app: FastAPI, ctx: NodeContext) -> None:
     install_openapi_roles(app)
     build_stack = app.build_middleware_stack
 
+    gate_limit = admitted_requests(ctx.engine)
+    app.state.admitted_requests = gate_limit
+
     def build_middleware_stack() -> Any:
-        return RequestContextMiddleware(build_stack(), http_metrics)
+        return RequestContextMiddleware(ConcurrencyGate(build_stack(), gate_limit), http_metrics)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -1,8 +1,11 @@
 """Per-client rate limits for the public doors (verification, sign-in, activation, registration).
 
 Built on the `limits` library (sliding-window counters): `memory://` storage by default, one table per
-process; `ratelimit.storage_uri = "redis://…"` (with `limits[redis]` installed) shares the counters between
-worker processes. Memory is bounded: memory storage keeps at most `ratelimit.max_clients` counters (one per
+process; `ratelimit.storage_uri = "database"` keeps the counters in the node's own database (table
+`rate_limit_counter`, one atomic upsert per counted request: `DatabaseStorage`) and `"redis://…"` (with
+`limits[redis]` installed) in Redis; either shares them between worker processes, so a limit holds across
+`creditnode serve --workers N` (which switches `memory://` to `database` itself; docs/operations.md). Memory is
+bounded: memory storage keeps at most `ratelimit.max_clients` counters (one per
 client, limit and window); past that, clients not yet seen are refused until counters expire (a flood from that
 many networks at once); the ones already counted are served as before.
 
@@ -26,14 +29,17 @@ from functools import lru_cache
 from fastapi import Request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage.base import SlidingWindowCounterSupport, TimestampedSlidingWindow
 from limits.strategies import SlidingWindowCounterRateLimiter
+from sqlalchemy import Engine, text
 
 from config.settings import RateLimitSettings, Settings
 from node.errors import TooManyRequests
 
-__all__ = ["RateLimits", "client_address", "per_client_limit"]
+__all__ = ["DATABASE_STORAGE", "DatabaseStorage", "RateLimits", "client_address", "per_client_limit"]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DATABASE_STORAGE = "database"
 
 
 @lru_cache(maxsize=64)
@@ -92,11 +98,125 @@ def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[Ip
     return _key(client)
 
 
+class DatabaseStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow):
+    """`limits` storage in the node's database (table `rate_limit_counter`), shared by every process using the
+    database. A counted request is one short transaction: read the previous window's count (closed, so it no
+    longer changes), then one upsert of the current window's that adds the hit only while the weighted count
+    stays within the limit (`ON CONFLICT … DO UPDATE … WHERE`, atomic on PostgreSQL and SQLite), so two workers
+    can never both take the last free hit. Expired rows are deleted by the job `security.purge_rate_limits`."""
+
+    STORAGE_SCHEME = ["creditnode-database"]
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        return SQLAlchemyError
+
+    # -- the sliding window counter (what RateLimits uses) ----------------------------------------------------
+
+    def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        now = time.time()
+        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        with self.engine.begin() as conn:
+            previous = self._count(conn, previous_key, now)
+            previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
+            # floor(previous weighted + current) + amount <= limit, with current an integer
+            cap = limit - int(previous * previous_ttl / expiry)
+            if amount > cap:
+                return False
+            row = conn.execute(text(
+                "INSERT INTO rate_limit_counter (key, count, expires_at) VALUES (:key, :amount, :expires) "
+                "ON CONFLICT (key) DO UPDATE SET count = rate_limit_counter.count + :amount "
+                "WHERE rate_limit_counter.count + :amount <= :cap RETURNING count"),
+                {"key": current_key, "amount": amount, "expires": now + 2 * expiry, "cap": cap}).first()
+            return row is not None
+
+    def get_sliding_window(self, key: str, expiry: int) -> tuple[int, float, int, float]:
+        now = time.time()
+        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        with self.engine.connect() as conn:
+            previous = self._count(conn, previous_key, now)
+            current = self._count(conn, current_key, now)
+        previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
+        current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+        return previous, previous_ttl, current, current_ttl
+
+    def clear_sliding_window(self, key: str, expiry: int) -> None:
+        previous_key, current_key = self.sliding_window_keys(key, expiry, time.time())
+        self.clear(previous_key)
+        self.clear(current_key)
+
+    # -- the plain counter interface of a `limits` storage ----------------------------------------------------
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM rate_limit_counter WHERE key = :key AND expires_at <= :now"),
+                         {"key": key, "now": now})
+            return conn.execute(text(
+                "INSERT INTO rate_limit_counter (key, count, expires_at) VALUES (:key, :amount, :expires) "
+                "ON CONFLICT (key) DO UPDATE SET count = rate_limit_counter.count + :amount RETURNING count"),
+                {"key": key, "amount": amount, "expires": now + expiry}).scalar_one()
+
+    def get(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            return self._count(conn, key, time.time())
+
+    def get_expiry(self, key: str) -> float:
+        with self.engine.connect() as conn:
+            value = conn.execute(text("SELECT expires_at FROM rate_limit_counter WHERE key = :key"),
+                                 {"key": key}).scalar()
+        return float(value) if value is not None else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1 FROM rate_limit_counter WHERE 1 = 0"))
+        except self.base_exceptions:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as conn:
+            return conn.execute(text("DELETE FROM rate_limit_counter")).rowcount
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("DELETE FROM rate_limit_counter WHERE key = :key"), {"key": key})
+
+    def purge(self) -> int:
+        """Delete the counters of windows that have ended (the job `security.purge_rate_limits`)."""
+        with self.engine.begin() as conn:
+            return conn.execute(text("DELETE FROM rate_limit_counter WHERE expires_at <= :now"),
+                                {"now": time.time()}).rowcount or 0
+
+    @staticmethod
+    def _count(conn, key: str, now: float) -> int:
+        value = conn.execute(text("SELECT count FROM rate_limit_counter WHERE key = :key AND expires_at > :now"),
+                             {"key": key, "now": now}).scalar()
+        return int(value or 0)
+
+
+def _storage(uri: str, engine: Engine | None) -> Storage:
+    if uri.strip().rstrip(":/") == DATABASE_STORAGE:
+        if engine is None:
+            raise ValueError('ratelimit.storage_uri = "database" needs the node\'s database engine')
+        return DatabaseStorage(engine)
+    return storage_from_string(uri)
+
+
 class RateLimits:
     """The node's per-client limits; one instance per process (owned by the `NodeContext`)."""
 
-    def __init__(self, settings: RateLimitSettings) -> None:
-        self._storage: Storage = storage_from_string(settings.storage_uri)
+    def __init__(self, settings: RateLimitSettings, *, engine: Engine | None = None) -> None:
+        self._storage: Storage = _storage(settings.storage_uri, engine)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._max_clients = settings.max_clients
         self.trusted = _trusted_networks(settings.forwarded_allow_ips)
@@ -121,6 +241,15 @@ class RateLimits:
     def clear(self) -> None:
         """Forget every counter (tests, and an operator's reset)."""
         self._storage.reset()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the counters are shared between processes (not `memory://`)."""
+        return not isinstance(self._storage, MemoryStorage)
+
+    def purge(self) -> int:
+        """Drop ended windows' counters from a database storage (memory and Redis expire their own)."""
+        return self._storage.purge() if isinstance(self._storage, DatabaseStorage) else 0
 
     def _full(self) -> bool:
         # One counter per client, limit and window (this one's and, until it expires, the previous one's).
