@@ -427,16 +427,20 @@ def write_batch(
         for dep, blind in best.values():
             if blind in wanted and blind not in found and blind not in firsts:
                 firsts[blind] = dep
-        numbers = reserve_account_numbers(session, prefix=state.account_prefix, count=len(firsts))
+        numbers = _account_numbers(ctx, session, state.account_prefix, len(firsts))
         rows = [
             new_learner_row(ctx, id_type=dep.id_type, normalised=dep.id_number, blind=blind, name=dep.name,
                             account_no=account_no)
             for (blind, dep), account_no in zip(firsts.items(), numbers, strict=True)
         ]
         ids = repo.insert_learners(session, rows)
+        if len(ids) < len(rows):  # opened meanwhile by another job (PostgreSQL): theirs, found, not created
+            found.update(repo.learners_by_blind(session, [r["id_blind"] for r in rows if r["id_blind"] not in ids]))
         for row in rows:
+            learner_id = ids.get(row["id_blind"])
+            if learner_id is None:
+                continue
             subject = row["pseudonym"]
-            learner_id = ids[row["id_blind"]]
             created[row["id_blind"]] = (learner_id, subject)
             opened.append(EventSpec(kind="learner.opened", learner_id=learner_id, pseudonym=subject,
                                     data={"account": row["account_no"], "id_type": row["id_type"]}))
@@ -500,6 +504,17 @@ def write_batch(
     # 4. the ledger last: its head row stays locked only from here to the commit
     append_events(session, opened + events)
     return result, created
+
+
+def _account_numbers(ctx: NodeContext, session: Session, prefix: str, count: int) -> list[str]:
+    """`count` new account numbers. On PostgreSQL reserved in a transaction of their own, committed at once: the
+    counter's row stays locked only for that instant, not until the batch commits, so jobs importing at once
+    do not queue behind each other here (a batch that rolls back leaves its numbers unused: account numbers are
+    unique, not gapless). On SQLite in the batch's transaction, which already holds the write lock."""
+    if session.get_bind().dialect.name == "sqlite":
+        return reserve_account_numbers(session, prefix=prefix, count=count)
+    with session_scope(ctx.engine) as own:
+        return reserve_account_numbers(own, prefix=prefix, count=count)
 
 
 @functools.lru_cache(maxsize=4096)
