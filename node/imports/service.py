@@ -128,11 +128,9 @@ def create_job(
         encoding, lines = scan_text(source)  # one pass: the encoding and the lines, for progress
         total = max(0, lines - 1) if fmt == "shanghai-csv" else lines
         encoding = encoding if fmt == "shanghai-csv" else None
-    read_header_check(source, fmt, encoding, ctx.settings.imports)
+    declared = read_header_check(source, fmt, encoding, ctx.settings.imports)  # an XLSX is opened once here
     if fmt == "shanghai-xlsx":
-        from node.imports.xlsx import total_rows
-
-        total = total_rows(source)
+        total = declared
     job = ImportJob(
         id=str(uuid.uuid4()), organisation_id=institution.id, filename=_safe_filename(filename),
         file_sha256=sha256, format=fmt, encoding=encoding, stored_path=str(path), created_by=actor.name[:64],
