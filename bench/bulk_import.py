@@ -208,7 +208,7 @@ class RawLoader:
                 if len(achievements) >= batch:
                     writer(learners, achievements, events, seq, prev, json.dumps([h.hex() for h in frontier]))
                     learners, achievements, events = [], [], []
-                    gc.collect(0)
+                    gc.collect(1)  # as the import (node.imports.service._collections_per_batch)
         if achievements:
             writer(learners, achievements, events, seq, prev, json.dumps([h.hex() for h in frontier]))
         elapsed = time.perf_counter() - t0

@@ -283,12 +283,15 @@ def _batches(records: Iterator[tuple[int, Any]], check: Callable[[int, Any], Dep
 _T = TypeVar("_T")
 
 
+_FULL_EVERY = 64
+
+
 class _collections_per_batch:  # noqa: N801 - used as a context manager, like contextlib's
     """While a job runs, Python's cyclic garbage collector runs once per batch instead of on its allocation
     thresholds. A batch holds tens of thousands of live objects (records, deposits, rows, events) that all die
     together when it commits; with automatic collection the young generations were traversed over and over
     while they lived (profiled: ~25 % of a SQLite import's CPU). Reference counting frees a batch's objects as
-    usual; cycles — the process's, not only the import's — wait at most one batch (`collect`). Process-wide,
+    usual; cycles — the process's, not only the import's — wait for the end of a batch (`collect`). Process-wide,
     so counted: automatic collection comes back when the last running job ends, as it was before the first."""
 
     _lock = threading.Lock()
@@ -304,9 +307,16 @@ class _collections_per_batch:  # noqa: N801 - used as a context manager, like co
             cls._running += 1
         return self
 
+    _batches = 0
+
     def collect(self) -> None:
-        if type(self)._was_enabled:
-            gc.collect(0)  # everything allocated since the last batch is in the youngest generation
+        """After each batch: the young generations (what was allocated since the last batch, and what was alive
+        then); every _FULL_EVERY batches the whole heap, so that cycles that were young and alive at one
+        collection (e.g. a request's, in a server process) do not wait for the end of a long job."""
+        if not type(self)._was_enabled:
+            return
+        self._batches += 1
+        gc.collect(2 if self._batches % _FULL_EVERY == 0 else 1)
 
     def __exit__(self, *exc: object) -> None:
         cls = type(self)

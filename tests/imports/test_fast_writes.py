@@ -272,3 +272,31 @@ def test_ledger_fast_leaf_and_plain_openings_are_rfc8785() -> None:
         assert _plain_body(subject, data) == opening_body(subject, data)
     with pytest.raises(orjson.JSONEncodeError):
         _plain_body("s", {"n": 2**53})  # beyond RFC 8785's integers: refused, never written differently
+
+
+def test_collection_per_batch_restores_the_collector() -> None:
+    """Jobs pause automatic garbage collection while they run (collecting after each batch); nested or parallel
+    jobs in one process give it back only when the last one ends, and never turn on a collector that was off."""
+    import gc
+
+    from node.imports.service import _collections_per_batch
+
+    assert gc.isenabled()
+    with _collections_per_batch() as first:
+        assert not gc.isenabled()
+        with _collections_per_batch() as second:
+            second.collect()
+            assert not gc.isenabled()
+        first.collect()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _collections_per_batch():
+        raise RuntimeError("a failing job")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collections_per_batch() as job:
+            job.collect()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
