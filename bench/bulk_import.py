@@ -419,6 +419,8 @@ def import_path(db: Database, workdir: Path, csv_path: Path, batch: int, *, prof
     counts = {k: getattr(job, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates", "rejected",
                                            "learners_created")}
     counts["cpu"] = round(cpu, 2)
+    if db.kind == "postgresql":  # before --again's second job
+        counts["server_cpu"] = round(backend_cpu(database_backends(db.admin, db.name)), 2)
     if job.error:
         counts["error"] = job.error
     if again:  # the same file uploaded a second time, as a new job: nothing may be added
@@ -428,8 +430,6 @@ def import_path(db: Database, workdir: Path, csv_path: Path, batch: int, *, prof
         counts["again"] = {k: getattr(job2, k) for k in ("status", "rows_read", "deposited", "updated", "duplicates",
                                                          "rejected")}
         counts["again"]["seconds"] = round(time.perf_counter() - t1, 1)
-    if db.kind == "postgresql":
-        counts["server_cpu"] = round(backend_cpu(database_backends(db.admin, db.name)), 2)
     counts.update(table_counts(ctx.engine))
     ctx.engine.dispose()
     return elapsed, counts, peak_mb, growth
