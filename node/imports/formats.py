@@ -376,15 +376,24 @@ def iter_records(source: Source, fmt: str, encoding: str | None = None,
     raise BadRequest(f"unknown format {fmt!r}", code="unknown_format")
 
 
-def read_header_check(source: Source, fmt: str, encoding: str | None, limits: ImportSettings | None = None) -> None:
-    """Fail fast (before a job is queued) on an unreadable file, a decompression bomb or an unknown header.
+def read_header_check(source: Source, fmt: str, encoding: str | None,
+                      limits: ImportSettings | None = None) -> int | None:
+    """Fail fast (before a job is queued) on an unreadable file, a decompression bomb or an unknown header. For
+    an XLSX, also its declared data rows (from the same opening of the workbook); None otherwise.
 
     Runs in the request's worker thread (the upload route is a plain `def`), never on the event loop."""
     if fmt == "jsonl":
-        return
-    records = iter_records(source, fmt, encoding, limits)
+        return None
+    limits = limits or ImportSettings()
+    records = None
     try:
+        if fmt == "shanghai-xlsx":
+            from node.imports.xlsx import check_upload
+
+            return check_upload(source, limits)
+        records = iter_records(source, fmt, encoding, limits)
         next(iter(records), None)
+        return None
     except (HeaderError, BadRequest):
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the same to the uploader

@@ -6,7 +6,8 @@ import datetime as dt
 import functools
 import operator
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -184,12 +185,17 @@ _LEARNER_BYTES = frozenset({"id_cipher", "name_cipher", "leaf_salt"})
 
 
 def insert_learners(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert new learners (the batch's, all at once); blind index → id.
+    """Insert new learners (the batch's, all at once); blind index → id of those inserted.
 
-    Ids are reserved first (as for achievements), then the rows go in one driver-level call: PostgreSQL `COPY`
-    (preformatted text, bytea as hex), sqlite3 `executemany` — SQLAlchemy's multi-row `INSERT … RETURNING`
-    of a few hundred rows was parsed by psycopg in Python (profiled: ~150 µs a learner). `created_at` is the
-    column's default, `utcnow()`, once for the batch; `password_hash` stays NULL."""
+    Ids are reserved first (as for achievements), then the rows go in one driver-level call: sqlite3
+    `executemany` (the batch holds the write lock since its BEGIN IMMEDIATE: nobody else can have opened the
+    account since the lookup), PostgreSQL `COPY` into a temporary table and one `INSERT … SELECT … ORDER BY
+    id_blind ON CONFLICT (id_blind) DO NOTHING RETURNING id_blind`: a person another job opened since the
+    lookup (several institutions importing at once) is left out of the result — the caller looks them up — and
+    the rows are taken in blind-index order, so two jobs opening overlapping people never wait on each other
+    in a cycle. (SQLAlchemy's multi-row `INSERT … RETURNING` of a few hundred rows was parsed by psycopg in
+    Python: ~150 µs a learner.) `created_at` is the column's default, `utcnow()`, once for the batch;
+    `password_hash` stays NULL."""
     if not rows:
         return {}
     ids = _next_ids(session, "learner", len(rows))
@@ -202,17 +208,25 @@ def insert_learners(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
             params = [(i, *(r[c] for c in _LEARNER_COLUMNS[1:-1]), created) for i, r in zip(ids, rows, strict=True)]
             cursor.executemany(f"INSERT INTO learner ({', '.join(_LEARNER_COLUMNS)}) "
                                f"VALUES ({', '.join(['?'] * len(_LEARNER_COLUMNS))})", params)
-        else:
-            created = now.isoformat()
-            lines = [
-                [str(i), *(_bytea_text(r[c]) if c in _LEARNER_BYTES else r[c] for c in _LEARNER_COLUMNS[1:-1]),
-                 created]
-                for i, r in zip(ids, rows, strict=True)
-            ]
-            copy_rows(cursor, "learner", _LEARNER_COLUMNS, lines)
+            return {r["id_blind"]: i for i, r in zip(ids, rows, strict=True)}
+        created = now.isoformat()
+        lines = [
+            [str(i), *(_bytea_text(r[c]) if c in _LEARNER_BYTES else r[c] for c in _LEARNER_COLUMNS[1:-1]),
+             created]
+            for i, r in zip(ids, rows, strict=True)
+        ]
+        columns = ", ".join(_LEARNER_COLUMNS)
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_LEARNER_STAGE} ON COMMIT DELETE ROWS "
+                       f"AS SELECT {columns} FROM learner WITH NO DATA")  # once per connection; emptied at commit
+        copy_rows(cursor, _LEARNER_STAGE, _LEARNER_COLUMNS, lines)
+        cursor.execute(f"INSERT INTO learner ({columns}) SELECT {columns} FROM {_LEARNER_STAGE} ORDER BY id_blind "
+                       "ON CONFLICT (id_blind) DO NOTHING RETURNING id_blind, id")
+        return dict(cursor.fetchall())
     finally:
         cursor.close()
-    return {r["id_blind"]: i for i, r in zip(ids, rows, strict=True)}
+
+
+_LEARNER_STAGE = "import_learner_stage"
 
 
 def _bytea_text(value: bytes) -> str:
@@ -224,9 +238,39 @@ def _bytea_text(value: bytes) -> str:
 # -- achievements --------------------------------------------------------------------------------
 
 
+class _Held(NamedTuple):
+    """An achievement already stored under a dedupe key: what the best-score rule compares and reports."""
+
+    id: int
+    dedupe_key: str
+    score_text: str | None
+    score_value: Decimal | None
+    credits: Decimal | None
+    hours: Decimal | None
+
+
 def achievements_by_key(session: Session, keys: Collection[str]) -> dict[str, Any]:
+    """dedupe key → the achievement stored under it (`_Held`), for the keys that have one.
+
+    On SQLite a driver-level `IN` of _IN_CHUNK placeholders (the statement text is the same for every full
+    chunk, so sqlite3 keeps it prepared; SQLAlchemy's expanding parameter rendered a bind per value, each batch
+    again: a fresh import, where no key is held, paid ~5 µs a row for nothing)."""
     c = _ach.c
     found: dict[str, Any] = {}
+    if not _is_pg(session):
+        members = list(keys)
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        decimal = _EXACT.process_result_value
+        try:
+            for chunk in _chunks(members):
+                cursor.execute("SELECT id, dedupe_key, score_text, score_value, credits, hours FROM achievement "
+                               f"WHERE dedupe_key IN ({', '.join(['?'] * len(chunk))})", chunk)
+                for i, key, text, value, credits, hours in cursor:
+                    found[key] = _Held(i, key, text, decimal(value, None), decimal(credits, None),
+                                       decimal(hours, None))
+        finally:
+            cursor.close()
+        return found
     for where in _member_of(session, c.dedupe_key, keys):
         for row in session.execute(
             sa.select(c.id, c.dedupe_key, c.score_text, c.score_value, c.credits, c.hours).where(where)

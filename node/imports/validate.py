@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from node.deposits.schemas import EARLIEST_EARNED_ON
 from node.errors import InvalidIdNumber
@@ -91,6 +91,17 @@ def mask_value(column: str, value: str) -> str:
     return mask_id_like(value)
 
 
+_T = TypeVar("_T")
+_MEMO_LIMIT = 4096  # distinct texts remembered per cell kind: memory stays flat whatever the file holds
+
+
+def _remember(memo: dict[str, _T], text: str, value: _T) -> _T:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[text] = value
+    return value
+
+
 class Validator:
     def __init__(self, *, institution_code: str, code_lists: Mapping[str, Mapping[str, str]],
                  today: dt.date | None = None) -> None:
@@ -100,6 +111,10 @@ class Validator:
         self._max_term = f"{self.today.year:04d}{self.today.month:02d}"
         self._lists = code_lists
         self._ids: dict[tuple[str, str], str | InvalidIdNumber] = {}
+        # credits, hours, scores and terms repeat from row to row: each distinct text is checked once (bounded)
+        self._decimals: dict[str, Decimal | None] = {}
+        self._scores: dict[str, tuple[str, Decimal | None] | None] = {}
+        self._terms: dict[str, tuple[str, dt.date] | str] = {}
 
     # -- cells ----------------------------------------------------------------------------------
 
@@ -116,11 +131,20 @@ class Validator:
             self._ids[key] = found
         return found
 
-    @staticmethod
-    def _decimal(text: str) -> Decimal | None:
-        return Decimal(text) if _DECIMAL.fullmatch(text) else None
+    def _decimal(self, text: str) -> Decimal | None:
+        try:
+            return self._decimals[text]
+        except KeyError:
+            found = Decimal(text) if _DECIMAL.fullmatch(text) else None
+            return _remember(self._decimals, text, found)
 
     def _score(self, text: str) -> tuple[str, Decimal | None] | None:
+        try:
+            return self._scores[text]
+        except KeyError:
+            return _remember(self._scores, text, self._score_of(text))
+
+    def _score_of(self, text: str) -> tuple[str, Decimal | None] | None:
         if _SCORE.fullmatch(text):
             value = Decimal(text)
             return (text, value) if value <= _HUNDRED else None
@@ -129,6 +153,12 @@ class Validator:
         return None
 
     def _term(self, text: str) -> tuple[str, dt.date] | str:
+        try:
+            return self._terms[text]
+        except KeyError:
+            return _remember(self._terms, text, self._term_of(text))
+
+    def _term_of(self, text: str) -> tuple[str, dt.date] | str:
         m = _TERM.fullmatch(text)
         if not m:
             return "获得时间 must be YYYYMM (e.g. 202306)"

@@ -31,7 +31,7 @@ from config.settings import ImportSettings
 from node.errors import BadRequest
 from node.imports.formats import HeaderError, Source, check_header, open_source
 
-__all__ = ["inspect_xlsx", "iter_xlsx"]
+__all__ = ["check_upload", "inspect_xlsx", "iter_xlsx"]
 
 _CHUNK = 64 * 1024
 _RATIO_FLOOR = 1 << 20  # members smaller than this may compress as well as they like
@@ -223,17 +223,26 @@ def iter_xlsx(source: Source, limits: ImportSettings) -> Iterator[tuple[int, tup
             wb.close()
 
 
-def total_rows(source: Source) -> int | None:
-    """The first sheet's declared data rows (its dimension), or None when it does not say."""
+def check_upload(source: Source, limits: ImportSettings) -> int | None:
+    """At upload, with one opening of the workbook: refuse what `inspect_xlsx` refuses and a header that is not
+    the template, and return the first sheet's declared data rows (its dimension; None when it does not say).
+    (Checking the header and reading the dimension used to load the workbook twice — its shared strings
+    included, the largest part of a big workbook.)"""
+    inspect_xlsx(source, limits)
     from openpyxl import load_workbook
 
-    try:
-        with open_source(source) as raw:
-            wb = load_workbook(raw, read_only=True)
+    with open_source(source) as raw:
+        wb = load_workbook(raw, read_only=True, data_only=True)
+        try:
+            ws = wb.worksheets[0]
+            header = next(ws.iter_rows(values_only=True, max_row=1), None)
+            if header is None:
+                raise HeaderError("the workbook's first sheet is empty: no header row")
+            check_header(list(header), max_columns=limits.max_header_columns)
             try:
-                rows = wb.worksheets[0].max_row
-            finally:
-                wb.close()
-    except Exception:  # noqa: BLE001 - only an estimate
-        return None
+                rows = ws.max_row
+            except Exception:  # noqa: BLE001 - only an estimate (a sheet without a readable dimension)
+                rows = None
+        finally:
+            wb.close()
     return max(0, rows - 1) if rows else None

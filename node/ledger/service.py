@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from os import urandom
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from crypto.leaf import LEAF_VERSION, SALT_BYTES, commitment, committed_leaf, opening_body, public_leaf
+from crypto.leaf import LEAF_VERSION, SALT_BYTES, commitment, opening_body, public_leaf
 from crypto.merkle import CompactRange, leaf_hash
 from node.models import Learner, LedgerEvent, LedgerHead, utcnow
 from node.models.types import sqlite_datetime
@@ -46,10 +47,13 @@ _events = LedgerEvent.__table__
 _head = LedgerHead.__table__
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventSpec:
     """One event to append. `pseudonym`: the learner the event is about (required with `learner_id`); it is
-    committed, never published. `public=True` publishes `data` in the leaf: only for events about no person."""
+    committed, never published. `public=True` publishes `data` in the leaf: only for events about no person.
+
+    Treated as immutable, but not `frozen`: a frozen dataclass sets each field through `object.__setattr__`,
+    three times the cost of building one — and bulk import builds one per deposited row."""
 
     kind: str
     data: dict[str, Any]
@@ -134,7 +138,22 @@ _EVENT_COLUMNS = ("seq", "kind", "learner_id", "achievement_id", "leaf", "hash",
 _COPY_THRESHOLD = 64  # below this a plain INSERT beats setting up COPY
 
 
-def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
+_PLAIN = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+# A v2 committed leaf, byte for byte what `crypto.leaf.committed_leaf` gives (RFC 8785: keys in code-unit order,
+# no blanks): its values are an int and strings, and `at`, `kind` come JSON-encoded (orjson escapes strings as
+# RFC 8785 does, `crypto.jcs`). tests/ledger checks the two agree.
+_LEAF = b'{"at":%s,"commitment":"%s","kind":%s,"prev":"%s","seq":%d,"v":' + str(LEAF_VERSION).encode() + b"}"
+
+
+def _plain_body(subject: str | None, data: dict[str, Any]) -> bytes:
+    """`crypto.leaf.opening_body` for data the caller guarantees plain: str keys in ASCII, values str, int,
+    bool, None, or dicts and lists of those — no float. For such values orjson's sorted output *is* RFC 8785,
+    so the checks `crypto.jcs.canonicalize` makes on arbitrary values (float scans, astral keys: several times
+    the cost of the encoding) are skipped. An int beyond 2**53 still raises (OPT_STRICT_INTEGER)."""
+    return orjson.dumps({"data": data} if subject is None else {"data": data, "subject": subject}, option=_PLAIN)
+
+
+def append_events(session: Session, specs: Sequence[EventSpec], *, plain_data: bool = False) -> list[int]:
     """Append events in order, in the caller's transaction; returns their sequence numbers.
 
     Leaves, hashes and the new frontier are computed in Python first; the rows then go to the database in one
@@ -143,7 +162,9 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     appends one event per deposited row). Values are converted here as the column types would convert them;
     for COPY each row is written straight as one line of COPY text (`node.pgcopy`: ints, the leaf and the
     opening with their backslashes doubled, the hash and salt as bytea hex `\\x…`, the timestamp in ISO 8601),
-    not through `write_row`. A committed event costs one `os.urandom` and one more SHA-256 than a public one."""
+    not through `write_row`. A committed event costs one more SHA-256 than a public one; the salts of a call are
+    drawn from `os.urandom` at once. `plain_data=True`: every spec's data is plain (`_plain_body`), as bulk
+    import's are — its openings skip the canonicalisation checks."""
     if not specs:
         return []
     tip = lock_tip(session)
@@ -159,22 +180,31 @@ def append_events(session: Session, specs: Sequence[EventSpec]) -> list[int]:
     prev = tip.last_hash
     first = seq = tip.size
     append = tip.frontier.append
+    salts = urandom(SALT_BYTES * len(specs))  # one draw from the OS for the call (a fresh salt per event)
+    body_of = _plain_body if plain_data else opening_body
+    at_json: dict[str, bytes] = {}
+    kind_json: dict[str, bytes] = {}
     with contextlib.ExitStack() as stack:
         copy = None
         if not sqlite and len(specs) >= _COPY_THRESHOLD:  # opened first: the server parses chunks as they come
             cursor = stack.enter_context(contextlib.closing(
                 connection.connection.driver_connection.cursor()))  # type: ignore[union-attr]
             copy = stack.enter_context(cursor.copy(copy_statement("ledger_event", _EVENT_COLUMNS)))
-        for spec in specs:
+        for k, spec in enumerate(specs):
             at = default_at if spec.at is None else spec.at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if spec.public:
                 salt = opening = None
                 leaf_bytes = public_leaf(seq=seq, prev=prev.hex(), at=at, kind=spec.kind, data=spec.data)
             else:  # a fresh salt per event: nothing in two leaves of one learner can be compared
-                salt = urandom(SALT_BYTES)
-                body = opening_body(spec.pseudonym, spec.data)
-                leaf_bytes = committed_leaf(seq=seq, prev=prev.hex(), at=at, kind=spec.kind,
-                                            commitment=commitment(salt, body))
+                salt = salts[k * SALT_BYTES : (k + 1) * SALT_BYTES]
+                body = body_of(spec.pseudonym, spec.data)
+                at_text = at_json.get(at)
+                if at_text is None:
+                    at_text = at_json[at] = orjson.dumps(at)
+                kind_text = kind_json.get(spec.kind)
+                if kind_text is None:
+                    kind_text = kind_json[spec.kind] = orjson.dumps(spec.kind)
+                leaf_bytes = _LEAF % (at_text, commitment(salt, body).encode(), kind_text, prev.hex().encode(), seq)
                 opening = body.decode("utf-8")
             digest = leaf_hash(leaf_bytes)
             leaf_text = leaf_bytes.decode("utf-8")

@@ -250,3 +250,53 @@ def test_fast_learner_rows_equal_orm_rows(upload, uploader, engine) -> None:
         s.add(later)
         s.flush()
         assert later.id not in ids.values()
+
+
+def test_ledger_fast_leaf_and_plain_openings_are_rfc8785() -> None:
+    """append_events builds committed leaves by formatting and bulk-import openings with orjson alone
+    (`plain_data`): byte for byte what crypto.leaf's canonical builders give, for awkward values too."""
+    from crypto.leaf import committed_leaf, opening_body
+    from node.ledger.service import _LEAF, _plain_body
+
+    import orjson
+
+    for kind in ("achievement.deposited", "learner.opened", 'odd "kind"\\\t\u2028'):
+        for seq in (0, 1, 2**53 - 1):
+            at, prev, com = "2026-12-03T07:00:00Z", "ab" * 32, "cd" * 32
+            fast = _LEAF % (orjson.dumps(at), com.encode(), orjson.dumps(kind), prev.encode(), seq)
+            assert fast == committed_leaf(seq=seq, prev=prev, at=at, kind=kind, commitment=com)
+    data = {"achievement": 2**53 - 1, "title": "课程\U0001F600\x00\x1f\u2028\"\\/", "score": None, "credits": "2.5",
+            "old": {"score": "良", "credits": None}, "new": {"score": "95", "hours": "64"}, "z": True, "a": [1, "x"],
+            "code": "", "\u00e9t\u00e9": "non-ASCII key in the BMP"}
+    for subject in ("urn:uuid:1", None):
+        assert _plain_body(subject, data) == opening_body(subject, data)
+    with pytest.raises(orjson.JSONEncodeError):
+        _plain_body("s", {"n": 2**53})  # beyond RFC 8785's integers: refused, never written differently
+
+
+def test_collection_per_batch_restores_the_collector() -> None:
+    """Jobs pause automatic garbage collection while they run (collecting after each batch); nested or parallel
+    jobs in one process give it back only when the last one ends, and never turn on a collector that was off."""
+    import gc
+
+    from node.imports.service import _collections_per_batch
+
+    assert gc.isenabled()
+    with _collections_per_batch() as first:
+        assert not gc.isenabled()
+        with _collections_per_batch() as second:
+            second.collect()
+            assert not gc.isenabled()
+        first.collect()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _collections_per_batch():
+        raise RuntimeError("a failing job")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collections_per_batch() as job:
+            job.collect()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

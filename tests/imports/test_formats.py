@@ -62,8 +62,13 @@ def test_gb18030_is_detected(tmp_path) -> None:
     assert detect_encoding(path) == "utf-8"
 
 
-def test_xlsx_streamed(upload, uploader, engine) -> None:
+def test_xlsx_streamed(upload, uploader, engine, monkeypatch) -> None:
+    import openpyxl
     from openpyxl import Workbook
+
+    loads: list[object] = []
+    real_load = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: loads.append(1) or real_load(*a, **k))
 
     wb = Workbook()
     ws = wb.active
@@ -81,7 +86,8 @@ def test_xlsx_streamed(upload, uploader, engine) -> None:
     wb.save(buf)
     body = upload(uploader, buf.getvalue(), "grades.xlsx").json()
     assert body["status"] == "done" and body["format"] == "shanghai-xlsx", body
-    assert (body["deposited"], body["rejected"]) == (3, 0)
+    assert (body["deposited"], body["rejected"], body["total_rows"]) == (3, 0, 3)
+    assert len(loads) == 2  # once at upload (header and dimension together), once to run the job
     _check_deposited(engine)
 
 
