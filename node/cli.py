@@ -482,5 +482,5 @@ def _register_subcommands() -> None:
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "node.demo.cli",
                                        "node.standards.cli", "node.org.cli", "node.learners.cli",
-                                       "node.ops.backup")
+                                       "node.ops.backup_cli")
 _register_subcommands()

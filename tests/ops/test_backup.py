@@ -25,8 +25,10 @@ from node.ledger.log import verify_log
 from node.learners.service import learner_by_blind, open_account
 from node.models import AuditEntry, Learner
 from node.ops import backup as backup_mod
-from node.ops.backup import BackupCorrupt, BackupError, WrongPassphrase, create_backup, restore_backup
+from node.ops import restore as restore_mod
+from node.ops.backup import BackupCorrupt, BackupError, WrongPassphrase, create_backup
 from node.ops.backupfile import CHUNK
+from node.ops.restore import restore_backup
 from node.security.fields import BlindIndex, FieldCipher
 from node.security.filecrypt import FileCipher
 from tests.conftest import _PgDatabases, valid_id
@@ -52,14 +54,14 @@ def empty_url(_db_template: object, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'restored' / 'restored.db'}"
 
 
-@pytest.fixture
-def source(database_url: str, tmp_path: Path) -> Settings:
+def _node(database_url: str, data_dir: Path, region: str = "shanghai") -> Settings:
     """A node with its own random secrets, a learner (ID number and name encrypted), an evidence file, a stored
     import upload, and its key ring."""
-    from node.app import create_app
     from fastapi.testclient import TestClient
 
-    settings = Settings(node=NodeSettings(region="shanghai", data_dir=tmp_path / "source", mode="test"),
+    from node.app import create_app
+
+    settings = Settings(node=NodeSettings(region=region, data_dir=data_dir, mode="test"),
                         database=DatabaseSettings(url=database_url),
                         security=SecuritySettings(database_key=_fresh_key(), blind_index_key=_fresh_key(),
                                                   token_secret=_fresh_key(), database_key_id="s1"))
@@ -76,6 +78,39 @@ def source(database_url: str, tmp_path: Path) -> Settings:
             out.write(b"id,name\n" * 1000)
     engine.dispose()
     return settings
+
+
+@pytest.fixture
+def source(database_url: str, tmp_path: Path) -> Settings:
+    return _node(database_url, tmp_path / "source")
+
+
+def _same_data(source: Settings, restored: Settings) -> None:
+    """Every table holds the same rows (counted) in both, the learner is found and decrypted with the restored
+    secrets, the ledger verifies, and a new row gets a fresh id (sequences moved past the restored rows)."""
+    counts = []
+    for settings in (source, restored):
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.connect() as c:
+                tables = sorted(t for t in sa.inspect(c).get_table_names() if t != "alembic_version")
+                counts.append({t: c.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in tables})
+        finally:
+            engine.dispose()
+    assert counts[0] == {t: n - (t == "audit_log") for t, n in counts[1].items()}  # + node.restore
+    engine = make_engine(restored.database_url)
+    try:
+        with session_scope(engine) as s:
+            learner = learner_by_blind(s, BlindIndex.from_settings(restored)("resident_id", valid_id(serial="901")))
+            assert FieldCipher.from_settings(restored).decrypt(bytes(learner.name_cipher), learner.key_id) == "王五"
+            assert verify_log(s) == []
+            top = s.exec(select(sa.func.max(AuditEntry.id))).one()
+            entry = AuditEntry(actor_kind="system", action="after.restore", outcome="ok")
+            s.add(entry)
+            s.flush()
+            assert entry.id > top
+    finally:
+        engine.dispose()
 
 
 def _restored_settings(config: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -140,7 +175,7 @@ def made(source: Settings, tmp_path: Path):
 
 def _untouched(target: Path, url: str) -> None:
     assert not (target / "creditnode.toml").exists() and not (target / "node-keys.json").exists()
-    assert backup_mod._table_count(url) == 0
+    assert restore_mod._table_count(url) == 0
 
 
 def test_a_wrong_passphrase_is_refused_before_anything_changes(made, empty_url: str, tmp_path: Path) -> None:
@@ -236,15 +271,42 @@ def test_a_backup_of_an_older_schema_is_migrated(empty_url: str, tmp_path: Path,
     assert report.migrated_from == [older] and report.migrated_to == [head]
 
 
-def test_without_pg_dump_a_postgresql_backup_is_refused_with_what_to_install(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_logical_dump_restores_into_either_engine(source: Settings, empty_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: `--logical` back into SQLite. PostgreSQL: without pg_dump on PATH the backup is a logical dump,
+    which restores into PostgreSQL and into SQLite; and a SQLite node's logical dump restores into PostgreSQL
+    (moving a node to PostgreSQL)."""
+    sqlite_url = f"sqlite:///{tmp_path / 'as-sqlite' / 'n.db'}"
+    if is_sqlite(source.database_url):
+        made = create_backup(source, tmp_path / "l.cnb", PASSPHRASE, scrypt_n=FAST, logical=True)
+        assert made.manifest["database"]["why"] == "asked for"
+        runs = [(made, sqlite_url, source)]
+    else:
+        monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
+        made = create_backup(source, tmp_path / "l.cnb", PASSPHRASE, scrypt_n=FAST)
+        monkeypatch.undo()
+        assert made.manifest["database"]["why"] == "pg_dump is not on PATH"
+        upgrade_database(f"sqlite:///{tmp_path / 'lite' / 'n.db'}")
+        lite = _node(f"sqlite:///{tmp_path / 'lite' / 'n.db'}", tmp_path / "lite-data")
+        from_lite = create_backup(lite, tmp_path / "lite.cnb", PASSPHRASE, scrypt_n=FAST, logical=True)
+        runs = [(made, empty_url, source), (made, sqlite_url, source), (from_lite, empty_url, lite)]
+    for n, (backup, url, origin) in enumerate(runs):
+        assert backup.manifest["database"]["format"] == "logical-jsonl"
+        target = tmp_path / f"t{n}"
+        report = restore_backup(backup.path, PASSPHRASE, data_dir=target, database_url=url, force=True)
+        assert report.migrated_to == sorted(migration_heads())
+        _same_data(origin, _restored_settings(report.config_path, monkeypatch))
+
+
+def test_without_pg_restore_a_pg_dump_backup_is_refused_with_what_to_install(
+        source: Settings, empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if is_sqlite(source.database_url):
+        pytest.skip("a PostgreSQL backup")
+    made = create_backup(source, tmp_path / "x.cnb", PASSPHRASE, scrypt_n=FAST)
+    assert made.manifest["database"]["format"] == "pg_dump-custom"
     monkeypatch.setattr(backup_mod.shutil, "which", lambda name: None)
-    settings = Settings(node=NodeSettings(data_dir=tmp_path, mode="test"),
-                        database=DatabaseSettings(url="postgresql://postgres@127.0.0.1:5432/absent"))
-    create_keyring(settings)
-    with pytest.raises(BackupError, match="pg_dump is not on PATH: install the PostgreSQL client tools"):
-        create_backup(settings, tmp_path / "x.cnb", PASSPHRASE, scrypt_n=FAST)
-    assert not (tmp_path / "x.cnb").exists() and not list(tmp_path.glob(".creditnode-backup-*"))
+    with pytest.raises(BackupError, match="pg_restore is not on PATH: install the PostgreSQL client tools"):
+        restore_backup(made.path, PASSPHRASE, data_dir=tmp_path / "t", database_url=empty_url)
 
 
 def test_a_short_passphrase_and_an_existing_output_are_refused(source: Settings, tmp_path: Path) -> None:
