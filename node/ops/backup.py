@@ -12,16 +12,17 @@ A backup is a tar stream, encrypted with a passphrase, of:
 - `keys/node-keys.json`: the node's Ed25519 signing keys (the key ring file, still encrypted with the database
   key); `files/membership.json` when `federation.membership_file` is set;
 - `database/…`: SQLite — an online, consistent copy (`VACUUM INTO`: one read transaction, the node keeps
-  serving); PostgreSQL — `pg_dump --format=custom` (a consistent snapshot); without `pg_dump` on PATH the backup
-  is refused with the package to install (no silent fallback: a partial or slow logical dump is worse);
+  serving); PostgreSQL — `pg_dump --format=custom` (a consistent snapshot); without `pg_dump` on PATH, or with
+  `logical`, an engine-neutral logical dump (`node.ops.logicaldump`: one snapshot, restores into either engine;
+  the manifest says which and why);
 - `files/evidence/…`, `files/imports/…`: the stored evidence files and import uploads, copied as they are on
   disk (encrypted with the database key; they stay so), after the database copy, so that every file a row of
   the copy names is there (files are written before their rows commit);
 - `parts.json` (last): name, size and SHA-256 of every part (last, because the files are hashed as they are
   streamed; the tar stream is authenticated by the encryption anyway).
 
-Restore refuses a wrong passphrase, a damaged or truncated file, a schema newer than this software, a database
-of the other engine, and a target (database or data directory) that is not empty unless `force`; it decrypts
+Restore refuses a wrong passphrase, a damaged or truncated file, a schema newer than this software, a native
+dump of the other engine, and a target (database or data directory) that is not empty unless `force`; it decrypts
 and checks the whole file into a staging directory before it changes anything, then puts the database and the
 files in place, writes the configuration for the target data directory, runs the migrations when the backup is
 older than this software, and audits `node.restore` in the restored database (`node.ops.restore`). The

@@ -26,7 +26,8 @@ from node.db import is_sqlite, make_engine
 from node.deps import Principal
 from node.ledger.log import verify_log
 from node.models import AuditEntry, InboxMessage, OutboxMessage, PeerStream, TransferReceipt
-from node.ops.backup import create_backup, restore_backup
+from node.ops.backup import create_backup
+from node.ops.restore import restore_backup
 from tests.federation.conftest import Node
 from tests.federation.test_transfers import Person, negotiate_agreement
 
