@@ -183,6 +183,7 @@ def _snapshot_database(settings: Settings, into: Path, *, logical: bool = False,
                 revision = _schema_revision(c)
         finally:
             engine.dispose()
+        advance(target.stat().st_size)
         return target, {"engine": "sqlite", "format": "sqlite", "file": "database/node.sqlite"}, revision
     assert pg_dump is not None
     target = into / "node.pgdump"
@@ -200,6 +201,7 @@ def _snapshot_database(settings: Settings, into: Path, *, logical: bool = False,
         engine.dispose()
     if before != after:
         raise BackupError("the database schema was migrated while the backup ran; run it again")
+    advance(target.stat().st_size)
     version = subprocess.run([pg_dump, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     return target, {"engine": "postgresql", "format": "pg_dump-custom", "file": "database/node.pgdump",
                     "tool": version}, before

@@ -245,8 +245,7 @@ def test_a_backup_of_a_newer_schema_is_refused(source: Settings, empty_url: str,
     _untouched(tmp_path / "t", empty_url)
 
 
-def test_a_backup_of_an_older_schema_is_migrated(empty_url: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backup_of_an_older_schema_is_migrated(_db_template: object, empty_url: str, tmp_path: Path) -> None:
     from alembic.script import ScriptDirectory
 
     from node.db import alembic_config
@@ -255,20 +254,33 @@ def test_a_backup_of_an_older_schema_is_migrated(empty_url: str, tmp_path: Path,
     [head] = migration_heads()
     older = script.get_revision(head).down_revision
     url = f"sqlite:///{tmp_path / 'old.db'}"
+    if isinstance(_db_template, _PgDatabases):  # a pg_dump of the older schema, restored into another database
+        name = f"cn_old_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        _db_template._exec(f'CREATE DATABASE "{name}"')
+        url = _db_template.url_of(name)
     upgrade_database(url, older)
     settings = Settings(node=NodeSettings(region="zhejiang", data_dir=tmp_path / "old", mode="test"),
                         database=DatabaseSettings(url=url),
                         security=SecuritySettings(database_key=_fresh_key(), blind_index_key=_fresh_key(),
                                                   token_secret=_fresh_key()))
     create_keyring(settings)
-    made = create_backup(settings, tmp_path / "old.cnb", PASSPHRASE, scrypt_n=FAST)
+    try:
+        made = create_backup(settings, tmp_path / "old.cnb", PASSPHRASE, scrypt_n=FAST)
+    finally:
+        if isinstance(_db_template, _PgDatabases):
+            _db_template.drop(name)
     assert made.manifest["schema_revision"] == [older]
-    if not is_sqlite(empty_url):  # a SQLite backup goes to SQLite only
-        with pytest.raises(BackupError, match="holds a sqlite database"):
-            restore_backup(made.path, PASSPHRASE, data_dir=tmp_path / "t", database_url=empty_url)
-        empty_url = f"sqlite:///{tmp_path / 't' / 'n.db'}"
+    assert made.manifest["database"]["format"] == ("sqlite" if is_sqlite(url) else "pg_dump-custom")
     report = restore_backup(made.path, PASSPHRASE, data_dir=tmp_path / "t", database_url=empty_url)
     assert report.migrated_from == [older] and report.migrated_to == [head]
+
+
+def test_a_native_dump_goes_to_its_own_engine_only(made, empty_url: str, tmp_path: Path) -> None:
+    other = f"sqlite:///{tmp_path / 't' / 'n.db'}" if not is_sqlite(empty_url) else \
+        "postgresql://postgres@127.0.0.1:5432/postgres"
+    engine = made.manifest["database"]["engine"]
+    with pytest.raises(BackupError, match=f"holds a {engine} database.*--logical"):
+        restore_backup(made.path, PASSPHRASE, data_dir=tmp_path / "t", database_url=other)
 
 
 def test_a_logical_dump_restores_into_either_engine(source: Settings, empty_url: str, tmp_path: Path,
