@@ -369,3 +369,63 @@ def test_the_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         engine.dispose()
     assert ("node.backup", "ok") in actions
+
+
+def test_a_backup_taken_while_the_node_writes_is_one_consistent_snapshot(source: Settings, empty_url: str,
+                                                                         tmp_path: Path) -> None:
+    """A writer adds achievements, each with its ledger event in one transaction, all through the backup: the
+    restored database holds whole transactions only (as many events as achievements) and its ledger verifies."""
+    import datetime as dt
+    import threading
+    from decimal import Decimal
+
+    from node.ledger.service import EventSpec, append_events
+    from node.models import Achievement, LedgerEvent
+
+    engine = make_engine(source.database_url)
+    with session_scope(engine) as s:
+        learner = s.exec(select(Learner)).one()
+        learner_id, pseudonym = learner.id, learner.pseudonym
+    stop, written, errors = threading.Event(), [0], []
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                with session_scope(engine) as s:
+                    a = Achievement(learner_id=learner_id, type="degree_course", issuer_code="U001",
+                                    issuer_name="上海开放大学", code="MATH101", title="高等数学", credits=Decimal(4),
+                                    hours=Decimal(64), score_text="85", score_value=Decimal(85),
+                                    earned_on=dt.date(2024, 6, 30), term="202406", source="individual")
+                    s.add(a)
+                    s.flush()
+                    append_events(s, [EventSpec(kind="achievement.deposited", learner_id=learner_id,
+                                                achievement_id=a.id, pseudonym=pseudonym,
+                                                data={"achievement": a.id, "title": "高等数学", "credits": "4"})])
+                written[0] += 1
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(600):
+            if written[0] >= 5 or errors:
+                break
+            stop.wait(0.05)
+        made = create_backup(source, tmp_path / "busy.cnb", PASSPHRASE, scrypt_n=FAST)
+    finally:
+        stop.set()
+        writer.join()
+        engine.dispose()
+    assert not errors and written[0] >= 5
+    report = restore_backup(made.path, PASSPHRASE, data_dir=tmp_path / "t", database_url=empty_url)
+    engine = make_engine(report.database_url)
+    try:
+        with session_scope(engine) as s:
+            achievements = s.exec(select(sa.func.count()).select_from(Achievement)).one()
+            events = s.exec(select(sa.func.count()).select_from(LedgerEvent)
+                            .where(LedgerEvent.kind == "achievement.deposited")).one()
+            assert achievements == events >= 5 and achievements <= written[0]
+            assert verify_log(s) == []
+    finally:
+        engine.dispose()
