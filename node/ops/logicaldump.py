@@ -109,19 +109,19 @@ def dump_database(url: str, target: Path, advance: Callable[[int], None] = lambd
     return revision
 
 
-def _sections(source: Path) -> Iterator[tuple[dict, Iterator[list]]]:
-    """(table header, its rows) in order; each section's rows must be consumed before the next."""
+def _sections(source: Path) -> Iterator[tuple[dict, Iterator[tuple[list, int]]]]:
+    """(table header, its (row, bytes read)) in order; each section's rows must be consumed before the next."""
     with source.open("r", encoding="utf-8") as fh:
         pending: dict | None = None
 
-        def rows() -> Iterator[list]:
+        def rows() -> Iterator[tuple[list, int]]:
             nonlocal pending
             for raw in fh:
                 item = json.loads(raw)
                 if isinstance(item, dict):
                     pending = item
                     return
-                yield item
+                yield item, len(raw.encode("utf-8"))
 
         first = fh.readline()
         pending = json.loads(first) if first else None
@@ -132,7 +132,7 @@ def _sections(source: Path) -> Iterator[tuple[dict, Iterator[list]]]:
 
 def load_database(source: Path, url: str, revision: list[str],
                   advance: Callable[[int], None] = lambda _n: None) -> int:
-    """Build the schema at `revision` in the (empty) database `url` and load the dump into it, in one
+    """(`advance` gets the bytes of the dump loaded.) Build the schema at `revision` in the (empty) database `url` and load the dump into it, in one
     transaction; returns the rows loaded."""
     for rev in revision or ["base"]:
         if rev != "base":
@@ -154,17 +154,19 @@ def load_database(source: Path, url: str, revision: list[str],
                 columns = header["columns"]
                 statement = table.insert()
                 batch: list[dict] = []
-                for row in rows:
+                size = 0
+                for row, nbytes in rows:
                     batch.append({c: _decode(v) for c, v in zip(columns, row, strict=True)})
+                    size += nbytes
                     if len(batch) >= BATCH:
                         conn.execute(statement, batch)
                         loaded += len(batch)
-                        advance(len(batch))
-                        batch = []
+                        advance(size)
+                        batch, size = [], 0
                 if batch:
                     conn.execute(statement, batch)
                     loaded += len(batch)
-                    advance(len(batch))
+                    advance(size)
             if not is_sqlite(url):
                 for table in tables.values():
                     for column in table.primary_key.columns:

@@ -170,7 +170,7 @@ def _restore_database(staged: Path, manifest: dict, url: str, reporter: Reporter
         from node.ops.logicaldump import load_database
 
         try:
-            load_database(staged, url, manifest["schema_revision"], reporter("loading rows", None))
+            load_database(staged, url, manifest["schema_revision"], reporter("loading rows", staged.stat().st_size))
         except (ValueError, KeyError, TypeError, sa.exc.DBAPIError) as exc:
             raise BackupError(f"loading the logical dump failed: {str(exc).splitlines()[0][:300]}") from None
         return
