@@ -539,5 +539,6 @@ def _register_subcommands() -> None:
 
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "node.demo.cli",
-                                       "node.standards.cli", "node.org.cli", "node.learners.cli")
+                                       "node.standards.cli", "node.org.cli", "node.learners.cli",
+                                       "node.ops.backup_cli")
 _register_subcommands()
