@@ -113,6 +113,7 @@ def activate_page(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "activate.html", title="activate.title", errors={}, values={})
 
 
+_INVALID = {"id_number": "activate.invalid_id_number", "code": "activate.invalid_code"}
 _ACTIVATION_FIELDS = {"id_number": "id_number", "account_no": "id_number", "code": "code",
                       "new_password": "new_password"}
 
@@ -155,7 +156,7 @@ def _activation_request(name: str, code: str, password: str, confirm: str) -> Ac
             if field == "new_password":
                 errors.setdefault(field, "password.too_short")
             elif field:
-                errors.setdefault(field, "activate.invalid_" + field)
+                errors.setdefault(field, _INVALID[field])
         if not errors:
             errors["id_number"] = "activate.invalid_id_number"
         body = None  # type: ignore[assignment]
