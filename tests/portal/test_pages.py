@@ -51,7 +51,7 @@ def _csrf(page: str) -> str:
 def test_pages_answer_in_chinese_by_default_and_in_english_when_asked(client: TestClient) -> None:
     r = client.get("/")
     assert r.status_code == 200 and '<html lang="zh-CN">' in r.text
-    assert r.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self'")
+    assert r.headers["content-security-policy"].startswith("default-src 'none'; style-src 'self'")
     assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY"
     r = client.get("/standards", headers={"accept-language": "en-GB,en;q=0.9"})
