@@ -25,8 +25,8 @@ def _keys_used() -> set[str]:
     for path in PORTAL.glob("templates/*.html"):
         for label, hint in macro_args.findall(path.read_text(encoding="utf-8")):
             keys |= {k for k in (label, hint) if k}
-    literal = re.compile(r'"((?:signin|activate|password|error|err|archive|record|accesses|home|standards|'
-                         r'handbook|members)\.[a-z_]+)"')
+    literal = re.compile(r'"((?:signin|activate|password|error|err|archive|record|accesses|home|standards|apply|'
+                         r'handbook|members)(?:\.[a-z_]+)+)"')
     for path in PORTAL.glob("*.py"):
         keys |= set(literal.findall(path.read_text(encoding="utf-8")))
     return {k for k in keys if not k.endswith(".html")}
@@ -39,6 +39,13 @@ def test_every_text_has_a_chinese_and_an_english_version() -> None:
     assert sorted(used - set(zh)) == []
     assert sorted(used - set(en)) == []
     assert set(zh) == set(en)
+    # keys made from data: every state, decision and type of a deposit application has its text
+    from node.deposits.schemas import ACHIEVEMENT_TYPES
+    from node.deposits.workflow import State
+
+    made = {f"state.{s.value}" for s in State} | {f"type.{t}" for t in ACHIEVEMENT_TYPES} | {
+        "decision.approve", "decision.reject"}
+    assert sorted(made - set(zh)) == []
     # placeholders agree between the languages
     for key in zh:
         assert sorted(re.findall(r"%\((\w+)\)s", zh[key])) == sorted(re.findall(r"%\((\w+)\)s", en[key])), key
