@@ -144,3 +144,16 @@ def test_the_learner_sees_who_read_their_account(client: TestClient, staff_heade
     client.post("/sign-in", data={"username": learner.account_no, "password": "learner-pass-1", "csrf": token})
     page = client.get("/me/accesses").text
     assert "desk2" in page and "查看账户" in page
+
+
+def test_cookies_are_secure_when_the_node_is_served_over_https(database_url, tmp_path, engine) -> None:
+    from node.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(database_url, tmp_path / "data", base_url="https://localhost:8443"),
+                     engine=engine)
+    with TestClient(app, base_url="https://testserver") as client:
+        r = client.get("/sign-in?lang=en")
+        cookies = r.headers.get_list("set-cookie")
+        assert len(cookies) == 2 and all("Secure" in c and "HttpOnly" in c and "SameSite=lax" in c for c in cookies)
+        assert "max-age=63072000" in r.headers["strict-transport-security"]
