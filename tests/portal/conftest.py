@@ -101,6 +101,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("portal-screenshots")
+    """The run's tmp folder (pytest keeps the last three runs' folders), or CREDITNODE_SCREENSHOTS to keep them."""
+    chosen = os.environ.get("CREDITNODE_SCREENSHOTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("portal-screenshots")
+    path.mkdir(parents=True, exist_ok=True)
     print(f"\nportal screenshots: {path}")
     return path
