@@ -11,8 +11,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -24,6 +24,8 @@ from node.logging import configure_logging
 from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form_text
 from node.openapi import openapi_with_errors
 from node.ops.web import install as install_ops
+from node.portal import install as install_portal
+from node.portal.web import is_page_request, render_error
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.shutdown_hooks = []
     _install_error_handlers(app)
     _include_routers(app)
+    install_portal(app)  # the pages for people under / (node/portal, docs/portal.md)
     _end_transactions_in_endpoint_threads(app)
     app.state.startup_hooks.append(lambda _ctx: _end_transactions_in_endpoint_threads(app))
     # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
@@ -136,11 +139,15 @@ def _ending_transaction(call: Callable[..., Any]) -> Callable[..., Any]:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NodeError)
-    async def _node_error(_request: Request, exc: NodeError) -> JSONResponse:
+    async def _node_error(request: Request, exc: NodeError) -> Response:
+        if is_page_request(request):
+            return render_error(request, exc.status_code, f"err.{exc.code}")
         return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if is_page_request(request):
+            return render_error(request, 400)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -151,7 +158,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_page_request(request):
+            return render_error(request, exc.status_code)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         body: dict = {"code": code, "message": str(exc.detail)}
         if isinstance(exc, BodyTooLarge):
@@ -161,6 +170,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error: %s", type(exc).__name__)
+        if is_page_request(request):
+            return render_error(request, 500)
         return JSONResponse({"code": "internal_error", "message": "internal error"}, status_code=500)

@@ -17,7 +17,7 @@ from node.models import AuditEntry
 if TYPE_CHECKING:
     from node.deps import Principal
 
-__all__ = ["AppendOnlyViolation", "record", "refusals_recorded"]
+__all__ = ["AppendOnlyViolation", "accesses_to_learner", "record", "refusals_recorded"]
 
 
 def record(
@@ -50,6 +50,16 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def accesses_to_learner(session: Session, *, learner_id: int, limit: int = 200) -> list[AuditEntry]:
+    """The newest entries whose target is this learner's account (reads, searches, codes issued, sign-ins...),
+    newest first: what the learner's "who accessed my data" page shows (PIPL)."""
+    from sqlmodel import select
+
+    stmt = (select(AuditEntry).where(AuditEntry.target_type == "learner", AuditEntry.target_id == str(learner_id))
+            .order_by(AuditEntry.id.desc()).limit(limit))
+    return list(session.exec(stmt).all())
 
 
 @contextlib.contextmanager

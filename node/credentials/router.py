@@ -3,10 +3,7 @@ transcripts, the ledger's checkpoints and proofs, status lists, reviewed revocat
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from typing import Annotated
@@ -14,7 +11,6 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -319,27 +315,16 @@ def verify(ctx: CtxDep, session: SessionDep, document: Submitted) -> dict:
 
 # -- the public verification page (HTML, no JavaScript) -------------------------------------------------------
 
-_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-_STYLE = ("body{font-family:sans-serif;max-width:46rem;margin:1rem auto;padding:0 1rem;line-height:1.5}"
-          "table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;padding:.25rem .4rem;"
-          "text-align:left;vertical-align:top}.valid{color:#0a6b0a}.revoked,.invalid{color:#b00000}"
-          "textarea{width:100%}fieldset{margin:1rem 0}")
-_CSP = ("default-src 'none'; style-src 'sha256-"
-        + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-        + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-
-
 def _page(request: Request, lang: str, *, view: dict | None = None, error: str | None = None,
           status: int = 200) -> HTMLResponse:
-    other = "en" if lang == "zh" else "zh"
-    html = _templates.get_template("verify.html").render(
-        lang=lang, html_lang="zh-CN" if lang == "zh" else "en", t=lambda key: text(lang, key), view=view,
-        error=error, style=_STYLE, other_lang=other, other_url=f"{request.url.path}?lang={other}",
-        kinds={k: v[0 if lang == "zh" else 1] for k, v in KINDS.items()})
-    return HTMLResponse(html, status_code=status, headers={
-        "Content-Security-Policy": _CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        "Content-Language": "zh-CN" if lang == "zh" else "en", "Cache-Control": "no-store"})
+    """The page in the portal's layout (node/portal/templates/verify.html); its texts stay in
+    node.credentials.messages, shared with the printed transcript."""
+    from node.portal.web import render
+
+    request.state.portal_lang = lang
+    return render(request, "verify.html", status=status, page_title=text(lang, "verify.title"),
+                  vt=lambda key: text(lang, key), view=view, error=error,
+                  kinds={k: v[0 if lang == "zh" else 1] for k, v in KINDS.items()})
 
 
 def _lang(request: Request, lang: str | None) -> str:
@@ -376,7 +361,8 @@ async def verify_page_submit(request: Request, ctx: CtxDep, lang: str | None = N
     try:
         document = await submitted_document(request)
     except (BadRequest, UnsupportedMediaType) as exc:
-        return _page(request, language, error=f"{text(language, 'verify.bad_input')}: {exc.message}", status=400)
+        detail = f": {exc.message}" if language == "en" else ""  # the API's messages are English
+        return _page(request, language, error=text(language, "verify.bad_input") + detail, status=400)
 
     def check() -> dict:
         from node.credentials.resolvers import issuer_names

@@ -171,7 +171,8 @@ class Demo:
                            f"on its data with `{restart}`. Sign in with user `admin`, `fedadmin`, `branch`, "
                            f"`centre` (password {PASSWORD}):", highlight=False)
         for node in self.nodes.values():
-            self.console.print(f"    {node.region:9} {node.base_url}/docs   data {node.data_dir}", highlight=False)
+            self.console.print(f"    {node.region:9} portal {node.base_url}/   API {node.base_url}/docs   "
+                               f"data {node.data_dir}", highlight=False)
         while True:
             for node in self.supervisor.newly_dead():
                 self.console.print(f"\n[bold red]✗[/bold red] {escape(self.supervisor.exit_report(node))}",

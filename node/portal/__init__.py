@@ -1,0 +1,36 @@
+"""The portal: server-rendered pages for people, in the same app as the API (docs/portal.md).
+
+`public` — the region's home page, standards catalogue, handbook, member regions (anyone);
+`learner` — activation, sign-in, the archive, records, transcript, password, accesses (learners).
+Texts are in Babel catalogues (`locale/`), assets in `static/` (served by the node: no CDN, no build step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+__all__ = ["STATIC_DIR", "install"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
+    from node.portal import applications, learner, public
+    from node.portal.web import PageRefused, render, render_error
+
+    app.include_router(public.router)
+    app.include_router(learner.router)
+    app.include_router(applications.router)
+    app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
+
+    @app.exception_handler(PageRefused)
+    async def _refused(request: Request, exc: PageRefused) -> HTMLResponse:
+        if exc.status == 401:  # the sign-in form in the page's place; back here after signing in
+            return render(request, "sign_in.html", status=401, title="signin.title", errors={},
+                          values={"next": request.url.path}, notice="signin.required")
+        return render_error(request, exc.status, exc.key)
