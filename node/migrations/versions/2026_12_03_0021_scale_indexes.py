@@ -5,8 +5,8 @@ straight from an index (keyset paging), however large its table.
 - transfer, transfer_item: (state, id) (their queues had no index: a scan of the table);
 - audit_log: (action, id) replaces (action); (target_type, target_id, id), (actor_id, id), (actor_name, id).
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-03 00:20:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
