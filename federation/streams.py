@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session, select
 
-from federation.errors import EnvelopeInvalid, OriginMismatch, ResyncFailed
+from federation.errors import EnvelopeInvalid, OriginMismatch, PeerUnavailable, ResyncFailed
 from federation.inbox import InboxEnvelope, register_handler
 from federation.outbox import enqueue
 from federation.transport.inbound import PeerIdentity
@@ -277,9 +277,14 @@ def resync_stream(ctx: NodeContext, peer: str, *, actor: Principal, discard: lis
                   client: PeerClient | None = None) -> ResyncReport:
     """Re-sync this node's stream to `peer` (module docstring). Audited; refusals are audited as failed."""
     try:
+        client = client or PeerClient(ctx)
+        try:
+            client.member(peer)
+        except PeerUnavailable as exc:  # not a member: the caller named the wrong node, not a peer failure
+            raise NotFound(exc.message, code="unknown_peer") from None
         for attempt in range(ATTEMPTS):
             try:
-                return _resync_once(ctx, peer, actor=actor, discard=set(discard), client=client or PeerClient(ctx))
+                return _resync_once(ctx, peer, actor=actor, discard=set(discard), client=client)
             except _Changed:
                 log.info("re-sync of the stream to %s: it moved meanwhile (attempt %d)", peer, attempt + 1)
         raise Conflict("the stream kept changing during the re-sync; try again", code="stream_changed")

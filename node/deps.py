@@ -34,6 +34,7 @@ __all__ = [
     "SessionDep",
     "get_ctx",
     "get_principal",
+    "lookup_principal",
     "end_request_transaction",
     "get_session",
     "public",
@@ -144,11 +145,12 @@ async def get_principal(
     if not token and not request.headers.get("x-api-key"):
         raise Unauthorized("sign in first (bearer token or X-API-Key)")
     if is_sqlite(ctx.engine):
-        return _looked_up(request, ctx, session, token)
-    return await run_in_threadpool(_looked_up, request, ctx, session, token)
+        return lookup_principal(request, ctx, session, token)
+    return await run_in_threadpool(lookup_principal, request, ctx, session, token)
 
 
-def _looked_up(request: Request, ctx: NodeContext, session: Session, token: str | None) -> Principal:
+def lookup_principal(request: Request, ctx: NodeContext, session: Session, token: str | None) -> Principal:
+    """The synchronous lookup behind `get_principal` (the portal's pages call it with the session cookie's token)."""
     try:
         with read_mode(session):
             return _principal(request, ctx, session, token)

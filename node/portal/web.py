@@ -1,7 +1,7 @@
 """The portal's plumbing: templates, the page's language, the session cookie, CSRF, friendly error pages.
 
 Session: the cookie `cn_session` holds the same signed bearer token the API issues (node.security.tokens), so a
-page's principal is resolved by the API's own dependency (node.deps.get_principal) and revoked the same way
+page's principal is resolved by the API's own dependency (node.deps.lookup_principal, behind get_principal) and revoked the same way
 (token_version: sign-out, password change, account disabled). HttpOnly, SameSite=Lax, Secure under https.
 
 CSRF: every form carries `csrf`, an HMAC of a random per-browser nonce (cookie `cn_csrf`) and of the session
@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from node.context import NodeContext
-from node.deps import Principal, get_principal
+from node.deps import Principal, lookup_principal
 from node.errors import NodeError
 from node.portal.i18n import Translator, language_of, translator
 
@@ -129,7 +129,7 @@ def page_principal(request: Request, session: Session, *, roles: frozenset[str] 
     principal = None
     if token and len(token) < 4096:
         try:
-            principal = get_principal(request, _ctx(request), session, token)
+            principal = lookup_principal(request, _ctx(request), session, token)
         except NodeError:
             principal = None
             request.state.portal_session = None  # stale (signed out elsewhere, expired): clear the cookie
