@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from node.security.filecrypt import StreamSealer, stream_nonce
+
 __all__ = [
     "BackupCorrupt",
     "BackupError",
@@ -75,11 +77,7 @@ def _keys(passphrase: str, kdf: dict) -> tuple[bytes, bytes]:
     return enc, check
 
 
-def _nonce(index: int, last: bool) -> bytes:
-    return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
-
-
-class EncryptingWriter:
+class EncryptingWriter(StreamSealer):
     """A write-only stream that encrypts into `out`; `close()` seals the last chunk (call it exactly once)."""
 
     def __init__(self, out: BinaryIO, passphrase: str, *, scrypt_n: int = SCRYPT_N) -> None:
@@ -89,37 +87,9 @@ class EncryptingWriter:
         enc, check = _keys(passphrase, kdf)
         header = json.dumps({"cipher": "AES-256-GCM", "chunk": CHUNK, "check": base64.b64encode(check).decode(),
                              "kdf": kdf}, sort_keys=True).encode()
-        self._aad = MAGIC + bytes([VERSION]) + struct.pack(">I", len(header)) + header
-        out.write(self._aad)
-        self._aead = AESGCM(enc)
-        self._out = out
-        self._buf = bytearray()
-        self._index = 0
-        self._closed = False
-        self.written = 0  # plaintext bytes
-
-    def write(self, data: bytes) -> int:
-        if self._closed:
-            raise ValueError("write to a closed backup stream")
-        self._buf += data
-        self.written += len(data)
-        while len(self._buf) > CHUNK:  # a full chunk is sealed only once more data follows it
-            self._seal(bytes(self._buf[:CHUNK]), last=False)
-            del self._buf[:CHUNK]
-        return len(data)
-
-    def _seal(self, chunk: bytes, *, last: bool) -> None:
-        self._out.write(self._aead.encrypt(_nonce(self._index, last), chunk, self._aad))
-        self._index += 1
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._seal(bytes(self._buf), last=True)
-            self._buf.clear()
-            self._closed = True
+        aad = MAGIC + bytes([VERSION]) + struct.pack(">I", len(header)) + header
+        out.write(aad)
+        super().__init__(out, AESGCM(enc), aad, CHUNK)
 
 
 class DecryptingReader(io.RawIOBase):
@@ -149,7 +119,7 @@ class DecryptingReader(io.RawIOBase):
         # the last chunk is short, or exactly full and followed by nothing
         last = len(sealed) < self._chunk + _TAG or not self._peek()
         try:
-            plain = self._aead.decrypt(_nonce(self._index, last), sealed, self._aad)
+            plain = self._aead.decrypt(stream_nonce(self._index, last), sealed, self._aad)
         except InvalidTag:
             if last:
                 raise BackupCorrupt("the backup file is truncated or damaged (its last part fails "

@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from config.settings import Settings
 from node.security.fields import key_bytes
 
-__all__ = ["CHUNK", "FileCipher", "FileCorrupt", "file_cipher", "reencrypt_stored_files", "stored_files"]
+__all__ = ["CHUNK", "FileCipher", "FileCorrupt", "file_cipher", "StreamSealer", "reencrypt_stored_files",
+           "stored_files", "stream_nonce"]
 
 MAGIC = b"CNF1"
 CHUNK = 64 * 1024
@@ -59,7 +60,7 @@ def _file_key(key: bytes, salt: bytes) -> AESGCM:
     return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_INFO).derive(key))
 
 
-def _nonce(index: int, last: bool) -> bytes:
+def stream_nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
@@ -140,38 +141,56 @@ class FileCipher:
         return True
 
 
-class _Encryptor:
-    def __init__(self, out: BinaryIO, key_id: str, key: bytes) -> None:
-        kid = key_id.encode("ascii")
-        if len(kid) > 255:
-            raise ValueError("key id too long")
-        salt = os.urandom(16)
-        self._header = MAGIC + bytes([len(kid)]) + kid + salt + struct.pack(">I", CHUNK)
-        self._aead = _file_key(key, salt)
+class StreamSealer:
+    """The writing half of the STREAM construction shared by stored files and backups (node.ops.backupfile):
+    plaintext is cut into `chunk`-byte pieces, each sealed with AES-GCM under nonce = u88 index || u8 last and the
+    container's header as associated data; a full chunk is sealed only once more data follows it, so `close()`
+    (call it exactly once) always seals a last chunk, possibly empty. `written` counts plaintext bytes."""
+
+    def __init__(self, out: BinaryIO, aead: AESGCM, aad: bytes, chunk: int) -> None:
         self._out = out
+        self._aead = aead
+        self._aad = aad
+        self._chunk = chunk
         self._buf = bytearray()
         self._index = 0
         self._closed = False
-        out.write(self._header)
+        self.written = 0
 
     def write(self, data: bytes) -> int:
         if self._closed:
-            raise ValueError("write to a closed encryptor")
+            raise ValueError("write to a closed encrypting stream")
         self._buf += data
-        while len(self._buf) > CHUNK:  # a full chunk is sealed only once more data follows it
-            self._seal(bytes(self._buf[:CHUNK]), last=False)
-            del self._buf[:CHUNK]
+        self.written += len(data)
+        while len(self._buf) > self._chunk:
+            self._seal(bytes(self._buf[:self._chunk]), last=False)
+            del self._buf[:self._chunk]
         return len(data)
 
-    def _seal(self, chunk: bytes, *, last: bool) -> None:
-        self._out.write(self._aead.encrypt(_nonce(self._index, last), chunk, self._header))
+    def _seal(self, piece: bytes, *, last: bool) -> None:
+        self._out.write(self._aead.encrypt(stream_nonce(self._index, last), piece, self._aad))
         self._index += 1
+
+    def flush(self) -> None:
+        self._out.flush()
 
     def close(self) -> None:
         if not self._closed:
             self._seal(bytes(self._buf), last=True)
             self._buf.clear()
             self._closed = True
+
+
+class _Encryptor(StreamSealer):
+    def __init__(self, out: BinaryIO, key_id: str, key: bytes) -> None:
+        kid = key_id.encode("ascii")
+        if len(kid) > 255:
+            raise ValueError("key id too long")
+        salt = os.urandom(16)
+        header = MAGIC + bytes([len(kid)]) + kid + salt + struct.pack(">I", CHUNK)
+        super().__init__(out, _file_key(key, salt), header, CHUNK)
+        self._header = header
+        out.write(header)
 
 
 class _Decryptor(io.RawIOBase):
@@ -225,7 +244,7 @@ class _Decryptor(io.RawIOBase):
         self._fh.seek(len(self._header) + index * sealed)
         data = self._fh.read(sealed)
         try:
-            plain = self._aead.decrypt(_nonce(index, index == self._count - 1), data, self._header)
+            plain = self._aead.decrypt(stream_nonce(index, index == self._count - 1), data, self._header)
         except InvalidTag:
             raise FileCorrupt("a stored file failed authentication (tampered or truncated)") from None
         self._cached = (index, plain)
