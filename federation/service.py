@@ -65,12 +65,13 @@ def register_feature(name: str) -> None:
 
 
 _DISCOVERY_TTL = 1.0  # seconds another worker process may serve a discovery document older than its membership
-_discovery_generation = [0]  # bumped when this process commits a new membership version
+_discovery_generation = [0]  # bumped when this process commits a change to the membership versions
 
 
 @event.listens_for(Session, "after_flush")
 def _membership_flushed(session: Any, _context: Any) -> None:
-    if any(isinstance(obj, MembershipVersion) for obj in session.new):
+    # after_flush still sees the flush's objects: a version added, changed or removed (the testing reset) counts
+    if any(isinstance(obj, MembershipVersion) for obj in (*session.new, *session.dirty, *session.deleted)):
         session.info["creditnode_membership_changed"] = True
 
 
