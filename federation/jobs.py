@@ -148,7 +148,7 @@ class SchedulerLease:
             if self._conn is not None:
                 try:
                     self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LEASE_KEY})
-                except (sa.exc.DBAPIError, sa.exc.ResourceClosedError):  # the connection already ended: so did its lock
+                except (sa.exc.DBAPIError, sa.exc.ResourceClosedError, sa.exc.PendingRollbackError):  # the connection already ended: so did its lock
                     pass
                 self._drop()
 
@@ -156,7 +156,7 @@ class SchedulerLease:
         try:
             self._conn.invalidate()  # type: ignore[union-attr]  # never back to the pool: the lock is the session's
             self._conn.close()  # type: ignore[union-attr]
-        except (sa.exc.DBAPIError, sa.exc.ResourceClosedError):  # the connection already ended: so did its lock
+        except (sa.exc.DBAPIError, sa.exc.ResourceClosedError, sa.exc.PendingRollbackError):  # the connection already ended: so did its lock
             pass
         self._conn = None
 
