@@ -4,20 +4,19 @@ carrying the request id."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import valid_id
+from tests.ops.serving import wait_healthy
 
 ID = valid_id(serial="718")
 CREDITNODE = str(Path(sys.executable).parent / "creditnode")  # the console script, as an operator runs it
@@ -50,14 +49,7 @@ def _serve(config: Path, port: int, **settings: str) -> list[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, trust_env=False, timeout=5) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get("/health").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "the node did not come up"
-                time.sleep(0.2)
+            wait_healthy(http, proc, timeout=60)
             probe = http.get(f"/api/v1/ledger/events/{ID}", headers={"X-Request-ID": "probe-1"})
             assert 400 <= probe.status_code < 500 and probe.headers["x-request-id"] == "probe-1"
             assert http.get(f"/api/v1/learners/lookup?id_number={ID}").status_code in (401, 404)

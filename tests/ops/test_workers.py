@@ -4,7 +4,6 @@ the workers, and runs the scheduled jobs in one process only (the scheduler leas
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from federation.jobs import JOBS, Job, SchedulerLease, _guarded
 from node.db import is_sqlite, make_engine
 from node.errors import TooManyRequests
 from node.security.ratelimit import DatabaseStorage, RateLimits
+from tests.ops.serving import wait_healthy
 
 CREDITNODE = str(Path(sys.executable).parent / "creditnode")
 
@@ -190,15 +190,8 @@ def test_a_rate_limit_holds_across_two_worker_processes(tmp_path: Path, database
                             stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240  # a bound for a busy machine, not a speed check
         with httpx.Client(base_url=base, trust_env=False, timeout=5) as http:
-            while True:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get("/health").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "the node did not come up"
-                time.sleep(0.3)
+            wait_healthy(http, proc, timeout=240, interval=0.3)
         # both workers up: each answers /health from its own process once started
         time.sleep(2)
         statuses: list[int] = []
