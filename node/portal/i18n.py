@@ -1,4 +1,5 @@
-"""The portal's texts: Babel `.po` catalogues (node/portal/locale/<lang>/LC_MESSAGES/portal.po), Chinese by
+"""The portal's texts: Babel `.po` catalogues (node/portal/locale/<lang>/LC_MESSAGES/*.po: `portal.po` and one
+file per audience, read together as one catalogue; a key defined in two files is an error), Chinese by
 default, English for every page.
 
 Message ids are keys (`home.title`), never sentences, so that no page can fall back to an untranslated text:
@@ -26,10 +27,17 @@ HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 @functools.cache
 def catalogue(lang: str) -> dict[str, str]:
-    """msgid → translation of one language (fuzzy and empty entries left out)."""
-    with (LOCALE_DIR / lang / "LC_MESSAGES" / "portal.po").open("rb") as fh:
-        parsed = read_po(fh, locale=lang if lang != "zh" else "zh_Hans_CN")
-    return {m.id: m.string for m in parsed if m.id and m.string and not m.fuzzy and isinstance(m.id, str)}
+    """msgid → translation of one language, from every `.po` file of it (fuzzy and empty entries left out)."""
+    merged: dict[str, str] = {}
+    for path in sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as fh:
+            parsed = read_po(fh, locale=lang if lang != "zh" else "zh_Hans_CN")
+        for m in parsed:
+            if m.id and m.string and not m.fuzzy and isinstance(m.id, str):
+                if m.id in merged:
+                    raise ValueError(f"portal text {m.id!r} is defined twice ({path.name})")
+                merged[m.id] = m.string
+    return merged
 
 
 class Translator:

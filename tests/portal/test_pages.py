@@ -19,15 +19,17 @@ _KEY = re.compile(r"""_\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
 
 def _keys_used() -> set[str]:
     keys = set()
-    for path in [*PORTAL.glob("templates/*.html")]:
+    for path in PORTAL.glob("templates/**/*.html"):
         keys |= set(_KEY.findall(path.read_text(encoding="utf-8")))
     macro_args = re.compile(r"""field\(\s*"[a-z_]+",\s*"([a-z_.]+)"[^)]*?(?:hint_key="([a-z_.]+)")?""")
-    for path in PORTAL.glob("templates/*.html"):
+    for path in PORTAL.glob("templates/**/*.html"):
         for label, hint in macro_args.findall(path.read_text(encoding="utf-8")):
             keys |= {k for k in (label, hint) if k}
-    literal = re.compile(r'"((?:signin|activate|password|error|err|archive|record|accesses|home|standards|apply|'
-                         r'handbook|members)(?:\.[a-z_]+)+)"')
-    for path in PORTAL.glob("*.py"):
+    # literal keys in the code: any "prefix.key" string whose prefix is one the pages use (from the templates and
+    # both catalogues), so a page module with a new key of a known prefix cannot miss its translation
+    prefixes = {k.split(".")[0] for k in keys} | {k.split(".")[0] for k in (*catalogue("zh"), *catalogue("en"))}
+    literal = re.compile(r'"((?:' + "|".join(sorted(map(re.escape, prefixes))) + r')(?:\.[a-z_]+)+)"')
+    for path in PORTAL.glob("**/*.py"):
         keys |= set(literal.findall(path.read_text(encoding="utf-8")))
     return {k for k in keys if not k.endswith(".html")}
 
