@@ -32,12 +32,10 @@ __all__ = ["add_evidence", "application_for_learner", "application_for_staff", "
 _TARGET = "rpl_application"
 
 
-def _event(session: Session, app: RplApplication, kind: str, *, achievement_id: int | None = None,
-           **data: Any) -> int:
+def _event(session: Session, app: RplApplication, event_kind: str, /, **data: Any) -> int:
     learner = session.get(Learner, app.learner_id)
     assert learner is not None
-    (seq,) = append_events(session, [EventSpec(kind=kind, learner_id=learner.id, pseudonym=learner.pseudonym,
-                                               achievement_id=achievement_id,
+    (seq,) = append_events(session, [EventSpec(kind=event_kind, learner_id=learner.id, pseudonym=learner.pseudonym,
                                                data={"rpl_application": app.id, "state": app.state, **data})])
     return seq
 
