@@ -43,6 +43,7 @@ __all__ = [
     "current_refs",
     "end",
     "evidence_of",
+    "experts",
     "panel_of",
     "project_for",
     "projects",
@@ -430,3 +431,10 @@ def is_rule_id(value: str) -> bool:
 
 def today() -> dt.date:
     return dt.date.today()
+
+
+def experts(session: Session) -> list[StaffAccount]:
+    """The active staff accounts holding the `expert` role (a panel is chosen from them), by name."""
+    rows = session.exec(select(StaffAccount).where(StaffAccount.active.is_(True))  # type: ignore[attr-defined]
+                        .order_by(StaffAccount.display_name, StaffAccount.id)).all()
+    return [s for s in rows if Role.EXPERT in (s.roles or [])]
