@@ -228,7 +228,9 @@ def _project_page(request: Request, session: Any, me: Principal, project_id: int
         if centre and project.state in ("published", "suspended", "ended") else []
     experts = projects_service.experts(session) if centre and project.state == "submitted" else []
     voted = any(v.expert == me.id for v in project.votes)
+    names = projects_service.staff_names(session, project.panel)
     return render(request, "projects/detail.html", status=status, title="project.detail_title", project=project,
+                  names=names,
                   centre=centre, roles=set(me.roles), me_id=me.id, voted=voted, reports=reports, experts=experts,
                   errors=errors or {}, values=values or {}, done=request.query_params.get("done"))
 

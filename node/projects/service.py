@@ -44,6 +44,7 @@ __all__ = [
     "end",
     "evidence_of",
     "experts",
+    "staff_names",
     "panel_of",
     "project_for",
     "projects",
@@ -438,3 +439,12 @@ def experts(session: Session) -> list[StaffAccount]:
     rows = session.exec(select(StaffAccount).where(StaffAccount.active.is_(True))  # type: ignore[attr-defined]
                         .order_by(StaffAccount.display_name, StaffAccount.id)).all()
     return [s for s in rows if Role.EXPERT in (s.roles or [])]
+
+
+def staff_names(session: Session, staff_ids: list[int]) -> dict[int, str]:
+    """Display names of staff accounts (a panel shown on a page)."""
+    if not staff_ids:
+        return {}
+    rows = session.exec(select(StaffAccount.id, StaffAccount.display_name)
+                        .where(StaffAccount.id.in_(staff_ids))).all()  # type: ignore[union-attr]
+    return {i: name for i, name in rows}

@@ -20,28 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_2020 = ROOT / "config/standards/shanghai-catalogue-2020.json"
 
 
+def make_person(ctx, *roles: str, org: str, kind: str = "centre", name: str) -> tuple[int, dict[str, str]]:
+    """A staff member holding `roles` in organisation `org` (created with `kind` if new): (id, auth headers)."""
+    with session_scope(ctx.engine) as s:
+        organisation = s.exec(select(Organisation).where(Organisation.code == org)).first()
+        if organisation is None:
+            organisation = Organisation(code=org, name=org, kind=kind,
+                                        institution_type="university" if kind == "institution" else None)
+            s.add(organisation)
+            s.flush()
+        account = StaffAccount(username=name, password_hash="!", display_name=name, roles=list(roles),
+                               organisation_id=organisation.id)
+        s.add(account)
+        s.flush()
+        staff_id = account.id
+    token = issue_token(secret=ctx.token_secret, issuer=ctx.node_id, subject=f"staff:{staff_id}",
+                        roles=list(roles), ttl=3600)
+    return staff_id, {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def person(ctx):
     """person("expert", org="SH-OSTA", kind="institution") -> (staff id, auth headers)."""
     seq = iter(range(1, 1000))
 
     def make(*roles: str, org: str, kind: str = "centre") -> tuple[int, dict[str, str]]:
-        with session_scope(ctx.engine) as s:
-            organisation = s.exec(select(Organisation).where(Organisation.code == org)).first()
-            if organisation is None:
-                organisation = Organisation(code=org, name=org, kind=kind,
-                                            institution_type="university" if kind == "institution" else None)
-                s.add(organisation)
-                s.flush()
-            name = f"proj{next(seq)}{org}"
-            account = StaffAccount(username=name, password_hash="!", display_name=name, roles=list(roles),
-                                   organisation_id=organisation.id)
-            s.add(account)
-            s.flush()
-            staff_id = account.id
-        token = issue_token(secret=ctx.token_secret, issuer=ctx.node_id, subject=f"staff:{staff_id}",
-                            roles=list(roles), ttl=3600)
-        return staff_id, {"Authorization": f"Bearer {token}"}
+        return make_person(ctx, *roles, org=org, kind=kind, name=f"proj{next(seq)}{org}")
 
     return make
 
