@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from crypto.jcs import canonicalize
@@ -80,6 +81,11 @@ def _touch(session: Session, project: DcProject, state: str | None = None) -> No
 
 
 def _expect(project: DcProject, states: tuple[str, ...], action: str, version: int | None = None) -> None:
+    """Check the state (and the version the caller read) on the row as it is now: re-read and, on PostgreSQL,
+    locked until the request commits, so two concurrent steps on one project run one after the other."""
+    session = object_session(project)
+    if session is not None and project.id is not None and project in session and project not in session.new:
+        session.refresh(project, with_for_update=True)
     if project.state not in states:
         raise Conflict(f"the project is {project.state}: cannot {action}", code="project_illegal_transition",
                        detail={"state": project.state, "action": action})
@@ -307,9 +313,13 @@ def vote(session: Session, *, project: DcProject, expert: Principal, decision: s
 def _draft_rules(session: Session, project: DcProject, admin: Principal) -> list[dict]:
     """Each proposed rule as a new draft version in the rules' maker-checker, made by `admin`."""
     refs = []
+    own = {(r["id"], int(r["version"])) for r in project.rule_refs}
     for body in project.proposed_rules:
         newest = session.exec(select(sa.func.max(StandardRule.version))
                               .where(StandardRule.rule_id == body["id"])).one()
+        if newest is not None and (body["id"], newest) not in own:
+            raise Conflict(f"a rule {body['id']} was made outside this project since it was applied for",
+                           code="project_rule_taken", detail={"rule_id": body["id"]})
         row = standards.create_rule(session, body={**body, "version": (newest or 0) + 1}, actor=admin)
         refs.append({"id": row.rule_id, "version": row.version})
     return refs

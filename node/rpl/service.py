@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from node.audit.service import record
@@ -50,6 +51,11 @@ def _touch(session: Session, app: RplApplication, state: str | None = None) -> N
 
 
 def expect(app: RplApplication, states: tuple[str, ...], action: str, version: int | None = None) -> None:
+    """Check the state (and the version the caller read) on the row as it is now: re-read and, on PostgreSQL,
+    locked until the request commits (two concurrent confirmations never deposit twice)."""
+    session = object_session(app)
+    if session is not None and app.id is not None and app in session and app not in session.new:
+        session.refresh(app, with_for_update=True)
     if app.state not in states:
         raise Conflict(f"the application is {app.state}: cannot {action}", code="rpl_illegal_transition",
                        detail={"state": app.state, "action": action})

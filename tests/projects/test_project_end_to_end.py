@@ -176,3 +176,89 @@ def test_project_to_published_rules_to_reported_exemption(client, engine, seeded
                    "project.end"):
         assert action in actions, action
     assert ("project.activate", "denied") in audit_actions(engine, "project.activate")
+
+
+def test_project_refusals(client, engine, seeded, person) -> None:
+    """Bad applications and steps out of order are refused with their documented codes, never a 500."""
+    _, inst = person("institution_uploader", org="DHVC", kind="institution")
+    _, other_inst = person("institution_uploader", org="SSPU", kind="institution")
+    _, branch_staff = person("institution_uploader", org="B09", kind="branch")
+    _, admin = person("standards_admin", org="C01")
+    _, admin_b = person("standards_admin", org="C01")
+    expert_id, expert = person("expert", org="SH-OSTA", kind="institution")
+    cases = [
+        (application(programme="SSPU-IMAGE-DESIGN"), "project_invalid"),  # not the institution's programme
+        (application(certificate="VQ.NOPE"), "project_invalid"),
+        (application(level="特级"), "project_invalid"),
+        (application(mode="through_train"), "project_invalid"),  # the rule's mode differs
+        (application(rules=[proposed_rule(id="SH-GS-CRED-2016-ELECTRICIAN-3")]), "project_invalid"),  # id exists
+        (application(rules=[proposed_rule(), proposed_rule()]), "project_invalid"),  # twice
+        (application(rules=[{"id": "X", "nonsense": True}]), "project_invalid"),
+        (application(rules=[proposed_rule(exemption={"certificate": "VQ.ELECTRICIAN", "level": "三级",
+                                                     "component": "theory"})]), "project_invalid"),
+    ]
+    for body, code in cases:
+        r = client.post("/api/v1/projects", json=body, headers=inst)
+        assert r.status_code == 400 and r.json()["code"] == code, (body, r.text)
+    for body in ({}, {"rules": []}, application(rules=[1]), application(title="x" * 301), application(mode="other")):
+        assert client.post("/api/v1/projects", json=body, headers=inst).status_code == 422
+    r = client.post("/api/v1/projects", json=application(), headers=branch_staff)
+    assert r.status_code == 403 and r.json()["code"] == "project_not_institution"
+
+    project = ok(client.post("/api/v1/projects", json=application(), headers=inst), 201)
+    pid = project["id"]
+    # another institution neither sees nor touches it
+    assert client.get(f"/api/v1/projects/{pid}", headers=other_inst).status_code == 404
+    assert client.post(f"/api/v1/projects/{pid}/submit", json={"version": 1}, headers=other_inst).status_code == 404
+    # steps out of order
+    r = client.post(f"/api/v1/projects/{pid}/panel", json={"experts": [expert_id], "version": project["version"]},
+                    headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "project_illegal_transition"
+    ok(client.post(f"/api/v1/projects/{pid}/evidence", files={"file": ("a.pdf", PDF, "application/pdf")},
+                   headers=inst), 201)
+    again = client.post(f"/api/v1/projects/{pid}/evidence", files={"file": ("a.pdf", PDF, "application/pdf")},
+                        headers=inst)
+    assert again.status_code == 200  # the same file once
+    r = client.post(f"/api/v1/projects/{pid}/submit", json={"version": project["version"]}, headers=inst)
+    assert r.status_code == 409 and r.json()["code"] == "stale_version"
+    project = ok(client.post(f"/api/v1/projects/{pid}/submit", json={"version": project["version"] + 1},
+                             headers=inst))
+    assert client.post(f"/api/v1/projects/{pid}/evidence", files={"file": ("b.pdf", PDF + b" ", "application/pdf")},
+                       headers=inst).status_code == 409
+    r = client.post(f"/api/v1/projects/{pid}/panel", json={"experts": [expert_id, expert_id],
+                                                           "version": project["version"]}, headers=admin)
+    assert r.status_code == 400 and r.json()["code"] == "project_panel_invalid"
+    r = client.post(f"/api/v1/projects/{pid}/panel", json={"experts": [987654321], "version": project["version"]},
+                    headers=admin)
+    assert r.status_code == 400 and r.json()["code"] == "project_panel_invalid"
+    project = ok(client.post(f"/api/v1/projects/{pid}/panel", json={"experts": [expert_id],
+                                                                    "version": project["version"]}, headers=admin))
+    project = ok(client.post(f"/api/v1/projects/{pid}/votes", json={"vote": "reject", "comment": "不足"},
+                             headers=expert), 201)
+    assert project["state"] == "not_recommended"
+    r = client.post(f"/api/v1/projects/{pid}/publish", json={"version": project["version"]}, headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "project_illegal_transition"
+    r = client.post(f"/api/v1/projects/{pid}/exemption-reports", headers=admin)
+    assert r.status_code == 409
+    r = client.post(f"/api/v1/projects/{pid}/reject", json={"reason": "", "version": project["version"]},
+                    headers=admin)
+    assert r.status_code == 422
+    project = ok(client.post(f"/api/v1/projects/{pid}/reject", json={"reason": "专家小组不建议",
+                                                                     "version": project["version"]}, headers=admin))
+    assert project["state"] == "rejected" and project["decision_reason"] == "专家小组不建议"
+    assert [e["data"]["state"] for e in events(engine, "project.rejected")] == ["rejected"]
+    # a project whose rule id was taken meanwhile cannot publish it
+    second = ok(client.post("/api/v1/projects", json=application(), headers=inst), 201)
+    ok(client.post(f"/api/v1/projects/{second['id']}/evidence", files={"file": ("a.pdf", PDF, "application/pdf")},
+                   headers=inst), 201)
+    second = ok(client.post(f"/api/v1/projects/{second['id']}/submit", json={"version": second["version"] + 1},
+                            headers=inst))
+    second = ok(client.post(f"/api/v1/projects/{second['id']}/panel", json={"experts": [expert_id],
+                                                                            "version": second["version"]},
+                            headers=admin))
+    second = ok(client.post(f"/api/v1/projects/{second['id']}/votes", json={"vote": "approve", "comment": "可"},
+                            headers=expert), 201)
+    ok(client.post("/api/v1/standards/rules", json={"body": proposed_rule()}, headers=admin_b), 201)
+    r = client.post(f"/api/v1/projects/{second['id']}/publish", json={"version": second["version"]}, headers=admin)
+    assert r.status_code == 409 and r.json()["code"] == "project_rule_taken"
+    assert ("project.publish", "failed") in audit_actions(engine, "project.publish")
