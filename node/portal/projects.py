@@ -29,7 +29,7 @@ from node.portal.i18n import translator
 from node.portal.web import check_csrf, page_language, page_principal, redirect, render
 from node.projects import router as api
 from node.projects import service as projects_service
-from node.projects.schemas import MODES, PanelAssign, ProjectCreate, Reason, VersionOnly, VoteCreate
+from node.projects.schemas import MODES, PROJECT_STATES, PanelAssign, ProjectCreate, Reason, VersionOnly, VoteCreate
 from node.roles import Role
 from node.rpl import router as rpl_api
 from node.rpl.schemas import Assessment, Decision, RplCreate
@@ -269,7 +269,7 @@ def vote_submit(project_id: Int64, request: Request, session: SessionDep, vote: 
 def centre_projects_page(request: Request, session: SessionDep) -> HTMLResponse:
     me = _who(request, session, CENTRE)
     state = request.query_params.get("state") or None
-    if state is not None and state not in api._STATES.strip("^$()").split("|"):
+    if state is not None and state not in PROJECT_STATES:
         state = None
     rows = api.all_projects(session=session, who=me, state=state)
     return render(request, "projects/list.html", title="project.centre_title", projects=rows,

@@ -103,7 +103,7 @@ def build_report(session: Session, ctx: Any, *, project: DcProject, report_id: i
 
 def issue_report(session: Session, ctx: Any, *, project: DcProject, admin: Principal) -> DcExemptionReport:
     """Build, sign (node key, like every credential) and keep a report; its ledger event and audit entry."""
-    service._expect(project, ("published", "suspended", "ended"), "report exemptions")
+    service.expect(project, ("published", "suspended", "ended"), "report exemptions")
     report = DcExemptionReport(project_id=project.id, count=0, document={}, created_by=standards.actor_ref(admin))
     session.add(report)
     session.flush()

@@ -22,6 +22,7 @@ from node.projects import service
 from node.projects.report import issue_report
 from node.projects.schemas import (
     EvidenceView,
+    PROJECT_STATES,
     PanelAssign,
     ProjectCreate,
     ProjectPublic,
@@ -43,7 +44,7 @@ Reader = Annotated[Principal, Depends(require_roles(Role.INSTITUTION_UPLOADER, R
                                                      Role.AUDITOR))]
 Centre = Annotated[Principal, Depends(require_roles(Role.STANDARDS_ADMIN, Role.AUDITOR))]
 _TARGET = "dc_project"
-_STATES = "^(draft|submitted|in_review|recommended|not_recommended|activating|published|suspended|ended|rejected)$"
+_STATES = "^(" + "|".join(PROJECT_STATES) + ")$"
 StateFilter = Annotated[str | None, Query(pattern=_STATES)]
 
 
@@ -92,7 +93,7 @@ def upload_project_evidence(project_id: Int64, file: UploadFile, response: Respo
         project = service.project_for(session, project_id, me)
         if project.organisation_id != me.organisation_id:
             raise NotFound(f"no project {project_id}", code="project_not_found")
-        service._expect(project, ("draft",), "add evidence")  # before writing anything to storage
+        service.expect(project, ("draft",), "add evidence")  # before writing anything to storage
         stored = store_upload(ctx, file)
         name = re.sub(r"[\x00-\x1f/\\]", "_", file.filename or "")[:255]
         row, linked = service.add_evidence(session, project=project, principal=me, stored=stored,

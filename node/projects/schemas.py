@@ -7,12 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from node.models.types import Int64
+from node.models.types import Int32, Int64
 
-__all__ = ["MODES", "PanelAssign", "ProjectCreate", "ProjectPublic", "Reason", "VersionOnly", "VoteCreate"]
+__all__ = ["MODES", "PROJECT_STATES", "PanelAssign", "ProjectCreate", "ProjectPublic", "Reason", "VersionOnly", "VoteCreate"]
 
 # The four 双证融通 modes the rule language expresses (docs/rules.md §1)
 MODES = ("credit_recognition", "certificate_recognition", "course_restructuring", "through_train")
+PROJECT_STATES = ("draft", "submitted", "in_review", "recommended", "not_recommended", "activating", "published",
+                  "suspended", "ended", "rejected")
 Mode = Literal["credit_recognition", "certificate_recognition", "course_restructuring", "through_train"]
 
 
@@ -28,12 +30,12 @@ class ProjectCreate(BaseModel):
 
 
 class VersionOnly(BaseModel):
-    version: Int64
+    version: Int32
 
 
 class PanelAssign(BaseModel):
     experts: list[Int64] = Field(min_length=1, max_length=15)
-    version: Int64
+    version: Int32
 
 
 class VoteCreate(BaseModel):
@@ -43,7 +45,7 @@ class VoteCreate(BaseModel):
 
 class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=1000)
-    version: Int64
+    version: Int32
 
 
 class EvidenceView(BaseModel):

@@ -44,6 +44,7 @@ __all__ = [
     "current_refs",
     "end",
     "evidence_of",
+    "expect",
     "experts",
     "staff_names",
     "panel_of",
@@ -80,7 +81,7 @@ def _touch(session: Session, project: DcProject, state: str | None = None) -> No
     session.flush()
 
 
-def _expect(project: DcProject, states: tuple[str, ...], action: str, version: int | None = None) -> None:
+def expect(project: DcProject, states: tuple[str, ...], action: str, version: int | None = None) -> None:
     """Check the state (and the version the caller read) on the row as it is now: re-read and, on PostgreSQL,
     locked until the request commits, so two concurrent steps on one project run one after the other."""
     session = object_session(project)
@@ -234,7 +235,7 @@ def _own(project: DcProject, principal: Principal) -> None:
 def add_evidence(session: Session, *, project: DcProject, principal: Principal, stored: StoredFile,
                  original_name: str) -> tuple[EvidenceFile, bool]:
     _own(project, principal)
-    _expect(project, ("draft",), "add evidence")
+    expect(project, ("draft",), "add evidence")
     row, _ = evidence_repo.ensure_file(session, sha256=stored.sha256, size=stored.size,
                                        content_type=stored.content_type, original_name=original_name)
     linked = session.get(DcProjectEvidence, (project.id, stored.sha256)) is None
@@ -248,7 +249,7 @@ def add_evidence(session: Session, *, project: DcProject, principal: Principal, 
 
 def submit(session: Session, *, project: DcProject, principal: Principal, version: int) -> DcProject:
     _own(project, principal)
-    _expect(project, ("draft",), "submit", version)
+    expect(project, ("draft",), "submit", version)
     if not evidence_of(session, project.id):
         raise Conflict("attach the project's materials (evidence) before submitting", code="evidence_required")
     _touch(session, project, "submitted")
@@ -264,7 +265,7 @@ def submit(session: Session, *, project: DcProject, principal: Principal, versio
 
 def assign_panel(session: Session, *, project: DcProject, admin: Principal, experts: list[int],
                  version: int) -> DcProject:
-    _expect(project, ("submitted",), "assign a panel", version)
+    expect(project, ("submitted",), "assign a panel", version)
     if len(set(experts)) != len(experts):
         raise BadRequest("an expert is named twice", code="project_panel_invalid")
     problems = []
@@ -286,7 +287,7 @@ def assign_panel(session: Session, *, project: DcProject, admin: Principal, expe
 
 
 def vote(session: Session, *, project: DcProject, expert: Principal, decision: str, comment: str) -> DcProject:
-    _expect(project, ("in_review",), "vote")
+    expect(project, ("in_review",), "vote")
     panel = panel_of(session, project.id)
     if expert.id not in panel:
         raise Forbidden("only the project's panel votes on it", code="project_not_on_panel")
@@ -326,7 +327,7 @@ def _draft_rules(session: Session, project: DcProject, admin: Principal) -> list
 
 
 def publish(session: Session, *, project: DcProject, admin: Principal, version: int) -> DcProject:
-    _expect(project, ("recommended",), "publish", version)
+    expect(project, ("recommended",), "publish", version)
     refs = _draft_rules(session, project, admin)
     project.rule_refs = [*project.rule_refs, *refs]
     project.published_by = standards.actor_ref(admin)
@@ -338,7 +339,7 @@ def publish(session: Session, *, project: DcProject, admin: Principal, version: 
 
 def activate(session: Session, *, project: DcProject, admin: Principal, version: int) -> DcProject:
     """A second standards admin approves the project's rule drafts (maker-checker of node.standards)."""
-    _expect(project, ("activating",), "activate", version)
+    expect(project, ("activating",), "activate", version)
     refs = current_refs(project)
     for ref in refs:
         row = standards.rule_row(session, ref["id"], ref["version"])
@@ -363,7 +364,7 @@ def _retire(session: Session, project: DcProject, admin: Principal, reason: str)
 
 
 def reject(session: Session, *, project: DcProject, admin: Principal, reason: str, version: int) -> DcProject:
-    _expect(project, ("submitted", "in_review", "recommended", "not_recommended", "activating"), "reject", version)
+    expect(project, ("submitted", "in_review", "recommended", "not_recommended", "activating"), "reject", version)
     if project.state == "activating":
         for ref in current_refs(project):
             row = standards.rule_row(session, ref["id"], ref["version"])
@@ -378,7 +379,7 @@ def reject(session: Session, *, project: DcProject, admin: Principal, reason: st
 
 
 def suspend(session: Session, *, project: DcProject, admin: Principal, reason: str, version: int) -> DcProject:
-    _expect(project, ("published",), "suspend", version)
+    expect(project, ("published",), "suspend", version)
     retired = _retire(session, project, admin, reason)
     project.decision_reason = reason.strip()[:1000]
     _touch(session, project, "suspended")
@@ -390,7 +391,7 @@ def suspend(session: Session, *, project: DcProject, admin: Principal, reason: s
 
 def reinstate(session: Session, *, project: DcProject, admin: Principal, version: int) -> DcProject:
     """New versions of the project's rules, as drafts: a second standards admin activates them again."""
-    _expect(project, ("suspended",), "reinstate", version)
+    expect(project, ("suspended",), "reinstate", version)
     refs = _draft_rules(session, project, admin)
     project.rule_refs = [*project.rule_refs, *refs]
     project.published_by = standards.actor_ref(admin)
@@ -401,7 +402,7 @@ def reinstate(session: Session, *, project: DcProject, admin: Principal, version
 
 
 def end(session: Session, *, project: DcProject, admin: Principal, reason: str, version: int) -> DcProject:
-    _expect(project, ("published", "suspended"), "end", version)
+    expect(project, ("published", "suspended"), "end", version)
     retired = _retire(session, project, admin, reason)
     project.decision_reason = reason.strip()[:1000]
     _touch(session, project, "ended")

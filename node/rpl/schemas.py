@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from node.deposits.schemas import EARLIEST_EARNED_ON, ExactDec
-from node.models.types import Int64
+from node.models.types import Int32
 
 __all__ = ["Assessment", "Decision", "RplCreate", "RplPublic", "VersionOnly"]
 
@@ -35,7 +35,7 @@ class RplCreate(BaseModel):
 
 
 class VersionOnly(BaseModel):
-    version: Int64
+    version: Int32
 
 
 class Assessment(BaseModel):
@@ -43,13 +43,13 @@ class Assessment(BaseModel):
     course: str = Field(min_length=1, max_length=64)
     credits: ExactDec
     comment: str = Field(min_length=1, max_length=2000)
-    version: Int64
+    version: Int32
 
 
 class Decision(BaseModel):
     decision: Literal["confirm", "reject", "reassess"]
     reason: str | None = Field(default=None, max_length=1000)
-    version: Int64
+    version: Int32
 
 
 class EvidenceView(BaseModel):

@@ -15,8 +15,7 @@ from node.projects.schemas import MODES
 from tests.deposits.helpers import PDF
 from tests.projects.test_project_end_to_end import DHVC, RULE_ID, proposed_rule
 
-STATES = ("draft", "submitted", "in_review", "recommended", "not_recommended", "activating", "published", "suspended",
-          "ended", "rejected")
+from node.projects.schemas import PROJECT_STATES as STATES  # noqa: E402
 
 
 def _browser(app, headers: dict[str, str]) -> TestClient:
