@@ -56,7 +56,10 @@ HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
-_EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$|^/me/applications/new$")
+_EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$|^/me/applications/new$"
+                              # 双证融通 project materials and RPL portfolios (docs/projects.md), API and pages
+                              r"|^/api/v1/projects/[^/]+/evidence/?$|^/api/v1/me/rpl/[^/]+/evidence/?$"
+                              r"|^/projects/[^/]+/evidence$|^/me/rpl/[^/]+/evidence$")
 _VERIFY_SUBMISSION = frozenset({"/api/v1/verify", "/verify"})  # a credential, or a transcript PDF upload
 
 

@@ -31,6 +31,8 @@ class Role:
     FEDERATION_ADMIN = "federation_admin"  # keys, peers, membership, agreements
     AUDITOR = "auditor"  # reads the audit log
     NODE_ADMIN = "node_admin"  # organisations, staff accounts, API keys
+    EXPERT = "expert"  # member of a 双证融通 project's expert panel (docs/projects.md)
+    ASSESSOR = "assessor"  # assesses recognition-of-prior-learning portfolios (docs/projects.md)
 
 
 ALL_STAFF_ROLES = frozenset(
@@ -45,11 +47,14 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
                           "every queue",
     Role.CENTRE_REVIEWER: "second review (复审) of individual deposits, corrections and revocations of outcomes, "
                           "re-routing applications between branches",
-    Role.INSTITUTION_UPLOADER: "an institution's people or systems (API keys): bulk deposits of its own outcomes",
+    Role.INSTITUTION_UPLOADER: "an institution's people or systems (API keys): bulk deposits of its own outcomes, "
+                               "and its 双证融通 project applications",
     Role.STANDARDS_ADMIN: "the catalogue, the qualifications framework and the versioned conversion rules",
     Role.FEDERATION_ADMIN: "the federation: node keys, peers, membership votes, agreements, delivery",
     Role.AUDITOR: "reads the audit log and import reports (read-only)",
     Role.NODE_ADMIN: "organisations, staff accounts and institution API keys",
+    Role.EXPERT: "a 双证融通 expert panel member: reviews the projects the centre assigns and votes with a comment",
+    Role.ASSESSOR: "assesses a learner's prior-learning portfolio against a catalogue standard and proposes credits",
 }
 
 # Where a staff member holding the role may belong (kinds of their organisation).
@@ -62,6 +67,9 @@ ROLE_ORGANISATION_KINDS: dict[str, frozenset[str]] = {
     Role.FEDERATION_ADMIN: frozenset({"centre"}),
     Role.AUDITOR: frozenset({"centre"}),
     Role.NODE_ADMIN: frozenset({"centre"}),
+    # experts come from universities, the appraisal centre and the bank (seed-001 二（一）)
+    Role.EXPERT: frozenset({"centre", "branch", "outlet", "institution"}),
+    Role.ASSESSOR: frozenset({"centre", "branch", "outlet"}),
 }
 
 

@@ -50,7 +50,8 @@ __all__ = [
 MAX_CONSENT_DAYS = 366
 # Categories a consent may name: the credential groups and the achievement kinds.
 CATEGORIES = frozenset({"degree", "certificate", "training", "other", "degree_course", "self_study_course",
-                        "vocational_qualification", "skill_level", "community", "informal"})
+                        "vocational_qualification", "skill_level", "community", "informal",
+                        "university_course_certificate", "cultural_leisure"})
 
 
 def document_hash(document: dict, *, refusal: str = "consent_invalid") -> str:

@@ -19,7 +19,7 @@ ARCHIVE_GROUPS: tuple[ArchiveGroupDef, ...] = (
     ArchiveGroupDef("degree", "学历教育", "Degree education", ("degree_course", "self_study_course")),
     ArchiveGroupDef("certificate", "证书", "Certificates", ("vocational_qualification", "skill_level")),
     ArchiveGroupDef("training", "培训", "Training", ("training",)),
-    ArchiveGroupDef("other", "其他", "Other", ("community", "informal")),
+    ArchiveGroupDef("other", "其他", "Other", ("community", "informal", "university_course_certificate", "cultural_leisure")),
 )
 OTHER = "other"
 _BY_TYPE = {t: g.key for g in ARCHIVE_GROUPS for t in g.types}

@@ -128,6 +128,8 @@ KINDS = {
     "training": ("培训证书", "Training certificate"),
     "community": ("社区教育", "Community education"),
     "informal": ("非正式学习", "Informal learning"),
+    "university_course_certificate": ("大学课程证书", "University course certificate"),
+    "cultural_leisure": ("文化休闲教育", "Cultural and leisure education"),
 }
 GROUPS = {
     "degree": ("学历教育", "Degree education"),

@@ -58,6 +58,8 @@ _OB_TYPE = {
     "training": "Certificate",
     "community": "Achievement",
     "informal": "Achievement",
+    "university_course_certificate": "Course",
+    "cultural_leisure": "Achievement",
 }
 _GROUP = {
     "degree_course": "degree",
@@ -67,6 +69,8 @@ _GROUP = {
     "training": "training",
     "community": "other",
     "informal": "other",
+    "university_course_certificate": "other",
+    "cultural_leisure": "other",
 }
 
 
@@ -94,6 +98,8 @@ _KIND_ZH = {
     "training": "培训证书",
     "community": "社区教育学习成果",
     "informal": "非正式学习成果",
+    "university_course_certificate": "大学课程证书",
+    "cultural_leisure": "文化休闲教育学习成果",
 }
 
 

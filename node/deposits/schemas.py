@@ -38,13 +38,15 @@ __all__ = [
 
 AchievementType = Literal[
     "degree_course", "self_study_course", "vocational_qualification", "skill_level", "training", "community",
-    "informal",
+    "informal", "university_course_certificate", "cultural_leisure",
 ]
 ACHIEVEMENT_TYPES: tuple[str, ...] = AchievementType.__args__  # type: ignore[attr-defined]
 CERTIFICATE_TYPES = frozenset({"vocational_qualification", "skill_level"})
 COURSE_TYPES = frozenset({"degree_course", "self_study_course"})
-# 五级 (entry) … 一级 (highest), as on vocational qualification and skill-level certificates
-CERTIFICATE_LEVELS: tuple[str, ...] = ("五级", "四级", "三级", "二级", "一级")
+# 五级 (entry) … 一级 (highest), as on vocational qualification and skill-level certificates, and the names older
+# certificates print instead (初级 = 五级 … 高级技师 = 一级); a level is stored as printed and mapped to the
+# framework through the level map (node.rules.levels, docs/projects.md "Catalogue completeness").
+CERTIFICATE_LEVELS: tuple[str, ...] = ("五级", "四级", "三级", "二级", "一级", "初级", "中级", "高级", "技师", "高级技师")
 GRADE_WORDS: tuple[str, ...] = ("优", "良", "中", "及格", "合格")
 _MAX_DECIMAL = Decimal(9999999)
 # The earliest date an outcome can carry, for individual deposits and bulk imports alike (one rule).
@@ -140,8 +142,10 @@ def _check_rules(m: AchievementClaim) -> None:
             raise ValueError("only a certificate has a certificate number")
     if m.type == "training" and not m.hours:
         raise ValueError("a training outcome needs its hours")
-    if m.type == "community" and m.hours is None and m.credits is None:
-        raise ValueError("a community education outcome needs hours or credits")
+    if m.type in ("community", "cultural_leisure") and m.hours is None and m.credits is None:
+        raise ValueError(f"a {m.type} outcome needs hours or credits")
+    if m.type == "university_course_certificate" and m.credits is None:
+        raise ValueError("a university course certificate (大学课程证书) needs its credits")
     if m.earned_on is not None:
         if m.earned_on > dt.date.today():
             raise ValueError("earned_on lies in the future")

@@ -43,7 +43,7 @@ __all__ = [
 CODE_LIST_VERSION = "sh-2016"
 ACHIEVEMENT_TYPES = frozenset({
     "degree_course", "self_study_course", "vocational_qualification", "skill_level", "training", "community",
-    "informal",
+    "informal", "university_course_certificate", "cultural_leisure",
 })
 
 # ASCII digits only: `\d` would match full-width, Arabic-Indic, Devanagari... digits, which `Decimal()` and `int()`

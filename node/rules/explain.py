@@ -26,6 +26,8 @@ ACHIEVEMENT_TYPE_ZH = {
     "training": "培训证书",
     "community": "社区/老年教育成果",
     "informal": "非正式学习成果",
+    "university_course_certificate": "大学课程证书",
+    "cultural_leisure": "文化休闲教育学习成果",
 }
 _FIELD_ZH = {
     "type": "成果类型",

@@ -33,6 +33,8 @@ _SOURCE_LABEL = {
     "self_study_course": "自考课程 Self-study course",
     "community": "社区教育 Community",
     "informal": "非正式学习 Informal",
+    "university_course_certificate": "大学课程证书 University course certificate",
+    "cultural_leisure": "文化休闲教育 Cultural and leisure education",
 }
 _COMPONENT_ZH = {"theory": "理论考核 theory exam", "skills": "技能考核 skills exam", "all": "证书 certificate"}
 

@@ -51,6 +51,8 @@ ACHIEVEMENT_TYPES: tuple[str, ...] = (
     "training",
     "community",
     "informal",
+    "university_course_certificate",
+    "cultural_leisure",
 )
 
 ZERO = Decimal(0)
