@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from federation.outbox import flush_outbox
 from node.db import session_scope
@@ -300,6 +301,6 @@ def test_consent_and_transfer_between_two_nodes(joined) -> None:
     r = dest.post("/me/transfers/new", data={"consent": json.dumps(consent2), "csrf": token})
     assert r.status_code == 403 and "这份授权已被撤回" in r.text
     with session_scope(fed.b.ctx.engine) as s:  # nothing recognised twice
-        assert s.query(Achievement).filter(Achievement.source == "transfer").count() == 1
+        assert len(s.exec(select(Achievement).where(Achievement.source == "transfer")).all()) == 1
     assert Decimal("4") == Decimal(dest.get("/api/v1/me/transfers", headers=person.at_dest).json()[0]
                                    ["recognised_credits"])
