@@ -200,8 +200,9 @@ def consent_file(consent_id: str, request: Request, session: SessionDep) -> Resp
     """The signed consent document, to take to the destination region."""
     me = _learner(request, session)
     view = _consent_view(request, session, me, consent_id)
+    name = view["consent_id"].rsplit(":", 1)[-1][:40]  # urn:uuid:<uuid>
     return JSONResponse(view["document"], media_type="application/ld+json", headers={
-        "Content-Disposition": 'attachment; filename="consent.jsonld"', "Cache-Control": "no-store"})
+        "Content-Disposition": f'attachment; filename="consent-{name}.jsonld"', "Cache-Control": "no-store"})
 
 
 @router.post("/me/consents/{consent_id}/revoke", response_class=HTMLResponse)
@@ -233,8 +234,8 @@ def transfers_page(request: Request, ctx: CtxDep, session: SessionDep) -> HTMLRe
                   members=_member_names(session, ctx))
 
 
-def _transfer_form(request: Request, session, ctx, *, values: dict, errors: dict[str, str], binding: dict | None = None,
-                   status: int = 200) -> HTMLResponse:
+def _transfer_form(request: Request, session, ctx, *, values: dict, errors: dict[str, str],
+                   binding: dict | None = None, status: int = 200) -> HTMLResponse:
     return render(request, "learner/transfer_new.html", status=status, title="transfer.new_title", values=values,
                   errors=errors, binding=binding, members=_members(session, ctx))
 
