@@ -110,8 +110,9 @@ def _explained(lang: str, evaluation: dict) -> dict:
 def _what_if_page(request: Request, session, ctx, me: Principal, *, q: str, programme: str,
                   errors: dict[str, str], status: int = 200) -> HTMLResponse:
     lang = page_language(request)
-    programmes = _programmes(session, q)
-    chosen = next((p for p in _programmes(session, "") if p["code"] == programme), None) if programme else None
+    every = _programmes(session, "")
+    programmes = [p for p in every if not q or _matches(q, p["name"], p["code"], p["institution"])]
+    chosen = next((p for p in every if p["code"] == programme), None) if programme else None
     result = None
     if chosen is not None:
         try:
