@@ -13,7 +13,9 @@ credits under the destination's own rules. Each step is printed; the outcome is 
 published DID documents. `--export-dir` writes every signed artefact and a `manifest.json`. The nodes are
 stopped on exit, on error and on Ctrl-C. With `--keep-running` the demo then watches them until Ctrl-C: a node
 that dies is reported (exit code or signal, the end of its log) and the others keep running;
-`creditnode demo restart REGION` brings it back on its data.
+`creditnode demo restart REGION` brings it back on its data. Before it is left running, each region gets a learner
+with records, and the demo prints per region the portal URL and a sign-in for every role, with passwords drawn for
+this run (node.demo.signins; none is written in the code).
 
 The file is one linear scenario that reads top to bottom, step after step (hence its length); everything about
 processes is in `node/demo/supervisor.py`.
