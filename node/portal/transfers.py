@@ -190,8 +190,15 @@ def consent_page(consent_id: str, request: Request, ctx: CtxDep, session: Sessio
     view = _consent_view(request, session, me, consent_id)
     notice = next((f"consent.notice.{f}" for f in ("granted", "revoked") if request.query_params.get(f) == "1"),
                   None)
-    return render(request, "learner/consent.html", title="consent.detail_title", consent=view, notice=notice,
-                  members=_member_names(session, ctx), errors={},
+    return _consent_detail(request, session, ctx, me, view, notice=notice, errors={})
+
+
+def _consent_detail(request: Request, session, ctx, me: Principal, view: dict, *, notice: str | None,
+                    errors: dict[str, str], status: int = 200) -> HTMLResponse:
+    archive = learner_archive(session, ctx, me.id)
+    titles = {item.id: item.title for group in archive.groups for item in group.items}
+    return render(request, "learner/consent.html", status=status, title="consent.detail_title", consent=view,
+                  notice=notice, members=_member_names(session, ctx), errors=errors, titles=titles,
                   document_text=json.dumps(view["document"], ensure_ascii=False, indent=2))
 
 
@@ -216,10 +223,8 @@ def revoke_submit(consent_id: str, request: Request, ctx: CtxDep, session: Sessi
     except NodeError as exc:
         session.rollback()
         view = _consent_view(request, session, me, consent_id)
-        return render(request, "learner/consent.html", status=exc.status_code, title="consent.detail_title",
-                      consent=view, notice=None, members=_member_names(session, ctx),
-                      errors={"": _error_key(exc)},
-                      document_text=json.dumps(view["document"], ensure_ascii=False, indent=2))
+        return _consent_detail(request, session, ctx, me, view, notice=None, errors={"": _error_key(exc)},
+                               status=exc.status_code)
     return redirect(request, f"/me/consents/{view['consent_id']}?revoked=1")
 
 
