@@ -13,7 +13,9 @@ credits under the destination's own rules. Each step is printed; the outcome is 
 published DID documents. `--export-dir` writes every signed artefact and a `manifest.json`. The nodes are
 stopped on exit, on error and on Ctrl-C. With `--keep-running` the demo then watches them until Ctrl-C: a node
 that dies is reported (exit code or signal, the end of its log) and the others keep running;
-`creditnode demo restart REGION` brings it back on its data.
+`creditnode demo restart REGION` brings it back on its data. Before it is left running, each region gets a learner
+with records, and the demo prints per region the portal URL and a sign-in for every role, with passwords drawn for
+this run (node.demo.signins; none is written in the code).
 
 The file is one linear scenario that reads top to bottom, step after step (hence its length); everything about
 processes is in `node/demo/supervisor.py`.
@@ -41,12 +43,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from node.demo.signins import STAFF_ROLES, SignIns, demo_password
 from node.demo.supervisor import TEMP_PREFIX, DemoNode, Supervisor
 
 __all__ = ["DemoError", "run_demo"]
 
 REGIONS = ("shanghai", "jiangsu", "zhejiang", "anhui")
-PASSWORD = "demo-password-1"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 RECEIPT_TIMEOUT = 20.0
 # the learner's outcome at the origin (a university of that region) and what the agreement maps it to
@@ -89,7 +91,13 @@ class Demo:
             profile = load_region(region)
             port = profile.default_port if base_port is None else base_port + index
             self.nodes[region] = DemoNode(region, port, f"http://127.0.0.1:{port}", self.root / region)
-        self.supervisor = Supervisor(self.root, self.nodes, password=PASSWORD,
+        # every account's password is drawn for this run (node.demo.signins); the administrators' is shared by
+        # the four nodes' `creditnode init`
+        self.sign_ins = SignIns()
+        self.admin_password = demo_password()
+        for region in REGIONS:
+            self.sign_ins.add(region, "node_admin", "admin", self.admin_password)
+        self.supervisor = Supervisor(self.root, self.nodes, password=self.admin_password,
                                      standards={r: [CONFIG_DIR / f for f in files] for r, files in STANDARDS.items()},
                                      say=lambda text: self.console.print(f"    {escape(text)}", highlight=False))
         self.http = httpx.Client(timeout=httpx.Timeout(20.0, connect=2.0), trust_env=False)
@@ -165,14 +173,16 @@ class Demo:
     def watch(self) -> None:
         """Until Ctrl-C: report each node that dies (the others keep running) and carry out the restart
         requests of `creditnode demo restart`."""
+        self.learners_elsewhere()
         self.supervisor.write_state()
         restart = f"creditnode demo restart REGION{'' if self._own_tmp else f' --data-dir {self.root}'}"
         self.console.print(f"\nThe nodes keep running (Ctrl-C stops them); the demo watches them. Bring one back "
-                           f"on its data with `{restart}`. Sign in with user `admin`, `fedadmin`, `branch`, "
-                           f"`centre` (password {PASSWORD}):", highlight=False)
+                           f"on its data with `{restart}`. Sign in on each region's portal as any of these "
+                           f"(demo-only passwords, drawn for this run):", highlight=False)
         for node in self.nodes.values():
             self.console.print(f"    {node.region:9} portal {node.base_url}/   API {node.base_url}/docs   "
                                f"data {node.data_dir}", highlight=False)
+            self.sign_ins.print(self.console, node.region)
         while True:
             for node in self.supervisor.newly_dead():
                 self.console.print(f"\n[bold red]✗[/bold red] {escape(self.supervisor.exit_report(node))}",
@@ -217,21 +227,25 @@ class Demo:
         self.step("Staff accounts (through each node's admin API)")
 
         def accounts(node: DemoNode) -> None:
-            self.sign_in(node, "admin", "admin", PASSWORD)
-            wanted = [("fedadmin", "federation_admin")]
-            if node.region in (self.origin_id, self.destination_id):
-                wanted += [("standards", "standards_admin"), ("branch", "branch_reviewer"),
-                           ("centre", "centre_reviewer"), ("outlet", "outlet_staff")]
-            for username, role in wanted:
+            self.sign_in(node, "admin", "admin", self.admin_password)
+            code, name = ORIGIN_ISSUERS[node.region]  # the uploader's institution: a university of the region
+            self.call(node, "POST", "/api/v1/admin/organisations", as_="admin", expect=201,
+                      json={"code": code, "name": name, "kind": "institution", "institution_type": "university"})
+            for username, role in STAFF_ROLES:
+                password = demo_password()
                 self.call(node, "POST", "/api/v1/admin/staff", as_="admin", expect=201,
-                          json={"username": username, "display_name": username, "password": PASSWORD,
-                                "roles": [role]})
-                self.sign_in(node, username, username, PASSWORD)
+                          json={"username": username, "display_name": username, "password": password,
+                                "roles": [role], **({"organisation_code": code}
+                                                    if role == "institution_uploader" else {})})
+                self.sign_ins.add(node.region, role, username, password, name if role == "institution_uploader"
+                                  else "")
+                if role not in ("institution_uploader", "auditor"):  # the scenario acts as the others
+                    self.sign_in(node, username, username, password)
 
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:  # password hashing is slow on purpose
             list(pool.map(accounts, self.nodes.values()))
-        self.ok("a federation admin at every node; standards admin, outlet staff, branch and centre reviewers at "
-                f"{self.origin_id} and {self.destination_id}")
+        self.ok("at every node: outlet staff, branch and centre reviewers, an institution uploader, a standards "
+                "admin, a federation admin and an auditor (passwords drawn for this run)")
         for region in (self.origin_id, self.destination_id):
             rules = self.call(self.nodes[region], "GET", "/api/v1/standards/rules", as_="standards",
                               params={"status": "approved"})
@@ -350,16 +364,41 @@ class Demo:
         origin = self.origin
         self.step(f"A learner deposits two outcomes at {origin.region} (two-stage review each)")
         id_number = _synthetic_id_number()
-        person = {"id_number": id_number, "name": "王小明", "password": PASSWORD}
-        pending = self.call(origin, "POST", "/api/v1/learners/register", expect=202, json=person)
-        account = self.call(origin, "POST", "/api/v1/learners/registrations/verify", as_="outlet", expect=201,
-                            json={"reference": pending["reference"], "id_number": id_number})
-        self.sign_in(origin, "learner", id_number, PASSWORD)
-        self.ok(f"registered online (pending, reference {pending['reference']}); the outlet checked the ID card → "
+        person = {"id_number": id_number, "name": "王小明", "password": demo_password()}
+        account = self.register(origin, person)
+        self.ok(f"registered online (pending, reference {account['reference']}); the outlet checked the ID card → "
                 f"account {account['account_no']} (ID number stored encrypted, shown as "
                 f"{account['id_number_masked']}; pseudonym {account['pseudonym']})")
+        achievement_ids = self.deposit_claims(origin, self.claims())
+        self.sign_ins.add(origin.region, "learner", account["account_no"], person["password"],
+                          f"{len(achievement_ids)} records; consent for {self.destination_id}")
+        dest = self.destination
+        other = self.call(dest, "POST", "/api/v1/learners", as_="outlet", expect=201,
+                          json={"id_number": id_number, "name": person["name"]})
+        code = self.call(dest, "POST", f"/api/v1/learners/{other['id']}/activation-code", as_="outlet", expect=201)
+        password = demo_password()
+        self.call(dest, "POST", "/api/v1/learners/activate", expect=200,
+                  json={"id_number": id_number, "code": code["code"], "new_password": password})
+        self.sign_in(dest, "learner", other["account_no"], password)
+        self.sign_ins.add(dest.region, "learner", other["account_no"], password,
+                          f"records transferred from {origin.region}; conversions")
+        self.ok(f"the learner moves to {dest.region}: an outlet opens account {other['account_no']} and hands over "
+                f"an activation code; the learner activates it with their ID number")
+        return {"achievement_ids": achievement_ids, "id_number": id_number}
+
+    def register(self, node: DemoNode, person: dict) -> dict:
+        """Online registration, then the outlet checks the ID card (the account opens); signs the learner in."""
+        pending = self.call(node, "POST", "/api/v1/learners/register", expect=202, json=person)
+        account = self.call(node, "POST", "/api/v1/learners/registrations/verify", as_="outlet", expect=201,
+                            json={"reference": pending["reference"], "id_number": person["id_number"]})
+        self.sign_in(node, "learner", person["id_number"], person["password"])
+        return {**account, "reference": pending["reference"]}
+
+    def deposit_claims(self, node: DemoNode, claims: list[dict]) -> list[int]:
+        """The signed-in learner applies with evidence for each claim; branch and centre approve each."""
+        origin = node
         achievement_ids = []
-        for claim in self.claims():
+        for claim in claims:
             app = self.call(origin, "POST", "/api/v1/me/deposit-applications", as_="learner", expect=201,
                             json={"achievement": claim})
             self.call(origin, "POST", f"/api/v1/me/deposit-applications/{app['id']}/evidence", as_="learner",
@@ -379,16 +418,28 @@ class Demo:
             self.ok(f"deposited: {claim['title']} ({claim['code']}), {what} → achievement "
                     f"{app['achievement_id']} ({'; '.join(states)})")
             achievement_ids.append(app["achievement_id"])
-        dest = self.destination
-        other = self.call(dest, "POST", "/api/v1/learners", as_="outlet", expect=201,
-                          json={"id_number": id_number, "name": person["name"]})
-        code = self.call(dest, "POST", f"/api/v1/learners/{other['id']}/activation-code", as_="outlet", expect=201)
-        self.call(dest, "POST", "/api/v1/learners/activate", expect=200,
-                  json={"id_number": id_number, "code": code["code"], "new_password": PASSWORD})
-        self.sign_in(dest, "learner", other["account_no"], PASSWORD)
-        self.ok(f"the learner moves to {dest.region}: an outlet opens account {other['account_no']} and hands over "
-                f"an activation code; the learner activates it with their ID number")
-        return {"achievement_ids": achievement_ids, "id_number": id_number}
+        return achievement_ids
+
+    def learners_elsewhere(self) -> None:
+        """Before the nodes are left running: at the regions the scenario did not use, a learner with a record
+        (registered, ID checked at the outlet, one course result through both reviews), to sign in as."""
+        others = [n for n in self.nodes.values() if n.region not in (self.origin_id, self.destination_id)]
+        if not others:
+            return
+        self.step("A learner with records at " + " and ".join(n.region for n in others) + " (for the portal)")
+
+        def learner(node: DemoNode) -> None:
+            code, name = ORIGIN_ISSUERS[node.region]
+            person = {"id_number": _synthetic_id_number(), "name": "李华", "password": demo_password()}
+            account = self.register(node, person)
+            claim = {"type": "degree_course", "issuer_code": code, "issuer_name": name, "code": "MATH101",
+                     "title": "高等数学", "credits": "4", "hours": "64", "score": "90", "earned_on": "2025-06-30"}
+            ids = self.deposit_claims(node, [claim])
+            self.sign_ins.add(node.region, "learner", account["account_no"], person["password"],
+                              f"{len(ids)} record")
+
+        with ThreadPoolExecutor(max_workers=len(others)) as pool:
+            list(pool.map(learner, others))
 
     def consent(self, learner: dict) -> dict:
         self.step(f"Consent at {self.origin_id}, bound to the learner's account at {self.destination_id}")

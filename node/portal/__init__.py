@@ -1,7 +1,8 @@
 """The portal: server-rendered pages for people, in the same app as the API (docs/portal.md).
 
 `public` — the region's home page, standards catalogue, handbook, member regions (anyone);
-`learner` — activation, sign-in, the archive, records, transcript, password, accesses (learners).
+`learner` — activation, sign-in, the archive, records, transcript, password, accesses (learners);
+`conversions`, `transfers` — what-if and conversion requests, consents and cross-region transfers (learners).
 Texts are in Babel catalogues (`locale/`), assets in `static/` (served by the node: no CDN, no build step).
 """
 
@@ -21,12 +22,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
     from node.portal import applications, learner, projects, public
+    from node.portal import applications, conversions, learner, public, transfers
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
     app.include_router(learner.router)
     app.include_router(applications.router)
     app.include_router(projects.router)  # 双证融通 projects and RPL (docs/projects.md)
+    app.include_router(conversions.router)
+    app.include_router(transfers.router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)

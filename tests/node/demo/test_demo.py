@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -90,7 +91,10 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
     try:
         _wait_for(lambda: "The nodes keep running" in "".join(lines) or demo.poll() is not None, 240)
         assert demo.poll() is None, "".join(lines)[-4000:]
+        _wait_for(lambda: "\n    anhui " in "".join(lines) and "node_admin" in "".join(lines).rsplit("anhui ", 1)[-1],
+                  30)
         state = json.loads((data / "demo.json").read_text(encoding="utf-8"))
+        _check_sign_ins("".join(lines), state)
         zhejiang = state["nodes"]["zhejiang"]
         did = _get(zhejiang["base_url"] + "/.well-known/did.json")["id"]
         os.kill(zhejiang["pid"], signal.SIGKILL)
@@ -165,6 +169,47 @@ def test_demo_end_to_end_with_export(tmp_path: Path) -> None:
 
     # the learner's exports: OB 3.0 credentials with both proofs, and the transcript PDF (issue 14, "Done when")
     _check_learner_exports(out, dids)
+
+
+ROLES = ("learner", "outlet_staff", "branch_reviewer", "centre_reviewer", "institution_uploader", "standards_admin",
+         "federation_admin", "auditor", "node_admin")
+
+
+def _check_sign_ins(text: str, state: dict) -> None:
+    """Issue 15, "Done when": per region the portal URL and a sign-in for each role, with passwords drawn for
+    this run (none is written in the code); each printed sign-in works and the learners have records."""
+    import httpx
+
+    assert "demo-password-1" not in text
+    block = text.split("The nodes keep running", 1)[1]
+    found: dict[str, dict[str, tuple[str, str]]] = {}
+    region = None
+    for line in block.splitlines():
+        head = re.match(r"^    (shanghai|jiangsu|zhejiang|anhui)\s+portal (http://127\.0\.0\.1:\d+)/", line)
+        if head:
+            region = head[1]
+            assert head[2] == state["nodes"][region]["base_url"]
+            found[region] = {}
+            continue
+        row = re.match(r"^      ([a-z_]+)\s+(?:user|account) (\S+)\s+password (\S+)", line)
+        if row and region:
+            found[region][row[1]] = (row[2], row[3])
+    assert set(found) == {"shanghai", "jiangsu", "zhejiang", "anhui"}
+    passwords = []
+    for region, rows in found.items():
+        assert sorted(rows) == sorted(ROLES), (region, rows)
+        passwords += [p for role, (_, p) in rows.items() if role != "node_admin"]
+    assert len(set(passwords)) == len(passwords)  # one for each account
+    for region in ("shanghai", "jiangsu"):  # the destination (records transferred) and a region the scenario left
+        base = state["nodes"][region]["base_url"]
+        for role, (user, password) in found[region].items():
+            r = httpx.post(f"{base}/api/v1/auth/token", data={"username": user, "password": password}, timeout=30,
+                           trust_env=False)
+            assert r.status_code == 200, (region, role, r.text)
+            if role == "learner":
+                archive = httpx.get(f"{base}/api/v1/me/archive", timeout=30, trust_env=False,
+                                    headers={"Authorization": f"Bearer {r.json()['access_token']}"}).json()
+                assert archive["totals"]["count"] >= 1, (region, archive)
 
 
 def _check_learner_exports(out: Path, dids: dict) -> None:
