@@ -21,8 +21,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
-    from node.portal import applications, learner, projects, public
-    from node.portal import applications, conversions, learner, public, transfers
+    from node.portal import applications, conversions, learner, projects, public, transfers
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
