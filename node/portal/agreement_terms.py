@@ -79,7 +79,8 @@ def _mapping_label(m: dict, t: Translate) -> str:
 
 def _mapping_value(m: dict, t: Translate) -> str:
     dst = m.get("to") if isinstance(m.get("to"), dict) else {}
-    if "reference_level" in (m.get("from") or {}) and "code" not in dst:
+    src = m.get("from") if isinstance(m.get("from"), dict) else {}
+    if "reference_level" in src and "code" not in dst:
         target = t("fed.term.reference_level", level=_plain(dst.get("reference_level")))
     else:
         target = " ".join(str(x) for x in (dst.get("code"), dst.get("title"), dst.get("level")) if x)
