@@ -158,13 +158,17 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
     _check(page_a)
     state = at_a.storage_state()
     _shots(browser, fed.a.base, state, [(f"/federation/agreements/{AGREEMENT}", "fed-counter-diff")], shots)
-    page_a.get_by_role("button", name="签署第 2 版").click()
+    sign = page_a.get_by_role("button", name="签署第 2 版")  # keyboard only: focus and Enter
+    sign.focus()
+    page_a.keyboard.press("Enter")
     page_a.wait_for_url("**/federation/agreements/*?done=sign")
     expect(page_a.locator("#head-state")).to_contain_text("各方均已签署")
     assert fed.deliver() == 1  # agreement.sign: both proofs on the same hash
     for page in (page_a, page_b):
         page.goto(f"/federation/agreements/{AGREEMENT}")
         expect(page.locator("#in-force")).to_have_text("第 2 版 · 有效")
+    # both regions' proofs are on version 2: Zhejiang's from its counter-proposal, Shanghai's from the button
+    expect(page_b.locator("table.versions tbody tr").first).to_contain_text("shanghai, zhejiang")
     page_b.get_by_role("link", name="重新验证全部签名").click()
     expect(page_b.locator("#verify-result")).to_have_text("哈希链和全部签名验证通过")
     _check(page_b, shots, "fed-verify")

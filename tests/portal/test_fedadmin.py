@@ -156,6 +156,8 @@ def test_a_negotiation_through_the_pages(joined, admins) -> None:
     assert [e.outcome for e in _audit(joined.a, "federation.agreement.propose")] == ["ok", "failed"]
     assert flush_outbox(joined.a.ctx).sent == 1
 
+    assert "有 1 份协议等待本节点签署" in b.get("/federation").text
+    assert "等待本节点签署" not in a.get("/federation").text  # Shanghai signed what it proposed
     # Zhejiang counter-proposes: other hours per credit, a changed mapping and a new one
     page = b.get(detail)
     assert page.status_code == 200 and "签署第 1 版" in page.text and "修改条款并提出反提案" in page.text
