@@ -226,7 +226,7 @@ class EdgeMiddleware:
         if problem:
             await _answer(send_with_headers, *problem)
             return
-        if scope["path"].startswith("/federation/"):
+        if scope["path"].startswith("/federation/v1/"):
             # Peer routes read, limit and check their body themselves (federation.transport.inbound): their
             # refusals must be signed like every peer response.
             await self._call(scope, receive, send_with_headers, lambda: started)

@@ -22,6 +22,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
     from node.portal import applications, conversions, learner, projects, public, transfers
+    from node.portal import applications, federation, learner, public
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
@@ -30,6 +31,7 @@ def install(app: FastAPI) -> None:
     app.include_router(projects.router)  # 双证融通 projects and RPL (docs/projects.md)
     app.include_router(conversions.router)
     app.include_router(transfers.router)
+    app.include_router(federation.router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)
