@@ -159,3 +159,117 @@ def test_forms_need_the_csrf_token(client: TestClient, sign_in, standards) -> No
     r = client.post(f"/centre/standards/rules/{RULE_ID}/1/reject", data={"reason": "x"})
     assert r.status_code == 400
     assert not _audit(client, action="standards.rule.create")
+
+
+def test_audit_log_filters_and_keyset_paging(client: TestClient, sign_in, standards) -> None:
+    sign_in("standards_admin", username="erin")
+    client.get("/centre/standards")
+    body = _next_version(client)
+    client.post("/centre/standards/propose", data={"body": body, "csrf": _csrf(client.get("/centre").text)})
+    sign_in("auditor", username="audrey")
+    page = client.get("/centre/audit?actor=erin&action=standards.rule.*")
+    assert page.status_code == 200
+    assert "standards.rule.create" in page.text and f"standard_rule:{RULE_ID}@2" in page.text
+    assert "audit.read" not in page.text  # filtered by actor
+    # bad filters: next to their field, nothing read
+    r = client.get("/centre/audit?from=2026-13-01&to=x&outcome=maybe&actor=" + "a" * 101)
+    assert r.status_code == 400
+    for field in ("from", "to", "outcome", "actor"):
+        assert f'id="{field}-error"' in r.text, field
+    r = client.get("/centre/audit?from=2026-05-02&to=2026-05-01")
+    assert r.status_code == 400 and 'id="to-error"' in r.text
+    r = client.get("/centre/audit?target=a%01b")
+    assert r.status_code == 400 and 'id="target-error"' in r.text
+    assert client.get("/centre/audit?target=a%00b").status_code in (400, 422)  # refused at the edge
+    # keyset paging: 50 a page, the next page starts after the last id shown, no entry twice
+    from node.db import session_scope
+    from node.audit.service import record
+
+    with session_scope(client.app.state.ctx.engine) as s:
+        for i in range(60):
+            record(s, actor=None, action="test.paging", target_type="thing", target_id=i)
+    first = client.get("/centre/audit?action=test.paging")
+    shown = re.findall(r"<code>thing:(\d+)</code>", first.text)
+    assert len(shown) == 50 and shown[0] == "59"
+    next_url = re.search(r'<a href="([^"]+)" rel="next">', first.text)[1].replace("&amp;", "&")
+    second = client.get(next_url)
+    rest = re.findall(r"<code>thing:(\d+)</code>", second.text)
+    assert rest == [str(i) for i in range(9, -1, -1)] and 'rel="next"' not in second.text
+    reads = _audit(client, action="audit.read", actor_name="audrey")
+    assert len(reads) == 3 and reads[-1].detail["filters"] == {"action": "test.paging"}
+    # the date range is inclusive of the end day
+    today = client.get("/centre/audit?action=test.paging&from=2000-01-01&to=2999-12-31")
+    assert len(re.findall(r"<code>thing:", today.text)) == 50
+
+
+def test_staff_accounts_and_roles(client: TestClient, sign_in) -> None:
+    from node.db import session_scope
+    from node.org.service import create_organisation
+
+    with session_scope(client.app.state.ctx.engine) as s:
+        create_organisation(s, code="SH-CENTRE", name="中心", kind="centre")
+    sign_in("node_admin", username="nadia")
+    page = client.get("/centre/staff")
+    assert page.status_code == 200
+    token = _csrf(page.text)
+    # bad input next to the fields
+    r = client.post("/centre/staff", data={"username": "X", "display_name": "", "csrf": token})
+    assert r.status_code == 400
+    for field in ("username", "display_name", "roles"):
+        assert f'id="{field}-error"' in r.text, field
+    r = client.post("/centre/staff", data={"username": "nadia", "display_name": "Dup", "roles": ["auditor"],
+                                           "csrf": token})
+    assert r.status_code == 409 and 'id="username-error"' in r.text
+    r = client.post("/centre/staff", data={"username": "zed", "display_name": "a\x07b", "roles": ["auditor"],
+                                           "csrf": token})
+    assert r.status_code == 400 and 'id="display_name-error"' in r.text
+    r = client.post("/centre/staff", data={"username": "zed", "display_name": "a\x00b", "roles": ["auditor"],
+                                           "csrf": token})
+    assert r.status_code == 422  # refused by the app-wide form check (node.middleware), before the page
+    r = client.post("/centre/staff", data={"username": "frank", "display_name": "张弗兰克",
+                                           "roles": ["standards_admin", "auditor"], "csrf": token})
+    assert r.status_code == 201 and 'id="initial-password"' in r.text
+    password = re.search(r'id="initial-password">([^<]+)<', r.text)[1]
+    assert password not in json.dumps([tuple(e) for e in _audit(client, action="staff.create")], default=str)
+    # give and withdraw roles; a role the organisation cannot hold is refused next to the field
+    r = client.post("/centre/staff/frank/roles", data={"roles": ["auditor"], "csrf": token},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    member = client.get("/centre/staff/frank").text
+    assert 'value="auditor" id="role-auditor" checked' in member
+    assert 'value="standards_admin" id="role-standards_admin" checked' not in member
+    r = client.post("/centre/staff/frank/roles", data={"roles": ["institution_uploader"], "csrf": token})
+    assert r.status_code == 400 and 'id="roles-error"' in r.text
+    r = client.post("/centre/staff/frank/roles", data={"csrf": token})
+    assert r.status_code == 400 and 'id="roles-error"' in r.text
+    # disable: the person's sessions end
+    r = client.post("/centre/staff/frank/disable", data={"csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    assert [e.outcome for e in _audit(client, action="staff.disable")] == ["ok"]
+    assert [e.outcome for e in _audit(client, action="staff.roles")] == ["ok", "failed"]
+    other = TestClient(client.app)
+    r = other.post("/api/v1/auth/token", data={"username": "frank", "password": password})
+    assert r.status_code == 401
+    assert client.get("/centre/staff/nobody").status_code == 404
+
+
+def test_organisations(client: TestClient, sign_in) -> None:
+    sign_in("node_admin", username="otto")
+    token = _csrf(client.get("/centre/organisations").text)
+    r = client.post("/centre/organisations", data={"code": "SH-CENTRE", "name": "上海市终身教育学分银行管理中心",
+                                                   "kind": "centre", "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    r = client.post("/centre/organisations", data={"code": "bad code!", "name": "", "kind": "planet",
+                                                   "csrf": token})
+    assert r.status_code == 400
+    for field in ("code", "name", "kind"):
+        assert f'id="{field}-error"' in r.text, field
+    r = client.post("/centre/organisations", data={"code": "O1", "name": "网点", "kind": "outlet",
+                                                   "parent_code": "SH-CENTRE", "csrf": token})
+    assert r.status_code == 400 and 'id="parent_code-error"' in r.text
+    r = client.post("/centre/organisations", data={"code": "B01", "name": "黄浦区分部", "kind": "branch",
+                                                   "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    listing = client.get("/centre/organisations?kind_filter=branch").text
+    assert "黄浦区分部" in listing and "上海市终身教育学分银行管理中心" not in listing
+    assert [e.outcome for e in _audit(client, action="organisation.create")] == ["ok", "failed", "ok"]
