@@ -273,3 +273,127 @@ def test_organisations(client: TestClient, sign_in) -> None:
     listing = client.get("/centre/organisations?kind_filter=branch").text
     assert "黄浦区分部" in listing and "上海市终身教育学分银行管理中心" not in listing
     assert [e.outcome for e in _audit(client, action="organisation.create")] == ["ok", "failed", "ok"]
+
+
+# -- queues and revocations --------------------------------------------------------------------------------
+
+from tests.conversion.conftest import learner, outcome, seeded, staff  # noqa: E402,F401  (fixtures)
+from tests.deposits.helpers import ok  # noqa: E402
+
+
+def _confirmed_conversion(client: TestClient, learner, outcome, staff) -> dict:
+    me = learner()
+    outcome(me.id, type="vocational_qualification", code="VQ.CNC_MILLING", title="数控铣工（三级）",
+            issuer_code="SH-OSTA", level="三级", score="合格")
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": "SUES-CE-MECHATRONICS"},
+                         headers=me.headers), 201)
+    outlet = staff("outlet_staff", org="O01")
+    return ok(client.post(f"/api/v1/conversions/{req['id']}/confirm", json={"version": req["version"]},
+                          headers=outlet))
+
+
+def test_conversion_queue_decide_with_reason(client: TestClient, sign_in, seeded, learner, outcome, staff) -> None:
+    req = _confirmed_conversion(client, learner, outcome, staff)
+    [item] = req["items"]
+    sign_in("centre_reviewer", username="rita")
+    queue = client.get("/centre/conversions")
+    assert queue.status_code == 200 and f'href="/centre/conversions/{req["id"]}"' in queue.text
+    assert [e.outcome for e in _audit(client, action="conversion.list", actor_name="rita")] == ["ok"]
+    assert f'/centre/conversions/{req["id"]}"' not in client.get("/centre/conversions?state=closed").text
+    detail = client.get(f"/centre/conversions/{req['id']}")
+    assert "SUES-CR-2016-CNCMILL-3" in detail.text and item["explanation_zh"][:20] in detail.text
+    token = _csrf(detail.text)
+    url = f"/centre/conversions/{req['id']}"
+    r = client.post(url, data={"version": str(req["version"]), "csrf": token})
+    assert r.status_code == 400 and f'id="decision_{item["id"]}-error"' in r.text
+    r = client.post(url, data={"version": str(req["version"]), f"decision_{item['id']}": "reject", "csrf": token})
+    assert r.status_code == 400 and f'id="reason_{item["id"]}-error"' in r.text
+    r = client.post(url, data={"version": "999", f"decision_{item['id']}": "approve", "csrf": token})
+    assert r.status_code == 409  # stale version: the API's refusal, audited
+    assert [e.outcome for e in _audit(client, action="conversion.review")] == ["failed"]
+    r = client.post(url, data={"version": str(req["version"]), f"decision_{item['id']}": "reject",
+                               f"reason_{item['id']}": "证书编号无法核实", "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert "证书编号无法核实" in page and 'id="conversion-state">已决定' in page
+    assert [e.outcome for e in _audit(client, action="conversion.review")] == ["failed", "ok"]
+    assert client.get("/centre/conversions/999999").status_code == 404
+
+
+def test_transfer_queue_page(client: TestClient, sign_in) -> None:
+    sign_in("branch_reviewer", username="bert", org="B01")
+    page = client.get("/centre/transfers")
+    assert page.status_code == 200 and "没有待审核的转移项目" in page.text
+    assert _audit(client, action="transfer.review_queue", actor_name="bert")
+    token = _csrf(page.text)
+    r = client.post("/centre/transfers/items/12345", data={"decision_12345": "maybe", "csrf": token})
+    assert r.status_code == 400 and "请选择核准或驳回" in r.text and "请填写理由" in r.text
+    r = client.post("/centre/transfers/items/12345", data={"decision_12345": "approve", "reason_12345": "ok",
+                                                           "csrf": token})
+    assert r.status_code == 404
+    assert [e.outcome for e in _audit(client, action="transfer.review")] == ["denied"]
+    assert client.get("/centre/revocations").status_code == 403  # a branch reviewer does not revoke
+
+
+def test_revocation_needs_two_centre_reviewers(client: TestClient, sign_in, learner, outcome) -> None:
+    me = learner()
+    achievement = outcome(me.id, type="training", code="T1", title="安全培训证书", issuer_code="X")
+    sign_in("centre_reviewer", username="rita")
+    page = client.get("/centre/revocations")
+    token = _csrf(page.text)
+    r = client.post("/centre/revocations", data={"achievement_id": "abc", "reason": "", "csrf": token})
+    assert r.status_code == 400 and 'id="achievement_id-error"' in r.text and 'id="reason-error"' in r.text
+    r = client.post("/centre/revocations", data={"achievement_id": "99999", "reason": "错误", "csrf": token})
+    assert r.status_code == 404 and 'id="achievement_id-error"' in r.text
+    r = client.post("/centre/revocations", data={"achievement_id": str(achievement), "reason": "证书系伪造",
+                                                 "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get("/centre/revocations").text
+    assert "安全培训证书" in page and "证书系伪造" in page
+    request_id = re.search(r'action="/centre/revocations/(\d+)"', page)[1]
+    url = f"/centre/revocations/{request_id}"
+    r = client.post(url, data={f"decision_{request_id}": "maybe", "csrf": _csrf(page)})
+    assert r.status_code == 400 and f'id="decision_{request_id}-error"' in r.text
+    # four eyes: the reviewer who asked cannot decide; the refusal is audited
+    r = client.post(url, data={f"decision_{request_id}": "approve", "csrf": _csrf(page)})
+    assert r.status_code == 403 and f'id="decision_{request_id}-error"' in r.text and "四眼原则" in r.text
+    assert [e.outcome for e in _audit(client, action="revocation.decide")] == ["denied"]
+    sign_in("centre_reviewer", username="sam")
+    page = client.get("/centre/revocations").text
+    r = client.post(url, data={f"decision_{request_id}": "approve", f"reason_{request_id}": "核实无误",
+                               "csrf": _csrf(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "安全培训证书" not in client.get("/centre/revocations").text
+    from node.models import Achievement
+
+    with client.app.state.ctx.engine.connect() as conn:
+        status = conn.execute(sa.select(Achievement.__table__.c.status)
+                              .where(Achievement.__table__.c.id == achievement)).scalar_one()
+    assert status == "revoked"
+    assert [e.outcome for e in _audit(client, action="revocation.decide")] == ["denied", "ok"]
+    assert [(e.actor_name, e.outcome) for e in _audit(client, action="revocation.request")] == [
+        ("rita", "denied"), ("rita", "ok")]  # the unknown outcome number, then the request
+    assert _audit(client, action="revocation.list", actor_name="sam")
+
+
+def test_every_text_the_pages_compose_exists_in_both_languages() -> None:
+    """Keys the templates build from data (a role, a state, a kind...) — the key check cannot see them."""
+    from node.portal.centre.admin import OUTCOMES, ORG_KINDS
+    from node.portal.centre.common import SECTIONS
+    from node.portal.centre.queues import CONVERSION_STATES
+    from node.portal.centre.standards import STATUS_FILTERS
+    from node.portal.i18n import catalogue
+    from node.roles import ALL_STAFF_ROLES
+
+    keys = {f"centre.role.{r}" for r in ALL_STAFF_ROLES}
+    keys |= {f"centre.section.{name}{suffix}" for name, _, _ in SECTIONS for suffix in ("", "_intro")}
+    keys |= {f"centre.state.{s}" for s in (*STATUS_FILTERS, "effective", "expired")}
+    keys |= {f"centre.conv.state_{s}" for s in CONVERSION_STATES}
+    keys |= {f"centre.conv.item_{s}" for s in ("proposed", "confirmed", "approved", "rejected", "withdrawn", "dropped", "revoked")}
+    keys |= {f"centre.kind.{k}" for k in ORG_KINDS} | {f"centre.outcome.{o}" for o in OUTCOMES}
+    keys |= {f"centre.diff.sr_{op}" for op in ("same", "del", "ins")}
+    keys |= {f"centre.mode.{m}" for m in ("credit_recognition", "certificate_recognition", "course_restructuring",
+                                           "through_train", "course_transfer", "other")}
+    keys |= {f"centre.component.{c}" for c in ("theory", "skills", "all")}
+    for lang in ("zh", "en"):
+        assert sorted(keys - set(catalogue(lang))) == [], lang

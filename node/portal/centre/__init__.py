@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from node.deps import SessionDep, public
-from node.portal.centre import admin, standards
+from node.portal.centre import admin, queues, standards
 from node.portal.centre.common import CENTRE_ROLES, page, sections_of, staff_page
 from node.roles import Role
 
@@ -28,3 +28,4 @@ def centre_home(request: Request, session: SessionDep) -> HTMLResponse:
 
 router.include_router(standards.router)
 router.include_router(admin.router)
+router.include_router(queues.router)
