@@ -114,7 +114,8 @@ def test_propose_see_the_difference_and_a_second_admin_approves(client: TestClie
     r = client.post(f"/centre/standards/rules/{RULE_ID}/2/approve", data={"csrf": _csrf(draft)},
                     follow_redirects=False)
     assert r.status_code == 303
-    assert "生效中" in client.get(r.headers["location"]).text
+    approved = client.get(r.headers["location"]).text
+    assert "生效中" in approved and "<dd>alice</dd>" in approved and "<dd>bob · " in approved
     approvals = _audit(client, action="standards.rule.approve")
     assert [(e.actor_name, e.outcome) for e in approvals] == [("alice", "denied"), ("bob", "ok")]
     assert [e.actor_name for e in _audit(client, action="standards.rule.create")] == ["alice"]

@@ -92,6 +92,19 @@ def _diff(request: Request, old: dict | None, new: dict, names: Names) -> dict:
     }
 
 
+def _person(session: Session, ref: str | None) -> str:
+    """Who made or checked a rule (`staff:<id>` as stored) as the person's name and user name."""
+    from node.models import StaffAccount
+
+    kind, _, ident = (ref or "").partition(":")
+    if kind == "staff" and ident.isdigit() and len(ident) < 19:
+        staff = session.get(StaffAccount, int(ident))
+        if staff is not None:
+            return f"{staff.display_name} ({staff.username})" if staff.display_name != staff.username \
+                else staff.username
+    return ref or ""
+
+
 def _rule_page(request: Request, session: Session, me: Principal, rule_id: str, version: int, *,
                errors: dict[str, str] | None = None, status: int = 200, notice: str = "",
                reason: str = "") -> HTMLResponse:
@@ -106,7 +119,8 @@ def _rule_page(request: Request, session: Session, me: Principal, rule_id: str, 
                   diff=_diff(request, base.body if base else None, rule.body, names) if rule.status == "draft"
                   else None, versions=versions, errors=errors or {}, notice=notice, reason=reason,
                   can_decide=rule.status == "draft" and me.has_any(ADMIN),
-                  json_text="\n".join(pretty_json(rule.body)))
+                  json_text="\n".join(pretty_json(rule.body)), maker=_person(session, rule.created_by),
+                  checker=_person(session, rule.approved_by))
 
 
 @router.get("/centre/standards/rules/{rule_id}/{version}", response_class=HTMLResponse)
