@@ -398,3 +398,21 @@ def test_every_text_the_pages_compose_exists_in_both_languages() -> None:
     keys |= {f"centre.component.{c}" for c in ("theory", "skills", "all")}
     for lang in ("zh", "en"):
         assert sorted(keys - set(catalogue(lang))) == [], lang
+
+
+def test_retire_an_approved_version(client: TestClient, sign_in, standards) -> None:
+    sign_in("standards_admin", username="gina")
+    page = client.get(f"/centre/standards/rules/{RULE_ID}/1")
+    assert 'id="retire_reason"' in page.text
+    r = client.post(f"/centre/standards/rules/{RULE_ID}/1/retire",
+                    data={"retire_reason": "x" * 1001, "csrf": _csrf(page.text)})
+    assert r.status_code == 400 and 'id="retire_reason-error"' in r.text
+    r = client.post(f"/centre/standards/rules/{RULE_ID}/1/retire",
+                    data={"retire_reason": "由新标准取代", "csrf": _csrf(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert 'id="rule-state">已停用' in page and "由新标准取代" in page and 'id="retire_reason"' not in page
+    r = client.post(f"/centre/standards/rules/{RULE_ID}/1/retire", data={"csrf": _csrf(page)})
+    assert r.status_code == 409 and "该版本的当前状态不允许此操作" in r.text  # already retired: the API refuses
+    assert 'id="retire_reason-error"' not in r.text  # the form is gone: the summary says it
+    assert [e.outcome for e in _audit(client, action="standards.rule.retire")] == ["ok", "failed"]

@@ -114,11 +114,16 @@ def _rule_page(request: Request, session: Session, me: Principal, rule_id: str, 
     if base is not None and base.version == rule.version:
         base = None
     versions = [r for r in api.list_rules(session=session, _=me) if r.rule_id == rule_id]
+    can_decide = rule.status == "draft" and me.has_any(ADMIN)
+    can_retire = rule.status == "approved" and me.has_any(ADMIN)
+    shown = {"approve": can_decide, "reason": can_decide, "retire_reason": can_retire}
+    # an error about a form no longer shown (the version moved on) goes to the summary alone
+    errors = {(field if shown.get(field) else ""): key for field, key in (errors or {}).items()}
     return page(request, "centre/rule.html", me, status=status, title="centre.rule.title", page_title=rule.title,
                   rule=rule, lines=_rendering(request, rule.body, names), base=base,
                   diff=_diff(request, base.body if base else None, rule.body, names) if rule.status == "draft"
-                  else None, versions=versions, errors=errors or {}, notice=notice, reason=reason,
-                  can_decide=rule.status == "draft" and me.has_any(ADMIN),
+                  else None, versions=versions, errors=errors, notice=notice, reason=reason,
+                  can_decide=can_decide, can_retire=can_retire,
                   json_text="\n".join(pretty_json(rule.body)), maker=_person(session, rule.created_by),
                   checker=_person(session, rule.approved_by))
 
@@ -127,7 +132,7 @@ def _rule_page(request: Request, session: Session, me: Principal, rule_id: str, 
 def rule_page(rule_id: RuleId, version: Version, request: Request, session: SessionDep) -> HTMLResponse:
     me = staff_page(request, session, ADMIN)
     notice = {"proposed": "centre.rule.proposed", "approved": "centre.rule.approved",
-              "rejected": "centre.rule.rejected"}.get(request.query_params.get("done", ""), "")
+              "rejected": "centre.rule.rejected", "retired": "centre.rule.retired"}.get(request.query_params.get("done", ""), "")
     return _rule_page(request, session, me, rule_id, version, notice=notice)
 
 
@@ -160,6 +165,25 @@ def reject_submit(rule_id: RuleId, version: Version, request: Request, session: 
         return _rule_page(request, session, me, rule_id, version, errors={"reason": error_key(exc)},
                           status=exc.status_code, reason=text)
     return redirect(request, f"/centre/standards/rules/{rule_id}/{version}?done=rejected")
+
+
+@router.post("/centre/standards/rules/{rule_id}/{version}/retire", response_class=HTMLResponse)
+def retire_submit(rule_id: RuleId, version: Version, request: Request, session: SessionDep,
+                  retire_reason: Field = "", csrf: Field = "") -> Response:
+    """Take an approved version out of service (it stays readable for old decisions' explanations)."""
+    check_csrf(request, {"csrf": csrf})
+    me = staff_page(request, session, ADMIN)
+    text = retire_reason.strip()
+    if len(text) > 1000:
+        return _rule_page(request, session, me, rule_id, version, errors={"retire_reason": "centre.err.reason_long"},
+                          status=400, reason=text[:1000])
+    try:
+        api.retire_rule(rule_id=rule_id, version=version, session=session, admin=me,
+                        body=api.Decision(reason=text or None))
+    except NodeError as exc:
+        return _rule_page(request, session, me, rule_id, version, errors={"retire_reason": error_key(exc)},
+                          status=exc.status_code)
+    return redirect(request, f"/centre/standards/rules/{rule_id}/{version}?done=retired")
 
 
 # -- propose a version ------------------------------------------------------------------------------------
