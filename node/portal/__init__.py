@@ -23,6 +23,8 @@ def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
     from node.portal import applications, conversions, learner, projects, public, transfers
     from node.portal import applications, federation, learner, public
+    from node.portal import applications, learner, public
+    from node.portal.centre import router as centre_router
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
@@ -32,6 +34,7 @@ def install(app: FastAPI) -> None:
     app.include_router(conversions.router)
     app.include_router(transfers.router)
     app.include_router(federation.router)
+    app.include_router(centre_router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)
