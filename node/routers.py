@@ -15,6 +15,7 @@ from node.learners.router import router as learners_router
 from node.ledger.router import router as ledger_router
 from node.org.router import router as org_router
 from node.standards.router import router as standards_router
+from node.stats.router import router as stats_router
 from node.testing.router import router as testing_router
 
 __all__ = ["ROUTERS"]
@@ -24,5 +25,5 @@ __all__ = ["ROUTERS"]
 ROUTERS = [archive_router, *FEDERATION_ROUTERS, credentials_router]
 ROUTERS += [auth_router, learners_router, org_router, imports_router]
 ROUTERS += [deposits_router, evidence_router, audit_router]
-ROUTERS += [standards_router, conversion_router, ledger_router]
+ROUTERS += [standards_router, conversion_router, ledger_router, stats_router]
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)
