@@ -20,10 +20,11 @@ from node.stats.export import report_csv, report_xlsx
 from node.stats.metrics import REPORT_TZ
 from node.stats.service import Report, centre_report, check_range, public_report
 
-__all__ = ["READ_ROLES", "router"]
+__all__ = ["EXPORT_ACTION", "READ_ACTION", "READ_ROLES", "REFRESH_ACTION", "router"]
 
 router = APIRouter(tags=["statistics"])
 READ_ROLES = (Role.AUDITOR, Role.NODE_ADMIN)
+READ_ACTION, EXPORT_ACTION, REFRESH_ACTION = "stats.read", "stats.export", "stats.refresh"  # audit actions
 Reader = Annotated[Principal, Depends(require_roles(*READ_ROLES))]
 Admin = Annotated[Principal, Depends(require_roles(Role.NODE_ADMIN))]
 FromQ = Annotated[dt.date | None, Query(alias="from", description="first day, inclusive (default: 1 January)")]
@@ -91,7 +92,7 @@ def read_statistics(session: SessionDep, reader: Reader, from_: FromQ = None, to
     counters; `counted_to` of `ledger_size` ledger events are counted (the `stats.refresh` job)."""
     start, end = check_range(from_, to, today=_today())
     report = centre_report(session, start, end)
-    record(session, actor=reader, action="stats.read", target_type="statistics",
+    record(session, actor=reader, action=READ_ACTION, target_type="statistics",
            detail={"from": start.isoformat(), "to": end.isoformat()})
     return report_public(report)
 
@@ -103,7 +104,7 @@ def export_statistics(session: SessionDep, ctx: CtxDep, reader: Reader, fmt: Lit
     (CSV), or one sheet per table (XLSX)."""
     start, end = check_range(from_, to, today=_today())
     report = centre_report(session, start, end)
-    record(session, actor=reader, action="stats.export", target_type="statistics",
+    record(session, actor=reader, action=EXPORT_ACTION, target_type="statistics",
            detail={"from": start.isoformat(), "to": end.isoformat(), "format": fmt})
     return _file(report, fmt, lang, ctx, "statistics")
 
@@ -113,7 +114,7 @@ def refresh_statistics(session: SessionDep, ctx: CtxDep, admin: Admin) -> Refres
     """Count ledger events not yet counted, now (at most 100,000 per call; `more` says whether some are left —
     the `stats.refresh` job does the same on a schedule)."""
     result = counting.refresh(ctx.engine, max_chunks=5)
-    record(session, actor=admin, action="stats.refresh", target_type="statistics", detail=result)
+    record(session, actor=admin, action=REFRESH_ACTION, target_type="statistics", detail=result)
     return RefreshResult(counted=result.get("counted", 0), more=bool(result.get("more")),
                          skipped=result.get("skipped"))
 
