@@ -14,11 +14,12 @@ from node.audit.service import record
 from node.deps import SessionDep, public
 from node.errors import NodeError
 from node.models import utcnow
-from node.portal.web import check_csrf, page_principal, redirect, render
+from node.portal.i18n import translator
+from node.portal.web import check_csrf, page_language, page_principal, redirect, render
 from node.roles import Role
 from node.stats import counting
 from node.stats.chart import hbar_chart
-from node.stats.export import report_csv, report_xlsx
+from node.stats.export import LABEL_KEYS, label_text, report_csv, report_xlsx
 from node.stats.metrics import REPORT_TZ
 from node.stats.router import EXPORT_ACTION, READ_ACTION, READ_ROLES, REFRESH_ACTION
 from node.stats.service import Report, centre_report, check_range, public_report
@@ -58,12 +59,13 @@ def _range(request: Request, start: str | None, end: str | None) -> tuple[dt.dat
     return lo, hi, errors, values
 
 
-def _charts(report: Report) -> dict[str, Any]:
+def _charts(request: Request, report: Report) -> dict[str, Any]:
+    t = translator(page_language(request))
     out = {}
     for table in report.tables:
         if table.key in CHARTED and table.chart:
-            chart = hbar_chart([(label, value) for label, value in table.chart if isinstance(value, (int, float))
-                                or hasattr(value, "as_tuple")])
+            chart = hbar_chart([(label_text(t, table.columns[0], label), value) for label, value in table.chart
+                                if isinstance(value, (int, float)) or hasattr(value, "as_tuple")])
             if chart is not None:
                 out[table.key] = chart
     return out
@@ -71,9 +73,9 @@ def _charts(report: Report) -> dict[str, Any]:
 
 def _page(request: Request, template: str, report: Report, errors: dict, values: dict, **extra: Any) -> HTMLResponse:
     query = f"from={report.start.isoformat()}&to={report.end.isoformat()}"
-    return render(request, template, status=400 if errors else 200,
+    return render(request, template, status=400 if errors else 200, label_keys=LABEL_KEYS,
                   title="stats.public.title" if report.public else "stats.centre.title", report=report,
-                  charts=_charts(report), errors=errors, values=values, query=query, **extra)
+                  charts=_charts(request, report), errors=errors, values=values, query=query, **extra)
 
 
 @router.get("/centre/statistics", response_class=HTMLResponse)
@@ -99,8 +101,6 @@ def centre_statistics_refresh(request: Request, session: SessionDep, csrf: Annot
 
 
 def _export(request: Request, report: Report, fmt: str, name: str) -> Response:
-    from node.portal.web import page_language
-
     lang = page_language(request)
     region = request.app.state.ctx.settings.region
     label = region.name_zh if lang == "zh" else region.name_en

@@ -13,7 +13,19 @@ from typing import Any
 from node.portal.i18n import translator
 from node.stats.service import SUPPRESSED, Report, Table
 
-__all__ = ["report_csv", "report_xlsx", "sheet_title"]
+__all__ = ["LABEL_KEYS", "label_text", "report_csv", "report_xlsx", "sheet_title"]
+
+# label columns whose codes have a text in the catalogues: column -> key prefix
+LABEL_KEYS = {"type": "type.", "source": "stats.source.", "mode": "stats.mode.", "stage": "stats.stage.",
+              "target_kind": "stats.kind.", "queue": "stats.queue."}
+
+
+def label_text(t: Any, column: str, value: Any) -> Any:
+    """A code's text in the catalogue (a category's name, a source, a 双证融通 mode…), else the code itself."""
+    prefix = LABEL_KEYS.get(column)
+    if prefix and isinstance(value, str) and t.has(prefix + value):
+        return t.gettext(prefix + value)
+    return value
 
 
 def _header(report: Report, t: Any, region: str, now: dt.datetime) -> list[list[str]]:
@@ -42,7 +54,8 @@ def _cell(value: Any, t: Any, *, label: bool = False) -> Any:
 def _table_rows(table: Table, t: Any, *, text: bool) -> list[list[Any]]:
     out = [[t.gettext(f"stats.col.{c}") for c in table.columns]]
     for row in [*table.rows, *([table.total] if table.total else [])]:
-        cells = [_cell(v, t, label=i < table.labels) for i, v in enumerate(row)]
+        cells = [_cell(label_text(t, table.columns[i], v) if i < table.labels else v, t, label=i < table.labels)
+                 for i, v in enumerate(row)]
         if text:
             cells = [str(c) if isinstance(c, Decimal) else c for c in cells]
         out.append(cells)

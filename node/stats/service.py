@@ -68,7 +68,9 @@ def check_range(start: dt.date | None, end: dt.date | None, *, today: dt.date) -
 
 
 def _credits(thousandths: int) -> Decimal:
-    return (Decimal(thousandths) / 1000).quantize(Decimal("0.001")).normalize() if thousandths else Decimal(0)
+    """Thousandths as a Decimal without trailing zeros or an exponent (90, 2.5, 0.125)."""
+    text = format((Decimal(thousandths) / 1000).quantize(Decimal("0.001")), "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
 def _progress(session: Session) -> tuple[int, int, dt.datetime | None]:

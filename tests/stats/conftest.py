@@ -39,8 +39,8 @@ PART_B = (
     [(dt.datetime(2025, 1, 10, 2, 0, tzinfo=UTC), i % 4, "degree_course", "U10001", "2") for i in range(12)]
     + [(dt.datetime(2025, 1, 31, 23, 30, tzinfo=UTC), 1, "training", "T0001", "1")] * 3  # local 2025-02-01
     + [(dt.datetime(2025, 2, 14, 8, 0, tzinfo=UTC), i % 3, "degree_course", "U10001", "3") for i in range(11)]
-    + [(dt.datetime(2025, 2, 20, 8, 0, tzinfo=UTC), 2, "vocational_certificate", "S0001", "0.5")] * 2
-    + [(dt.datetime(2025, 3, 3, 8, 0, tzinfo=UTC), i % 2, "vocational_certificate", "S0001", "1.5")
+    + [(dt.datetime(2025, 2, 20, 8, 0, tzinfo=UTC), 2, "vocational_qualification", "S0001", "0.5")] * 2
+    + [(dt.datetime(2025, 3, 3, 8, 0, tzinfo=UTC), i % 2, "vocational_qualification", "S0001", "1.5")
        for i in range(10)]
     + [(dt.datetime(2025, 3, 9, 8, 0, tzinfo=UTC), 0, "degree_course", "U10001", "4")]
 )

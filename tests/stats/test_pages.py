@@ -33,12 +33,12 @@ def test_the_public_page_shows_no_small_group(client, dataset) -> None:
     r = client.get("/statistics?from=2025-01-01&to=2025-03-31")
     assert r.status_code == 200 and "公开统计" in r.text and "少于 10 条" in r.text
     by_type = _cells(r.text, "by_type")
-    assert by_type == {"degree_course": "（不公布）", "training": "（不公布）", "vocational_certificate": "（不公布）",
+    assert by_type == {"学历教育课程成绩": "（不公布）", "培训证书": "（不公布）", "职业资格证书": "（不公布）",
                        "合计": "39"}
     assert '<svg class="chart"' in r.text  # deposits per month: 12, 16, 11
     en = client.get("/statistics?from=2025-01-01&to=2025-01-31&lang=en")
     assert en.status_code == 200 and "Public statistics" in en.text
-    assert _cells(en.text, "by_type") == {"degree_course": "12", "Total": "12"}
+    assert _cells(en.text, "by_type") == {"Degree course grade": "12", "Total": "12"}
     for number in re.findall(r'<td class="num">(\d+)</td>', r.text + en.text):
         assert int(number) == 0 or int(number) >= 10
     xlsx = client.get("/statistics/report.xlsx?from=2025-01-01&to=2025-03-31")
@@ -76,7 +76,7 @@ def test_the_centre_page_shows_exact_figures_and_exports(client, staff_headers, 
     r = client.get("/centre/statistics?from=2025-01-01&to=2025-03-31")
     assert r.status_code == 200 and "统计与报表" in r.text
     by_type = _cells(r.text, "by_type")  # the last column: revoked
-    assert set(by_type) == {"degree_course", "training", "vocational_certificate", "合计"}
+    assert set(by_type) == {"学历教育课程成绩", "培训证书", "职业资格证书", "合计"}
     assert "report.xlsx?from=2025-01-01&amp;to=2025-03-31" in r.text
     assert "/centre/statistics/refresh" not in r.text  # an auditor reads; only a node admin refreshes
     xlsx = client.get("/centre/statistics/report.xlsx?from=2025-01-01&to=2025-03-31")

@@ -60,7 +60,7 @@ def test_no_public_figure_is_a_small_group_even_by_difference(client, dataset) -
     q1 = client.get("/api/v1/statistics?from=2025-01-05&to=2025-03-20").json()  # widened to whole months
     assert (q1["from"], q1["to"]) == ("2025-01-01", "2025-03-31")
     by_type = {r[0]: r[1] for r in next(t for t in q1["tables"] if t["key"] == "by_type")["rows"]}
-    assert by_type == {"degree_course": SUPPRESSED, "training": SUPPRESSED, "vocational_certificate": SUPPRESSED}
+    assert by_type == {"degree_course": SUPPRESSED, "training": SUPPRESSED, "vocational_qualification": SUPPRESSED}
     assert next(t for t in q1["tables"] if t["key"] == "by_type")["total"] == ["total", 39]
 
 
@@ -85,7 +85,7 @@ def test_public_view_with_another_k(app, client, dataset) -> None:
     assert rep["min_group"] == 3
     by_type = {r[0]: r[1] for r in next(t for t in rep["tables"] if t["key"] == "by_type")["rows"]}
     # vocational certificates (2) are below 3; training (3), the next smallest, is withheld with them
-    assert by_type == {"degree_course": 11, "training": SUPPRESSED, "vocational_certificate": SUPPRESSED}
+    assert by_type == {"degree_course": 11, "training": SUPPRESSED, "vocational_qualification": SUPPRESSED}
 
 
 def test_xlsx_export_has_the_report_layout(app, client, staff_headers, dataset) -> None:
@@ -105,7 +105,7 @@ def test_xlsx_export_has_the_report_layout(app, client, staff_headers, dataset) 
     assert rows[0][0] == "按类别统计成果"
     assert list(rows[1]) == ["成果类别", "存入数", "学分", "撤销数"]
     data = {row[0]: row[1] for row in rows[2:] if row[0]}
-    assert data["degree_course"] == 24 and data["training"] == 3 and data["vocational_certificate"] == 12
+    assert data["学历教育课程成绩"] == 24 and data["培训证书"] == 3 and data["职业资格证书"] == 12
     assert data["合计"] == 39
     en = load_workbook(io.BytesIO(client.get(
         "/api/v1/admin/statistics/export.xlsx?from=2025-01-01&to=2025-03-31&lang=en",
