@@ -29,14 +29,14 @@ class HChart:
     bars: tuple[HBar, ...]
 
 
-def hbar_chart(pairs: Sequence[tuple[str, Any]], *, width: int = 640, max_bars: int = 24) -> HChart | None:
+def hbar_chart(pairs: Sequence[tuple[str, Any]], *, width: int = 520, max_bars: int = 24) -> HChart | None:
     """A bar per (label, value), longest value the full width; None when there is nothing above zero."""
     pairs = [(str(label)[:28], value) for label, value in pairs[:max_bars]]
     values = [Decimal(str(v)) for _, v in pairs]
     top = max(values, default=Decimal(0))
     if top <= 0:
         return None
-    label_width, row, bar_height, pad = 180, 26, 18.0, 64
+    label_width, row, bar_height, pad = 170, 26, 18.0, 56
     usable = width - label_width - pad
     bars = []
     for i, ((label, value), v) in enumerate(zip(pairs, values, strict=True)):

@@ -131,6 +131,8 @@ def read_public_statistics(session: SessionDep, ctx: CtxDep, from_: FromQ = None
 @router.get("/api/v1/statistics/export.{fmt}", dependencies=[Depends(public)])
 def export_public_statistics(session: SessionDep, ctx: CtxDep, fmt: Literal["csv", "xlsx"], from_: FromQ = None,
                              to: ToQ = None, lang: LangQ = "zh") -> Response:
+    """The public figures as a file: the same header block and tables as the centre's export, whole months,
+    small groups suppressed."""
     start, end = check_range(from_, to, today=_today())
     report = public_report(session, start, end, k=ctx.settings.stats.public_min_group)
     return _file(report, fmt, lang, ctx, "statistics-public")
