@@ -315,8 +315,10 @@ class Server:
         self.port = _free_port()
         self.slow_file = node.workdir / f"slow-{label}.pickle"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--_serve", str(node.workdir), node.url, str(self.port), str(slow_ms),
-             str(self.slow_file)])
+            # as a module from the repository: run as a file, bench/ is on sys.path and bench/http.py hides the
+            # standard library's http package from uvicorn
+            [sys.executable, "-m", "bench.scale", "--_serve", str(node.workdir), node.url, str(self.port),
+             str(slow_ms), str(self.slow_file)], cwd=Path(__file__).resolve().parents[1])
         import httpx
 
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)

@@ -11,6 +11,7 @@ every other writer need no change: whatever appends ledger events is counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -40,6 +41,7 @@ _DATA_KINDS = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=4096)
 def _thousandths(value: Any) -> int:
     if value in (None, ""):
         return 0
@@ -65,22 +67,45 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
     """The counter deltas and active (learner, month) pairs of ledger event rows (seq, kind, learner_id,
     achievement_id, leaf, opening)."""
     counts = _Counts()
-    days: dict[str, dt.date] = {}
+    days: dict[str, tuple[dt.date, dt.date]] = {}  # the leaf's `at` -> (local day, its month)
     parsed: list[tuple[Any, dt.date, dict]] = []
+    active = counts.active
+    deltas = counts.deltas
+    loads = orjson.loads
     for row in rows:
-        leaf = orjson.loads(row.leaf)
-        at = leaf.get("at") or ""
-        day = days.get(at)
-        if day is None:
+        seq, kind, learner_id, _achievement_id, leaf_text, opening = row
+        # a v2 leaf is RFC 8785 JSON: "at" is its first key, so the time is read without parsing the leaf
+        if leaf_text.startswith('{"at":"') and leaf_text[27:29] == '",':
+            at, leaf = leaf_text[7:27], None
+        else:
+            leaf = loads(leaf_text)
+            at = leaf.get("at") or ""
+        cached = days.get(at)
+        if cached is None:
             when = dt.datetime.fromisoformat(at) if at else utcnow()
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.UTC)
-            day = days[at] = when.astimezone(REPORT_TZ).date()
-        if row.learner_id is not None:
-            counts.active.add((row.learner_id, day.replace(day=1)))
-        if row.kind in _DATA_KINDS:
-            data = orjson.loads(row.opening)["data"] if row.opening is not None else (leaf.get("data") or {})
-            parsed.append((row, day, data))
+            day = when.astimezone(REPORT_TZ).date()
+            cached = days[at] = (day, day.replace(day=1))
+        day, month = cached
+        if learner_id is not None:
+            active.add((learner_id, month))
+        if kind not in _DATA_KINDS:
+            continue
+        if opening is not None:
+            data = loads(opening)["data"]
+        else:
+            data = (leaf if leaf is not None else loads(leaf_text)).get("data") or {}
+        if kind == "achievement.deposited":  # the bulk of the ledger: counted here, without a second pass
+            key = ("achievements.deposited", day, str(data.get("type") or ""), str(data.get("source") or ""),
+                   str(data.get("issuer") or ""))
+            cell = deltas[key]
+            cell[0] += 1
+            credits = data.get("credits")
+            if credits:
+                cell[1] += _thousandths(credits)
+            continue
+        parsed.append((row, day, data))
     wanted = {d.get("achievement") for r, _, d in parsed
               if r.kind in ("achievement.recognised", "achievement.revoked", "conversion.approved")}
     wanted.discard(None)
@@ -105,9 +130,6 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
         kind = row.kind
         if kind == "learner.opened":
             counts.add("accounts.opened", day, data.get("id_type"))
-        elif kind == "achievement.deposited":
-            counts.add("achievements.deposited", day, data.get("type"), data.get("source"), data.get("issuer"),
-                       amount=_thousandths(data.get("credits")))
         elif kind == "achievement.recognised":
             a = achievements.get(data.get("achievement"))
             credits = _thousandths(data.get("credits"))
