@@ -140,3 +140,21 @@ def test_roles_and_audit(client, staff_headers, app) -> None:
     with app.state.ctx.engine.connect() as conn:
         actions = set(conn.execute(sa.select(AuditEntry.action).where(AuditEntry.action.like("stats.%"))).scalars())
     assert actions == {"stats.read", "stats.export"}
+
+
+def test_the_scheduled_job_is_registered_and_a_second_worker_skips(app) -> None:
+    import pytest
+
+    from federation.jobs import JOBS, run_job
+    from node.db import session_scope
+    from node.stats import repository as repo
+    from node.stats.counting import STATE, refresh
+
+    ctx = app.state.ctx
+    assert "stats.refresh" in JOBS
+    assert run_job("stats.refresh", ctx)["counted"] >= 0
+    if ctx.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: one process serves a SQLite node")
+    with session_scope(ctx.engine) as held:  # another worker is counting: it holds the state row
+        assert repo.claim_state(held, STATE, wait=False) is not None
+        assert refresh(ctx.engine)["skipped"]
