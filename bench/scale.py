@@ -17,7 +17,8 @@ It builds two databases, the small size (--small-achievements, the same achievem
 big one, serves each with uvicorn on 127.0.0.1 (one worker each) and measures p50/p99 of sequential
 requests (one client, keep-alive, so latency is not queueing) for: a learner's archive, transcript and one
 credential; staff search of a learner by ID number; the deposit (by state, by branch), conversion and transfer
-review queues; the audit log's first page and its filters (action, target, actor). Requests alternate between
+review queues; the audit log's first page and its filters (action, target, actor); the statistics (the centre's
+report for this year and for one day, the public one; after `stats backfill` has counted the build). Requests alternate between
 the two sizes, so that the noise of a shared machine falls on both alike. It prints p50/p99 at both sizes,
 the ratio big/small and the goal (p99 at the big size ≤ 1.5 × p99 at the small). The big node records every
 SQL statement slower than --slow-ms (a SQLAlchemy cursor event, wall time in the server, so a busy machine
@@ -314,8 +315,10 @@ class Server:
         self.port = _free_port()
         self.slow_file = node.workdir / f"slow-{label}.pickle"
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--_serve", str(node.workdir), node.url, str(self.port), str(slow_ms),
-             str(self.slow_file)])
+            # as a module from the repository: run as a file, bench/ is on sys.path and bench/http.py hides the
+            # standard library's http package from uvicorn
+            [sys.executable, "-m", "bench.scale", "--_serve", str(node.workdir), node.url, str(self.port),
+             str(slow_ms), str(self.slow_file)], cwd=Path(__file__).resolve().parents[1])
         import httpx
 
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
@@ -380,6 +383,8 @@ def _reads(node: Node, *, requests: int, heavy: int, rng: random.Random) -> list
     staff = {"Authorization": f"Bearer {staff_token}"}
     numbers = [id_number(rng.randrange(node.learners)) for _ in range(requests)]
     targets = list(sample)
+    today = dt.date.today().isoformat()
+    year_ago = (dt.date.today() - dt.timedelta(days=365)).isoformat()
 
     def me(path: str) -> Any:
         def call(i: int) -> tuple[str, dict]:
@@ -405,6 +410,10 @@ def _reads(node: Node, *, requests: int, heavy: int, rng: random.Random) -> list
         ("audit log, by target", lambda i: (f"/api/v1/audit?target=learner:{targets[i % len(targets)]}&limit=100",
                                             staff), requests),
         ("audit log, by actor", lambda i: (f"/api/v1/audit?actor=staff-{i % 500}&limit=100", staff), requests),
+        # the statistics (summary counters): this year, one day, and the public view of the last months
+        ("statistics, this year", lambda i: ("/api/v1/admin/statistics", staff), requests),
+        ("statistics, one day", lambda i: (f"/api/v1/admin/statistics?from={today}&to={today}", staff), requests),
+        ("statistics, public", lambda i: (f"/api/v1/statistics?from={year_ago}", None), requests),
     ]
 
 
@@ -486,6 +495,15 @@ def build_to(node: Node, *, learners: int, achievements: int, per_learner: int, 
     secs = node.generate(first=first, last=learners, audit_rows=audit_rows)
     written = node.table_sizes()
     print(f"   generated queues and {audit_rows:,} audit entries in SQL, ANALYZE: {secs:.1f}s", flush=True)
+    # the statistics' counters: rows generated in SQL bypassed the node, so rebuild them as an operator would
+    # after such a load (`creditnode stats backfill`: the ledger job from seq 0, the review figures from the audit)
+    from node.stats.counting import backfill
+
+    t0 = time.perf_counter()
+    done = backfill(node.ctx.engine)
+    took = time.perf_counter() - t0
+    print(f"   statistics backfill: {done['counted']:,} ledger events counted in {took:.1f}s "
+          f"({done['counted'] / max(took, 1e-9):,.0f} events/s)", flush=True)
     print(f"   rows: {written}; database {node.disk()}", flush=True)
 
 

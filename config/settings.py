@@ -249,6 +249,12 @@ FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonica
                     "double_delivery", "wrong_conversion"})
 
 
+class StatsSettings(BaseModel):
+    """Statistics (docs/statistics.md): the public view shows no group smaller than `public_min_group`."""
+
+    public_min_group: int = Field(default=10, ge=2, le=1000)
+
+
 class TestingSettings(BaseModel):
     """Fault switches for testing the conformance suite: `CREDITNODE_TESTING__FAULTS=a,b`."""
 
@@ -278,6 +284,7 @@ class Settings(BaseSettings):
     imports: ImportSettings = Field(default_factory=ImportSettings)
     federation: FederationSettings = Field(default_factory=FederationSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+    stats: StatsSettings = Field(default_factory=StatsSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod

@@ -97,6 +97,13 @@ def _purge_rate_limits(ctx: NodeContext) -> dict:
     return {"purged": ctx.rate_limits.purge()}
 
 
+@job("stats.refresh", every=60, description="count new ledger events into the statistics' summary counters")
+def _refresh_statistics(ctx: NodeContext) -> dict:
+    from node.stats.counting import refresh
+
+    return refresh(ctx.engine)
+
+
 # The advisory lock's key: one per database (PostgreSQL scopes advisory locks to the database), so two nodes
 # sharing a server do not contend. "cn-sched" in ASCII.
 LEASE_KEY = 0x636E2D7363686564

@@ -540,5 +540,5 @@ def _register_subcommands() -> None:
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("node.imports.cli", "federation.cli", "node.demo.cli",
                                        "node.standards.cli", "node.org.cli", "node.learners.cli",
-                                       "node.ops.backup_cli")
+                                       "node.ops.backup_cli", "node.stats.cli")
 _register_subcommands()

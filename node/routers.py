@@ -17,6 +17,7 @@ from node.org.router import router as org_router
 from node.projects.router import router as projects_router
 from node.rpl.router import router as rpl_router
 from node.standards.router import router as standards_router
+from node.stats.router import router as stats_router
 from node.testing.router import router as testing_router
 
 __all__ = ["ROUTERS"]
@@ -28,4 +29,5 @@ ROUTERS += [auth_router, learners_router, org_router, imports_router]
 ROUTERS += [deposits_router, evidence_router, audit_router]
 ROUTERS += [standards_router, conversion_router, ledger_router]
 ROUTERS += [projects_router, rpl_router]  # 双证融通 projects, recognition of prior learning (docs/projects.md)
+ROUTERS += [standards_router, conversion_router, ledger_router, stats_router]
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

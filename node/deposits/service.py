@@ -36,6 +36,7 @@ from node.evidence.storage import StoredFile
 from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, DepositApplication, EvidenceFile, Learner, utcnow
 from node.roles import Role
+from node.stats.reviews import review_step
 
 __all__ = [
     "achievement_public",
@@ -203,8 +204,9 @@ def submit(session: Session, *, app: DepositApplication, actor: Principal, versi
         raise Conflict("upload at least one evidence file before submitting", code="evidence_required")
     _transition(session, app, expected_version=version,
                 values={"state": transition.target.value, "submitted_at": utcnow()})
-    record(session, actor=actor, action="deposit.submit", target_type=_TARGET, target_id=app.id,
-           detail={"state": app.state})
+    entry = record(session, actor=actor, action="deposit.submit", target_type=_TARGET, target_id=app.id,
+                   detail={"state": app.state})
+    review_step(session, app, action="deposit.submit", entry=entry)  # statistics: the queue's workload
     return app
 
 
@@ -285,8 +287,9 @@ def review(
         session.add(app)
         session.flush()
         detail |= {"achievement_id": achievement.id, "ledger_seq": seq}
-    record(session, actor=reviewer, action=f"deposit.{decision}", target_type=_TARGET, target_id=app.id,
-           detail=detail | ({"reason": reason} if reason else {}))
+    entry = record(session, actor=reviewer, action=f"deposit.{decision}", target_type=_TARGET, target_id=app.id,
+                   detail=detail | ({"reason": reason} if reason else {}))
+    review_step(session, app, action=f"deposit.{decision}", entry=entry, stage=transition.stage)  # statistics
     return app
 
 
@@ -302,8 +305,9 @@ def appeal(session: Session, *, app: DepositApplication, learner: Principal, rea
         "state": transition.target.value, "appeal_reason": (reason or "").strip(), "appealed_at": utcnow(),
         "appeal_stage": stage,
     })
-    record(session, actor=learner, action="deposit.appeal", target_type=_TARGET, target_id=app.id,
-           detail={"stage": stage})
+    entry = record(session, actor=learner, action="deposit.appeal", target_type=_TARGET, target_id=app.id,
+                   detail={"stage": stage})
+    review_step(session, app, action="deposit.appeal", entry=entry, stage=stage)  # statistics
     return app
 
 

@@ -25,6 +25,7 @@ def install(app: FastAPI) -> None:
     from node.portal import applications, federation, learner, public
     from node.portal import applications, learner, public
     from node.portal.centre import router as centre_router
+    from node.portal import applications, learner, public, stats
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
@@ -35,6 +36,7 @@ def install(app: FastAPI) -> None:
     app.include_router(transfers.router)
     app.include_router(federation.router)
     app.include_router(centre_router)
+    app.include_router(stats.router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)

@@ -14,7 +14,7 @@ from alembic import op
 from node.models.types import BigId, ExactDecimal, UtcDateTime
 
 revision = "0023"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
