@@ -517,3 +517,4 @@ from node.models.transfers import *  # noqa: E402, F403
 from node.models.witness import *  # noqa: E402, F403
 from node.models.credentials import *  # noqa: E402, F403
 from node.models.accounts import *  # noqa: E402, F403
+from node.models.engage import *  # noqa: E402, F403

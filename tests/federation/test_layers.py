@@ -19,7 +19,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # the deliberate faults' helpers, called only from FAULT HOOK lines (test mode)
                 "node.testing.faults",
                 # the one job registry (federation/jobs.py) also runs the node's import retention job
-                "node.imports.results"}
+                "node.imports.results",
+                # ... and registers the engagement area's jobs (engage.*: points, notices, deliveries)
+                "node.engage.jobs"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
