@@ -1,8 +1,9 @@
 """In-portal notices of decisions and deadlines, the learner's choices, and the delivery queue (docs/engage.md).
 
 Decisions are noticed where they are made, without touching the services that make them: a `before_flush`
-listener (`install_hooks`) sees a deposit application, a conversion request or a transfer change state in a
-session and adds the notice to the same unit of work, so a notice exists exactly when the decision committed.
+listener (`install_hooks`) sees a conversion request or a transfer change state, or a deposit application's
+review being audited (`deposit.approve` / `deposit.reject`: the review itself is a compare-and-set UPDATE), in
+a session, and adds the notice to the same unit of work: a notice exists exactly when the decision committed.
 Deadlines are found by the daily job `engage.deadline_notices` (a certificate whose validity ends within
 `engage.expiry_notice_days`), once per certificate and end date (`notice.dedupe_key`).
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from node.db import is_sqlite, session_scope
-from node.models import Achievement, DepositApplication, utcnow
+from node.models import Achievement, AuditEntry, DepositApplication, utcnow
 from node.models.engage import Notice, NoticeDelivery, NoticePreference
 
 __all__ = ["KINDS", "deadline_notices", "install_hooks", "notify", "preference_of", "unread_count"]
@@ -103,14 +104,26 @@ _DEPOSIT_DECIDED = {"pending_second": "passed_first", "rejected_first": "rejecte
                     "deposited": "deposited", "rejected_final": "rejected"}
 
 
-def _notices_for(obj: Any, old: str | None, new: str | None) -> tuple[int, str, dict, str] | None:
+def _deposit_notice(session: OrmSession, entry: AuditEntry) -> tuple[int, str, dict, str] | None:
+    """A deposit application's review is written with a compare-and-set UPDATE (node.deposits.repository), not
+    through the ORM; its audit entry (`deposit.approve` / `deposit.reject`, detail `from` → `to`) is."""
+    detail = entry.detail or {}
+    new, old = detail.get("to"), detail.get("from")
+    if new not in _DEPOSIT_DECIDED or entry.target_id is None or not str(entry.target_id).isdigit():
+        return None
+    with session.no_autoflush:
+        app = session.get(DepositApplication, int(entry.target_id))
+    if app is None:
+        return None
+    kind = "appeal_answered" if (old or "").startswith("appealed") or detail.get("appeal") else "review_decided"
+    return app.learner_id, kind, {"id": app.id, "application": app.id, "outcome": _DEPOSIT_DECIDED[new]}, \
+        f"/me/applications/{app.id}"
+
+
+def _orm_notice(obj: Any, new: str | None) -> tuple[int, str, dict, str | None] | None:
     from node.models.standards import ConversionRequest
     from node.models.transfers import Transfer
 
-    if isinstance(obj, DepositApplication) and new in _DEPOSIT_DECIDED and old not in (None, "draft"):
-        kind = "appeal_answered" if (old or "").startswith("appealed") else "review_decided"
-        return obj.learner_id, kind, {"application": obj.id, "outcome": _DEPOSIT_DECIDED[new]}, \
-            f"/me/applications/{obj.id}"
     if isinstance(obj, ConversionRequest) and new in ("decided", "closed"):
         kind = "appeal_answered" if new == "closed" else "conversion_decided"
         return obj.learner_id, kind, {"conversion": obj.id, "outcome": new}, None
@@ -123,18 +136,20 @@ def _before_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
     from node.models.standards import ConversionRequest
     from node.models.transfers import Transfer
 
-    watched = (DepositApplication, ConversionRequest, Transfer)
-    pending = []
+    pending: list = []
     for obj in list(session.new) + list(session.dirty):
-        if not isinstance(obj, watched):
+        if isinstance(obj, AuditEntry):
+            if obj in session.new and obj.outcome == "ok" and obj.action in ("deposit.approve", "deposit.reject") \
+                    and obj.target_type == "deposit_application":
+                notice = _deposit_notice(session, obj)
+                if notice is not None:
+                    pending.append((None, notice))
             continue
-        if obj in session.new:
-            change = (None, getattr(obj, "state", None))
-        else:
-            change = _state_change(obj)
-        if change is None:
+        if not isinstance(obj, ConversionRequest | Transfer):
             continue
-        pending.append((obj, change))
+        change = (None, obj.state) if obj in session.new else _state_change(obj)
+        if change is not None:
+            pending.append((obj, change))
     if pending:
         session.info.setdefault("engage_pending", []).extend(pending)
 
@@ -143,11 +158,12 @@ def _after_flush(session: OrmSession, _context: Any) -> None:
     pending = session.info.pop("engage_pending", None)
     if not pending:
         return
-    for obj, (old, new) in pending:
-        notice = _notices_for(obj, old, new)
+    for obj, change in pending:
+        notice = change if obj is None else _orm_notice(obj, change[1])
         if notice is not None and notice[0] is not None:
             learner_id, kind, params, link = notice
-            params = {**params, "id": getattr(obj, "id", None)}
+            if obj is not None:
+                params = {**params, "id": getattr(obj, "id", None)}
             notify(session, learner_id=learner_id, kind=kind, params=params, link=link)  # type: ignore[arg-type]
 
 
