@@ -22,3 +22,6 @@ def deposited(client, staff_headers):
         return deposit(client, staff_headers, learner, **over)
 
     return make
+
+
+from tests.conversion.conftest import outcome, seeded  # noqa: E402, F401  (the standards seeds, quick outcomes)
