@@ -302,6 +302,7 @@ class RetentionRule(BaseModel):
     key: str
     what: str
     kept: str
+    days: int | None = None
 
 
 @router.get("/retention", response_model=list[RetentionRule], dependencies=[Depends(public)])

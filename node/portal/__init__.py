@@ -20,12 +20,13 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
-    from node.portal import applications, learner, public
+    from node.portal import applications, engage, learner, public
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
     app.include_router(learner.router)
     app.include_router(applications.router)
+    app.include_router(engage.router)  # points, notices, data rights, counselling (issue 16)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)
