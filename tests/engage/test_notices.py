@@ -5,6 +5,8 @@ backoff and are dead after the configured attempts."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import logging
 import socket
 
@@ -151,8 +153,10 @@ def test_email_is_delivered_over_smtp_and_sms_logged_without_personal_data(
     assert len(smtp_server.messages) == 1
     mail = smtp_server.messages[0]
     assert mail.rcpt_tos == ["zhang@example.test"]
-    text = mail.content.decode()
-    assert "Subject:" in text and f"/me/applications/{app['id']}" in text
+    parsed = email.message_from_bytes(mail.content, policy=email.policy.default)
+    text = parsed.get_content()
+    assert parsed["Subject"] == "存入申请审核结果 / Deposit application reviewed"
+    assert f"/me/applications/{app['id']}" in text and f"编号 {app['id']}" in text
     assert learner.id_number not in text
     sms_lines = [r.getMessage() for r in caplog.records if "sms to" in r.getMessage()]
     assert len(sms_lines) == 1 and "13800138000" not in sms_lines[0] and "138" in sms_lines[0]
