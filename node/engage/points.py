@@ -205,9 +205,11 @@ def award_from_ledger(ctx: Any, *, batch: int = BATCH) -> dict:
                     expires_on=earned + dt.timedelta(days=config.validity_days) if config.validity_days else None,
                     actor="engage.award_points", created_at=utcnow()))
         if values:
-            result = session.execute(_insert(session)(PointsEntry.__table__).values(values)
-                                     .on_conflict_do_nothing(index_elements=["learner_id", "source_seq", "rule_id"]))
-            awarded = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(values)
+            table = PointsEntry.__table__
+            inserted = session.execute(_insert(session)(table).values(values)
+                                       .on_conflict_do_nothing(index_elements=["learner_id", "source_seq", "rule_id"])
+                                       .returning(table.c.id)).all()  # only the rows inserted
+            awarded = len(inserted)
         cursor.seq, cursor.updated_at = new_cursor, utcnow()
         session.add(cursor)
         return {"awarded": awarded, "cursor": new_cursor}
