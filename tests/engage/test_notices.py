@@ -203,3 +203,21 @@ def test_two_workers_never_claim_the_same_delivery(client, ctx, staff_headers, e
     first = delivery._claim(ctx, "w1", now, 10)
     second = delivery._claim(ctx, "w2", now, 10)
     assert len(first) == 2 and second == []
+
+
+def test_a_conversion_decision_is_noticed_and_earns_points(client, ctx, staff_headers, seeded, outcome) -> None:
+    from node.engage.points import award_from_ledger
+    from tests.conversion.test_conversion import SUES as PROGRAMME, _approve_all, _confirm, _review
+
+    learner = register_learner(client)
+    outcome(learner.id, type="vocational_qualification", code="VQ.CNC_MILLING", title="数控铣工（三级）",
+            issuer_code="SH-OSTA", level="三级", score="合格", earned_on=dt.date(2023, 3, 1))
+    req = ok(client.post("/api/v1/me/conversions", json={"programme": PROGRAMME}, headers=learner.headers), 201)
+    confirmed = ok(_confirm(client, staff_headers("outlet_staff", org="O01"), req))
+    assert _notices(client, learner) == []  # the outlet's confirmation is no decision
+    ok(_review(client, staff_headers("branch_reviewer", org="B01"), confirmed, _approve_all(confirmed)))
+    [notice] = _notices(client, learner)
+    assert notice["kind"] == "conversion_decided" and notice["params"]["id"] == req["id"]
+    award_from_ledger(ctx)
+    entries = ok(client.get("/api/v1/me/points", headers=learner.headers))["entries"]
+    assert {e["rule_id"] for e in entries} >= {"credits-converted", "certificate-earned"}
