@@ -25,6 +25,7 @@ __all__ = [
     "ConfigurationProblem",
     "AccountSettings",
     "DatabaseSettings",
+    "EngageSettings",
     "FederationSettings",
     "ImportSettings",
     "InsecureConfiguration",
@@ -230,6 +231,30 @@ class FederationSettings(BaseModel):
     test_mode: bool = False
 
 
+class EngageSettings(BaseModel):
+    """Incentive points, notices and their delivery, counselling (issue 16, items 5-8; docs/engage.md)."""
+
+    # The earning rules and the benefits, as data (TOML); None: config/engage/points.toml
+    points_file: Path | None = None
+    # A deadline notice this many days before a certificate's validity ends
+    expiry_notice_days: int = Field(default=30, ge=1, le=366)
+    # E-mail through SMTP (smtplib); off until a relay is configured
+    email_enabled: bool = False
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "noreply@creditnode.invalid"
+    # SMS: "log" writes a line per message (no gateway is bundled); "off" sends nothing
+    sms_sender: Literal["log", "off"] = "log"
+    delivery_max_attempts: int = Field(default=8, ge=1, le=50)
+    delivery_batch: int = Field(default=100, ge=1, le=10_000)
+    # The code a learner gives an outlet for a what-if is valid this long, once
+    counselling_code_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
+
+
 class OpsSettings(BaseModel):
     """`/health`, `/ready` and `/metrics` (docs/operations.md, "Monitoring")."""
 
@@ -285,6 +310,7 @@ class Settings(BaseSettings):
     federation: FederationSettings = Field(default_factory=FederationSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
+    engage: EngageSettings = Field(default_factory=EngageSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod

@@ -9,6 +9,7 @@ from node.auth.router import router as auth_router
 from node.conversion.router import router as conversion_router
 from node.credentials.router import router as credentials_router
 from node.deposits.router import router as deposits_router
+from node.engage.router import router as engage_router
 from node.evidence.router import router as evidence_router
 from node.imports.router import router as imports_router
 from node.learners.router import router as learners_router
@@ -30,4 +31,5 @@ ROUTERS += [deposits_router, evidence_router, audit_router]
 ROUTERS += [standards_router, conversion_router, ledger_router]
 ROUTERS += [projects_router, rpl_router]  # 双证融通 projects, recognition of prior learning (docs/projects.md)
 ROUTERS += [standards_router, conversion_router, ledger_router, stats_router]
+ROUTERS += [engage_router]  # points, notices, data rights, counselling (issue 16)
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

@@ -519,3 +519,4 @@ from node.models.credentials import *  # noqa: E402, F403
 from node.models.accounts import *  # noqa: E402, F403
 from node.models.projects import *  # noqa: E402, F403
 from node.models.stats import *  # noqa: E402, F403
+from node.models.engage import *  # noqa: E402, F403

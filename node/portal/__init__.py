@@ -21,11 +21,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
-    from node.portal import applications, conversions, learner, projects, public, transfers
-    from node.portal import applications, federation, learner, public
-    from node.portal import applications, learner, public
+    from node.portal import (applications, conversions, engage, federation, learner, projects, public, stats,
+                             transfers)
     from node.portal.centre import router as centre_router
-    from node.portal import applications, learner, public, stats
     from node.portal.web import PageRefused, render, render_error
 
     app.include_router(public.router)
@@ -37,6 +35,7 @@ def install(app: FastAPI) -> None:
     app.include_router(federation.router)
     app.include_router(centre_router)
     app.include_router(stats.router)
+    app.include_router(engage.router)  # points, notices, data rights, counselling (issue 16)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)

@@ -21,6 +21,7 @@ from node.auth.router import PasswordChange, change_password, sign_in, sign_in_l
 from node.credentials.router import my_credential
 from node.credentials.service import printed_transcript
 from node.deps import CtxDep, Principal, SessionDep, public
+from node.engage.points import points_summary
 from node.errors import NodeError
 from node.learners.router import activate as api_activate
 from node.learners.schemas import ActivationRequest
@@ -175,7 +176,8 @@ def archive_page(request: Request, ctx: CtxDep, session: SessionDep) -> HTMLResp
     items = [item for group in archive.groups for item in group.items]
     chart = year_chart(credits_by_year(items))
     return render(request, "archive.html", title="archive.title", archive=archive, chart=chart,
-                  activated=request.query_params.get("activated") == "1")
+                  activated=request.query_params.get("activated") == "1",
+                  points=points_summary(session, me.id))  # the archive's points block (node/engage)
 
 
 @router.get("/me/records/{achievement_id}", response_class=HTMLResponse)

@@ -21,7 +21,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # the one job registry (federation/jobs.py) also runs the node's import retention job
                 "node.imports.results",
                 # ... and the statistics' counting job (node/stats/counting.py)
-                "node.stats.counting"}
+                "node.stats.counting",
+                # ... and registers the engagement area's jobs (engage.*: points, notices, deliveries)
+                "node.engage.jobs"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
