@@ -56,7 +56,9 @@ HTML_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
-_EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$|^/me/applications/new$")
+_EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$|^/me/applications/new$"
+                              r"|^/staff/learners/[^/]+/deposit$")
+_IMPORT_UPLOAD = frozenset({"/api/v1/imports", "/institution/imports/new"})
 _VERIFY_SUBMISSION = frozenset({"/api/v1/verify", "/verify"})  # a credential, or a transcript PDF upload
 
 
@@ -198,7 +200,7 @@ class EdgeMiddleware:
         self.common_headers = common
 
     def limit_for(self, method: str, path: str) -> int:
-        if method == "POST" and path.rstrip("/") == "/api/v1/imports":
+        if method == "POST" and path.rstrip("/") in _IMPORT_UPLOAD:
             return self.upload_limit
         if method == "POST" and _EVIDENCE_UPLOAD.match(path):
             return self.evidence_limit

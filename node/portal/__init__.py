@@ -26,6 +26,9 @@ def install(app: FastAPI) -> None:
     app.include_router(public.router)
     app.include_router(learner.router)
     app.include_router(applications.router)
+    from node.portal import institution, staff  # staff and institutions (docs/staff-portal.md)
+    app.include_router(staff.router)
+    app.include_router(institution.router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)
