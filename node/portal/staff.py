@@ -85,8 +85,7 @@ def error_key(request: Request, code: str) -> str:
 def staff_home(request: Request, session: SessionDep) -> HTMLResponse:
     """What the signed-in roles can do, one section per role held."""
     me = _staff(request, session, ALL_STAFF_ROLES)
-    return render(request, "staff/home.html", title="staff.home_title", roles=[r for r in me.roles],
-                  Role=Role)
+    return render(request, "staff/home.html", title="staff.home_title", roles=list(me.roles))
 
 
 # -- learners: open an account, find one, the activation-code letter -------------------------------------------
