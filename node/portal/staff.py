@@ -123,7 +123,7 @@ def open_account_submit(request: Request, ctx: CtxDep, session: SessionDep, id_t
     if errors:
         return _open_form(request, errors, values, status=400)
     body = LearnerCreate(id_type=id_type, id_number=id_number, name=name.strip())
-    response = Response()
+    response = Response(status_code=201)  # the route sets 200 when the person already has an account
     try:
         with refusals_recorded(session, actor=me, action="learner.open", target_type="learner"):
             learner = open_learner_account(body=body, response=response, ctx=ctx, session=session, staff=me)
