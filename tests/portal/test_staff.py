@@ -109,8 +109,8 @@ def test_the_staff_home_lists_what_the_roles_can_do(client: TestClient, orgs, pe
     assert outlet.get("/institution/imports").status_code == 403
     assert outlet.get("/staff/achievements/1/correct").status_code == 403
     with client.app.state.ctx.engine.connect() as conn:
-        denied = conn.exec_driver_sql("SELECT count(*) FROM audit_log WHERE outcome = 'denied' "
-                                      "AND action LIKE 'page.get%'").scalar_one()
+        denied = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE outcome = 'denied' "
+                                      "AND action LIKE :pattern"), {"pattern": "page.get%"}).scalar_one()
     assert denied >= 5
 
 
