@@ -367,3 +367,31 @@ def test_a_running_job_refreshes_itself_and_may_run_the_progress_script(
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert client.get("/static/portal/institution-progress.js").status_code == 200
+
+
+def test_odd_input_is_a_page_with_a_4xx_never_a_500(client: TestClient, orgs, person) -> None:
+    centre = person("centre_reviewer", "outlet_staff", org="SH-CENTRE")
+    uploader = person("institution_uploader", org="U001")
+    long = "9" * 5000
+    for c, path in ((centre, "/staff/applications/abc"), (centre, f"/staff/applications/{long}"),
+                    (centre, "/staff/applications/99999999"), (centre, "/staff/applications/1/evidence/zz"),
+                    (centre, f"/staff/learners/{2**63}"), (centre, f"/staff/learners?q={long}"),
+                    (centre, "/staff/learners?q=abc&id_type=nope"), (centre, f"/staff/queue?cursor={long}"),
+                    (centre, f"/staff/queue?type={long}&state={long}&submitted_from={long}"),
+                    (centre, "/staff/queue?submitted_from=0001-01-01&submitted_to=9999-12-31"),
+                    (centre, "/staff/achievements/0/correct"), (uploader, f"/institution/imports/{long}"),
+                    (uploader, f"/institution/imports/{long}/status.json"),
+                    (uploader, f"/institution/imports?after={long}"), (uploader, "/institution/imports/x/report.csv")):
+        r = c.get(path, headers={"accept": "text/html"})
+        assert r.status_code < 500, (path[:80], r.status_code)
+        assert "Traceback" not in r.text
+    page = centre.get("/staff/learners/new").text
+    for data in ({"id_number": "３１０１０１", "name": "名" * 101}, {"id_type": "x" * 5000, "id_number": long, "name": long},
+                 {"id_number": "\u202e310101", "name": "王"}):
+        r = centre.post("/staff/learners/new", data={**data, "csrf": _csrf(page)})
+        assert 400 <= r.status_code < 500 and "Traceback" not in r.text, data
+    r = centre.post("/staff/applications/1/decision", data={"decision": "approve", "version": long,
+                                                            "csrf": _csrf(page)})
+    assert 400 <= r.status_code < 500
+    r = centre.post("/staff/achievements/1/correct", data={"reason": "x", "csrf": _csrf(page)})
+    assert r.status_code == 404
