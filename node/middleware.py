@@ -59,7 +59,10 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 _EVIDENCE_UPLOAD = re.compile(r"^/api/v1/(me/)?deposit-applications/[^/]+/evidence/?$|^/me/applications/new$"
                               # 双证融通 project materials and RPL portfolios (docs/projects.md), API and pages
                               r"|^/api/v1/projects/[^/]+/evidence/?$|^/api/v1/me/rpl/[^/]+/evidence/?$"
-                              r"|^/projects/[^/]+/evidence$|^/me/rpl/[^/]+/evidence$")
+                              r"|^/projects/[^/]+/evidence$|^/me/rpl/[^/]+/evidence$"
+                              # a staff member's deposit on a learner's behalf (docs/staff-portal.md)
+                              r"|^/staff/learners/[^/]+/deposit$")
+_IMPORT_UPLOAD = frozenset({"/api/v1/imports", "/institution/imports/new"})
 _VERIFY_SUBMISSION = frozenset({"/api/v1/verify", "/verify"})  # a credential, or a transcript PDF upload
 
 
@@ -201,7 +204,7 @@ class EdgeMiddleware:
         self.common_headers = common
 
     def limit_for(self, method: str, path: str) -> int:
-        if method == "POST" and path.rstrip("/") == "/api/v1/imports":
+        if method == "POST" and path.rstrip("/") in _IMPORT_UPLOAD:
             return self.upload_limit
         if method == "POST" and _EVIDENCE_UPLOAD.match(path):
             return self.evidence_limit

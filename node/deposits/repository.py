@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,10 +65,20 @@ def applications(
     cursor: int | None = None,
     oldest_first: bool = False,
     limit: int = 50,
+    types: Iterable[str] | None = None,
+    submitted_from: dt.datetime | None = None,
+    submitted_before: dt.datetime | None = None,
 ) -> list[DepositApplication]:
     """Newest first (or oldest first); `cursor` is the last id of the previous page (keyset paging).
-    Each entry of `branches` must hold: the application is routed to that branch (None: the centre's queue)."""
+    Each entry of `branches` must hold: the application is routed to that branch (None: the centre's queue).
+    `types`: the claimed achievement's type; `submitted_from` ≤ submitted_at < `submitted_before`."""
     stmt = select(DepositApplication)
+    if types:
+        stmt = stmt.where(DepositApplication.claim["type"].as_string().in_(list(types)))
+    if submitted_from is not None:
+        stmt = stmt.where(DepositApplication.submitted_at >= submitted_from)
+    if submitted_before is not None:
+        stmt = stmt.where(DepositApplication.submitted_at < submitted_before)
     if learner_id is not None:
         stmt = stmt.where(DepositApplication.learner_id == learner_id)
     if states:

@@ -4,6 +4,7 @@ deposited achievements by the centre. Every staff action, and every refusal, is 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -14,6 +15,7 @@ from node.deposits import repository as repo
 from node.deposits import routing, service
 from node.deposits.schemas import (
     AchievementCorrection,
+    AchievementType,
     AppealCreate,
     ApplicationCreate,
     ApplicationPublic,
@@ -126,14 +128,22 @@ def list_applications(
     branch: Annotated[str | None, Query(max_length=32, description="a branch's code, or the centre's for its "
                                                                       "own queue")] = None,
     learner_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    type: Annotated[list[AchievementType] | None, Query(description="the claimed achievement's type")] = None,
+    submitted_from: Annotated[dt.date | None, Query(description="submitted on or after this day (UTC)")] = None,
+    submitted_to: Annotated[dt.date | None, Query(description="submitted on or before this day (UTC)")] = None,
     order: Literal["newest", "oldest"] = "newest",
     cursor: Annotated[int | None, Query(ge=0, le=2**62, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ApplicationPage:
     """The review queue, with keyset paging. A branch reviewer sees their branch's applications, the centre's
     reviewers every branch's (filter with `branch`); outlet staff the applications they started. Drafts are
-    shown only to whoever started them."""
+    shown only to whoever started them. Filters: `state`, `type`, `submitted_from`/`submitted_to` (days)."""
     states = [s.value for s in state] if state else None
+    if submitted_from is not None and submitted_to is not None and submitted_to < submitted_from:
+        raise BadRequest("submitted_to is before submitted_from", code="invalid_query")
+    since = dt.datetime.combine(submitted_from, dt.time(), dt.UTC) if submitted_from else None
+    until = (dt.datetime.combine(submitted_to, dt.time(), dt.UTC) + dt.timedelta(days=1)
+             if submitted_to and submitted_to < dt.date.max else None)
     scope = routing.queue_scope(session, staff)
     branches: list[int | None] = []
     if scope.empty:
@@ -149,11 +159,14 @@ def list_applications(
             raise BadRequest(f"no branch with code {branch!r}", code="invalid_query")
         branches.append(None if org.kind == "centre" else org.id)
     apps = repo.applications(session, learner_id=learner_id, states=states, submitted_by=submitted_by,
-                             branches=branches, cursor=cursor, oldest_first=order == "oldest", limit=limit + 1)
+                             branches=branches, cursor=cursor, oldest_first=order == "oldest", limit=limit + 1,
+                             types=type, submitted_from=since, submitted_before=until)
     more = len(apps) > limit
     apps = apps[:limit]
     record(session, actor=staff, action="deposit.list", target_type=_TARGET,
-           detail={"states": states, "branch": branch, "learner_id": learner_id, "count": len(apps)})
+           detail={"states": states, "branch": branch, "learner_id": learner_id, "types": type,
+                   "submitted_from": submitted_from and submitted_from.isoformat(),
+                   "submitted_to": submitted_to and submitted_to.isoformat(), "count": len(apps)})
     return ApplicationPage(items=service.staff_views(session, apps), next_cursor=apps[-1].id if more else None)
 
 

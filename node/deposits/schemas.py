@@ -286,4 +286,4 @@ class ApplicationStaffView(ApplicationPublic):
     appeal_reviewer_id: int | None = None
 
 
-__all__ += ["AchievementClaim", "AchievementRecord", "score_value"]
+__all__ += ["AchievementClaim", "AchievementRecord", "AchievementType", "score_value"]

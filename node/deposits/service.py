@@ -29,7 +29,7 @@ from node.deposits.schemas import (
 )
 from node.deposits.workflow import Action, Actor, ReviewFacts, State, Transition, check_reviewer, decide
 from node.deps import Principal
-from node.errors import BadRequest, Conflict, Forbidden, NotFound
+from node.errors import BadRequest, Conflict, Forbidden, NodeError, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.schemas import EvidencePublic
 from node.evidence.storage import StoredFile
@@ -51,6 +51,7 @@ __all__ = [
     "learner_view",
     "learner_views",
     "review",
+    "review_refusal",
     "staff_views",
     "submit",
 ]
@@ -231,6 +232,19 @@ def add_evidence(
            detail={"sha256": stored.sha256, "size": stored.size, "content_type": stored.content_type,
                    "new_file": created, "newly_linked": linked})
     return row
+
+
+def review_refusal(app: DepositApplication, reviewer: Principal) -> str | None:
+    """Why `reviewer` cannot take the next review decision on `app` (the error code `review` would give), or None
+    when they can: the same rules as `review`, asked before a form is shown (node.portal.staff)."""
+    try:
+        transition = decide(app.state, "approve", appealed=app.appealed_at is not None)
+        if transition.stage is None:
+            return "illegal_transition"
+        check_reviewer(transition, reviewer.id, frozenset(reviewer.roles), _facts(app))
+    except NodeError as exc:
+        return exc.code
+    return None
 
 
 def _facts(app: DepositApplication) -> ReviewFacts:

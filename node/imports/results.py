@@ -18,7 +18,7 @@ from node.imports.service import discard_upload
 from node.models import ImportJob, utcnow
 from node.security.spreadsheet import csv_writer
 
-__all__ = ["progress_of", "purge", "report_csv", "report_expired", "report_rows", "write_report"]
+__all__ = ["progress_of", "purge", "report_csv", "report_expired", "report_rows", "time_left", "write_report"]
 
 
 def report_rows(ctx: NodeContext, job_id: str, *, chunk: int = 5000) -> Iterator[tuple[int, str, str, str]]:
@@ -73,6 +73,21 @@ def progress_of(job: ImportJob) -> tuple[int | None, float | None]:
     if not total:
         return total, None
     return max(total, job.rows_read), round(min(100.0, 100.0 * job.rows_read / total), 1)
+
+
+def time_left(job: ImportJob, *, now: dt.datetime | None = None) -> int | None:
+    """Seconds until a running job has read its file, at the rate it has read so far (0 once done; None while
+    queued, failed, or before the first rows are read, when there is no rate to go by)."""
+    if job.status == "done":
+        return 0
+    if job.status != "running" or job.started_at is None or not job.total_rows or job.rows_read <= 0:
+        return None
+    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=dt.UTC)
+    elapsed = ((now or utcnow()) - started).total_seconds()
+    if elapsed <= 0:
+        return None
+    remaining = max(0, job.total_rows - job.rows_read)
+    return int(round(remaining * elapsed / job.rows_read))
 
 
 def report_expired(ctx: NodeContext, job: ImportJob) -> bool:

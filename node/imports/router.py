@@ -12,15 +12,16 @@ import io
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, UploadFile
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session, select
 
 from node.audit.service import record
 from node.deps import CtxDep, Principal, SessionDep, require_roles
-from node.errors import Conflict, NodeError, NotFound
+from node.errors import BadRequest, Conflict, NodeError, NotFound
 from node.imports.schemas import ImportJobPublic
-from node.imports.results import progress_of, report_csv, report_expired
+from node.imports.results import progress_of, report_csv, report_expired, time_left
 from node.imports.service import create_job, discard_upload, institution_for, store_upload
 from node.imports.worker import EXTRA_KEY, ImportWorker, worker_of
 from node.models import ImportJob, Organisation
@@ -64,7 +65,7 @@ def _public(session: Session, job: ImportJob) -> ImportJobPublic:
         id=job.id, institution_code=org.code if org else "", filename=job.filename, format=job.format,
         encoding=job.encoding, status=job.status, rows_read=job.rows_read, deposited=job.deposited,
         updated=job.updated, duplicates=job.duplicates, rejected=job.rejected, rows_committed=job.rows_committed,
-        total_rows=total, percent=percent, learners_created=job.learners_created,
+        total_rows=total, percent=percent, seconds_left=time_left(job), learners_created=job.learners_created,
         error=job.error, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         report_url=f"/api/v1/imports/{job.id}/report",
     )
@@ -120,13 +121,23 @@ def upload(
 
 
 @router.get("", response_model=list[ImportJobPublic])
-def list_jobs(session: SessionDep, principal: Reader, limit: Int64 = 50) -> list[ImportJobPublic]:
+def list_jobs(session: SessionDep, principal: Reader, limit: Int64 = 50,
+              after: Annotated[str | None, Query(max_length=36, description="the id of the previous page's last "
+                                                                            "job (keyset paging)")] = None,
+              ) -> list[ImportJobPublic]:
     """Import jobs, newest first (`limit` at most 500): an institution's uploaders see only their
-    institution's, centre staff and auditors every job."""
-    stmt = select(ImportJob).order_by(ImportJob.created_at.desc()).limit(max(1, min(limit, 500)))  # type: ignore[attr-defined]
+    institution's, centre staff and auditors every job. `after`: the next page, after that job."""
+    stmt = select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc())  # type: ignore[attr-defined]
     if not principal.has_any(_CENTRE | {Role.AUDITOR}):
         stmt = stmt.where(ImportJob.organisation_id == principal.organisation_id)
-    return [_public(session, job) for job in session.exec(stmt)]
+    if after is not None:
+        last = session.get(ImportJob, after)
+        if last is None or (not principal.has_any(_CENTRE | {Role.AUDITOR})
+                            and last.organisation_id != principal.organisation_id):
+            raise BadRequest("`after` names no import job", code="invalid_query")
+        stmt = stmt.where(sa.or_(ImportJob.created_at < last.created_at,
+                                 sa.and_(ImportJob.created_at == last.created_at, ImportJob.id < last.id)))
+    return [_public(session, job) for job in session.exec(stmt.limit(max(1, min(limit, 500))))]
 
 
 @router.get("/{job_id}", response_model=ImportJobPublic)

@@ -26,6 +26,8 @@ class ImportJobPublic(BaseModel):
                                                "file, an XLSX sheet's declared dimension), an upper bound when "
                                                "records span lines or rows are blank; rows_read once the job is done")
     percent: float | None = Field(description="rows_read / total_rows × 100, one decimal; 100 when done")
+    seconds_left: int | None = Field(default=None, description="estimated seconds until the file is read, at the "
+                                     "rate so far; 0 when done, null while queued or failed")
     learners_created: int = Field(description="learner accounts this job opened")
     error: str | None
     created_at: dt.datetime

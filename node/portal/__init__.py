@@ -21,8 +21,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
-    from node.portal import (applications, conversions, engage, federation, learner, projects, public, stats,
-                             transfers)
+    from node.portal import (applications, conversions, engage, federation, institution, learner, projects, public,
+                             staff, stats, transfers)
     from node.portal.centre import router as centre_router
     from node.portal.web import PageRefused, render, render_error
 
@@ -36,6 +36,8 @@ def install(app: FastAPI) -> None:
     app.include_router(centre_router)
     app.include_router(stats.router)
     app.include_router(engage.router)  # points, notices, data rights, counselling (issue 16)
+    app.include_router(staff.router)  # staff and institutions (docs/staff-portal.md)
+    app.include_router(institution.router)
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
 
     @app.exception_handler(PageRefused)

@@ -90,8 +90,9 @@ def sign_in_submit(request: Request, ctx: CtxDep, session: SessionDep, username:
         return _form_page(request, "sign_in.html", "signin.title", {"password": key}, values,
                           status=exc.status_code)
     start_session(request, token.access_token)
-    if Role.LEARNER not in token.roles:
-        return redirect(request, "/")
+    if Role.LEARNER not in token.roles:  # staff: their home lists what their roles can do (node.portal.staff)
+        wanted = values["next"]
+        return redirect(request, wanted if wanted and not wanted.startswith("/me") else "/staff")
     return redirect(request, values["next"] or "/me")
 
 
