@@ -22,8 +22,9 @@ from sqlmodel import Session
 
 from crypto.dataintegrity import JCS, RDFC
 from crypto.jcs import canonicalize
+from crypto.rdfc import EmbeddedDataset, canonicalize_embedding
 from node.counters import reserve
-from node.credentials.cache import signed_credentials
+from node.credentials.cache import embedded_datasets, signed_credentials
 from node.credentials.context import (
     FEDERATION_CONTEXT,
     OB_SCHEMA,
@@ -338,10 +339,11 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
-    credentials = []
+    credentials, serialised = [], []
     for row in _records(session, Achievement.learner_id == learner_id, Achievement.status == "deposited"):
         signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
         credentials.append(orjson.loads(data) if signed is None else signed)
+        serialised.append(data)
     now = _iso(dt.datetime.now(dt.UTC))
     presentation = {
         "@context": [VC_V2, FEDERATION_CONTEXT],
@@ -354,7 +356,29 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
         "totals": transcript_totals(credentials),
         "verifiableCredential": credentials,
     }
-    return ctx.identity.sign_proof_set(presentation, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+    return _sign_presentation(ctx, presentation, serialised, rdfc=rdfc)
+
+
+def _sign_presentation(ctx, presentation: dict, serialised: list[bytes], *, rdfc: bool) -> dict:
+    """The presentation with its proof set (as `NodeIdentity.sign_proof_set` makes it: one `created`, JCS then
+    RDFC). The RDFC-1.0 form of the presentation is composed from each embedded credential's RDF dataset, built
+    once per credential (`embedded_datasets`, keyed by the credential's bytes) — the same N-Quads as
+    canonicalising the whole presentation, which is what a verifier does (crypto.rdfc)."""
+    identity = ctx.identity
+    created = _iso(dt.datetime.now(dt.UTC))
+    proofs = [identity.sign(presentation, created=created, cryptosuite=JCS)["proof"]]
+    if rdfc:
+        datasets = []
+        for data, credential in zip(serialised, presentation["verifiableCredential"], strict=True):
+            dataset = embedded_datasets.get(data)
+            if dataset is None:
+                dataset = EmbeddedDataset.of(credential)
+                embedded_datasets.put(data, dataset)
+            datasets.append(dataset)
+        canonical = canonicalize_embedding(presentation, "verifiableCredential", datasets)
+        proofs.append(identity.sign(presentation, created=created, cryptosuite=RDFC,
+                                    canonical_document=canonical)["proof"])
+    return {**presentation, "proof": proofs}
 
 
 def printed_transcript(session: Session, ctx, learner_id: int) -> tuple[bytes, IssuedTranscript]:
