@@ -220,14 +220,14 @@ _RECORD_COLUMNS = (
 _STATUS_INDEX = [c.key for c in _RECORD_COLUMNS].index("status_index")
 
 
-def _records(session: Session, *conditions) -> list[sa.Row]:
+def _records_statement(*conditions) -> sa.Select:
     first_deposit = (
         sa.select(sa.func.min(LedgerEvent.seq))
         .where(LedgerEvent.achievement_id == Achievement.id, LedgerEvent.kind == "achievement.deposited")
         .correlate(Achievement)
         .scalar_subquery()
     )
-    return list(session.execute(
+    return (
         sa.select(*_RECORD_COLUMNS, Learner.pseudonym, Organisation.name.label("institution_name"),
                   LedgerEvent.seq.label("event_seq"), LedgerEvent.hash.label("event_hash"),
                   LedgerEvent.salt.label("event_salt"), LedgerEvent.opening.label("event_opening"))
@@ -236,7 +236,17 @@ def _records(session: Session, *conditions) -> list[sa.Row]:
         .outerjoin(LedgerEvent, LedgerEvent.seq == first_deposit)
         .where(*conditions)
         .order_by(Achievement.id)
-    ).all())
+    )
+
+
+# Built once (a statement's building and cache key cost more than running it), run on the session's connection.
+_ONE_RECORD = _records_statement(Achievement.id == sa.bindparam("achievement_id"))
+_DEPOSITED_RECORDS = _records_statement(Achievement.learner_id == sa.bindparam("learner_id"),
+                                        Achievement.status == "deposited")
+
+
+def _records(session: Session, statement: sa.Select, params: dict) -> list[sa.Row]:
+    return list(session.connection().execute(statement, params).all())
 
 
 def _ensure_index(session: Session, row: sa.Row) -> int:
@@ -291,7 +301,7 @@ def _reference_levels(settings) -> dict[str, str]:
 
 
 def _one_record(session: Session, achievement_id: int, learner_id: int | None) -> sa.Row:
-    rows = _records(session, Achievement.id == achievement_id)
+    rows = _records(session, _ONE_RECORD, {"achievement_id": achievement_id})
     if not rows or (learner_id is not None and rows[0].learner_id != learner_id):
         raise NotFound("no such achievement")
     if rows[0].status not in ("deposited", "revoked"):
@@ -340,7 +350,7 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     if learner is None:
         raise NotFound("no such learner")
     credentials, serialised = [], []
-    for row in _records(session, Achievement.learner_id == learner_id, Achievement.status == "deposited"):
+    for row in _records(session, _DEPOSITED_RECORDS, {"learner_id": learner_id}):
         signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
         credentials.append(orjson.loads(data) if signed is None else signed)
         serialised.append(data)
