@@ -4,7 +4,8 @@
     python bench/_http_peer.py --database postgresql://postgres@127.0.0.1:5432/test --seconds 15
     python bench/_http_peer.py --serve                      # (internal) the bench server, see below
 
-`bench/http.py` imports `scenarios(...)` from here; run alone, this script prints the same table.
+`bench/http.py` calls `scenarios(...)` from here and prints its rows in its own table (scenario "peer");
+run alone, this script prints them itself.
 
 What is compared. One node (`creditnode init` in a temporary directory, base URL http://127.0.0.1:<free port>,
 SQLite or a fresh PostgreSQL database) is started by `--serve`: the production app of `create_app`, served by
@@ -222,6 +223,8 @@ class Round:
     bad: int
     over: int
     statuses: str = ""
+    cpu_ms: float = float("nan")  # the node's CPU time (all threads, /proc) per message it accepted
+    accepted: int = 0  # messages the node accepted (its streams' advance), those wrk left in flight included
 
     @property
     def clean(self) -> bool:
@@ -285,7 +288,7 @@ class PeerBench:
         import httpx
 
         with httpx.Client(timeout=5, trust_env=False) as http:
-            for _ in range(300):
+            for _ in range(3000):  # up to ~5 minutes: a loaded shared machine starts the node slowly
                 if self.server.poll() is not None:
                     raise RuntimeError("the bench server exited; run `python bench/_http_peer.py --serve PORT` "
                                        "with CREDITNODE_CONFIG to see why")
@@ -295,7 +298,7 @@ class PeerBench:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        raise RuntimeError("the bench server did not come up in 30 s")
+        raise RuntimeError("the bench server did not come up in 5 minutes")
 
     # -- requests -------------------------------------------------------------------------------------
 
@@ -376,6 +379,20 @@ class PeerBench:
         finally:
             engine.dispose()
 
+    def _accepted(self) -> int:
+        """How many messages the node's streams have accepted so far (each stream starts at next seq 1)."""
+        import sqlalchemy as sa
+
+        from node.db import make_engine
+
+        engine = make_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(sa.text("SELECT coalesce(sum(next_in_seq - 1), 0) FROM peer_stream"))
+                           .scalar())
+        finally:
+            engine.dispose()
+
     def _sync_seqs(self) -> None:
         """After a round, continue each peer's stream where the node is (a round may stop mid-list)."""
         import sqlalchemy as sa
@@ -404,14 +421,19 @@ class PeerBench:
         script = self.workdir / "replay.lua"
         script.write_text(_LUA)
         n = len(self.peers)
+        accepted_before, cpu_before = self._accepted(), _cpu_seconds(self.server.pid)
         out = subprocess.run(["wrk", "-t", str(n), "-c", str(n), "-d", f"{seconds:g}s", "--latency", "--timeout",
                               "30s", "-s", str(script), self.base_url, "--", str(directory)],
                              capture_output=True, text=True, check=True).stdout
         shutil.rmtree(directory, ignore_errors=True)
         self._settle()
+        # CPU over the run and the settling (the node finishes what wrk left in flight), per message accepted
+        cpu, accepted = _cpu_seconds(self.server.pid) - cpu_before, self._accepted() - accepted_before
         if os.environ.get("BENCH_DEBUG"):
             print(out)
         result = _parse_wrk(scenario, out, n, seconds)
+        result.accepted = accepted
+        result.cpu_ms = 1000.0 * cpu / accepted if accepted > 0 else float("nan")
         self.rounds.append(result)
         return result
 
@@ -432,6 +454,14 @@ class PeerBench:
                 got.append(result)
             pairs.append((got[0], got[1]))
         return pairs
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _parse_wrk(name: str, out: str, connections: int, seconds: float) -> Round:
@@ -539,26 +569,15 @@ def _drop_pg_database(name: str) -> None:
 # -- the entry points -------------------------------------------------------------------------------------
 
 
-def scenarios(bench: Any = None, *, database_url: str | None = None, seconds: float = 10.0, connections: int = 16,
-              rounds: int = 2, body_bytes: int = 1024, warmup: float = 3.0) -> list:
-    """Called by bench/http.py with its `Bench`: runs this comparison on a node of its own (same kind of
-    database, `bench.args.seconds`, its connections up to 32), prints the two rows, and returns no `Scenario`
-    to bench/http.py — its wrk runs share 2 threads among all connections, and a peer's messages must arrive in
-    their stream's order, which only one connection per wrk thread guarantees (see the module docstring).
-
-    Called without `bench`: returns the rows, one per scenario (the best round of each, by rate), the ratio of
-    signed to unsigned on the signed row: {"name", "scenario", "rate", "p50_ms", "p99_ms", "ok", "bad", "over",
-    "clean", "statuses", "rounds", "baseline", "goal", "ratio"}. `database_url` None: SQLite; a PostgreSQL URL:
-    a fresh database is created beside it and dropped afterwards."""
-    if bench is not None:
-        args = bench.args
-        kind = getattr(args, "database", "sqlite")
-        url = "postgresql://postgres@127.0.0.1:5432/postgres" if kind == "postgresql" else None
-        n = min(int(getattr(args, "connections", connections)), 32)
-        rows = scenarios(database_url=url, seconds=float(getattr(args, "seconds", seconds)), connections=n,
-                         rounds=rounds, body_bytes=body_bytes, warmup=warmup)
-        print_rows(rows, title=f"\nbench/_http_peer.py · {kind} · {n} connections (one per peer)")
-        return []
+def scenarios(*, database_url: str | None = None, seconds: float = 10.0, connections: int = 16, rounds: int = 2,
+              body_bytes: int = 1024, warmup: float = 3.0) -> list[dict]:
+    """Runs the comparison on a node of its own and returns the rows, one per scenario (the best round of each,
+    by rate), the ratio of signed to unsigned on the signed row: {"name", "scenario", "rate", "p50_ms",
+    "p99_ms", "ok", "bad", "over", "clean", "statuses", "rounds", "baseline", "goal", "ratio", "paired",
+    "cpu_ms", "cpu_ratio"}. `cpu_ms`: the node's CPU time per accepted message, the lowest of the rounds;
+    `cpu_ratio`: unsigned cpu_ms ÷ signed cpu_ms. `database_url` None: SQLite; a PostgreSQL URL: a fresh
+    database is created beside it and dropped afterwards. bench/http.py calls this and prints the rows in its
+    table."""
     with PeerBench.start(database_url=database_url, connections=connections, body_bytes=body_bytes) as peer_bench:
         pairs = peer_bench.compare(seconds=seconds, rounds=rounds, warmup=warmup)
     unsigned = max((u for u, _s in pairs), key=lambda r: r.rate)
@@ -572,7 +591,11 @@ def scenarios(bench: Any = None, *, database_url: str | None = None, seconds: fl
                      "rounds": [x.rate for pair in pairs for x in pair if x.name == r.name],
                      "baseline": baseline, "goal": 0.7 if baseline else None,
                      "ratio": (r.rate / unsigned.rate) if baseline else None,
-                     "paired": [s_.rate / u.rate for u, s_ in pairs if u.rate] if baseline else []})
+                     "paired": [s_.rate / u.rate for u, s_ in pairs if u.rate] if baseline else [],
+                     "cpu_ms": min((x.cpu_ms for pair in pairs for x in pair if x.name == r.name
+                                    and x.cpu_ms == x.cpu_ms), default=float("nan"))})
+    rows[1]["cpu_ratio"] = rows[0]["cpu_ms"] / rows[1]["cpu_ms"] if rows[1]["cpu_ms"] else float("nan")
+    rows[0]["cpu_ratio"] = None
     return rows
 
 
@@ -583,8 +606,10 @@ def print_rows(rows: list[dict], *, title: str) -> None:
                 f"{', '.join(f'{x:.2f}' for x in row['paired'])})" if row["ratio"] is not None else ""
         rounds = ", ".join(f"{x:.0f}" for x in row["rounds"])
         flag = "" if row["clean"] else f"  NOT CLEAN: {row['bad']} non-200, {row['over']} past the list"
+        cpu = f"  CPU {row['cpu_ms']:.2f} ms/message" + (
+            f" (CPU ratio {row['cpu_ratio']:.2f})" if row.get("cpu_ratio") is not None else "")
         print(f"  {row['name']:72} {row['rate']:8.1f} req/s  p50 {row['p50_ms']:7.1f} ms  "
-              f"p99 {row['p99_ms']:7.1f} ms  (rounds: {rounds}){ratio}{flag}")
+              f"p99 {row['p99_ms']:7.1f} ms  (rounds: {rounds}){ratio}{cpu}{flag}")
         if row["statuses"]:
             print("    " + row["statuses"].replace("\n", "\n    "))
 

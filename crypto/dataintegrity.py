@@ -42,7 +42,7 @@ from typing import Any
 from crypto.did import ResolvedKey
 from crypto.errors import CanonicalizationError, JsonLdError, KeyFormatError, ProofError
 from crypto.jcs import canonicalize
-from crypto.jsonld import ContextLoader, canonicalize_rdfc
+from crypto.jsonld import ContextLoader, canonicalize_rdfc, canonicalize_rdfc_small
 from crypto.keys import Ed25519Key, PublicKey, b58decode, b58encode
 
 __all__ = [
@@ -69,14 +69,18 @@ KeyResolver = Callable[[str], PublicKey | ResolvedKey | None]
 
 
 def hash_data(unsecured_document: Mapping[str, Any], proof_config: Mapping[str, Any], *,
-              cryptosuite: str = JCS, loader: ContextLoader | None = None) -> bytes:
+              cryptosuite: str = JCS, loader: ContextLoader | None = None,
+              canonical_document: str | None = None) -> bytes:
     """SHA-256(canon(proofConfig)) || SHA-256(canon(unsecured document)) — the 64 bytes that are signed.
     canon is JCS for ``eddsa-jcs-2022`` and RDFC-1.0 (with ``loader``'s contexts) for ``eddsa-rdfc-2022``;
-    raises CanonicalizationError / JsonLdError."""
+    raises CanonicalizationError / JsonLdError. ``canonical_document``: the RDFC-1.0 form of the unsecured
+    document when the caller has it already (``crypto.rdfc.canonicalize_embedding``)."""
     sha256 = hashlib.sha256
     if cryptosuite == RDFC:
-        return (sha256(canonicalize_rdfc(dict(proof_config), loader).encode()).digest()
-                + sha256(canonicalize_rdfc(dict(unsecured_document), loader).encode()).digest())
+        if canonical_document is None:
+            canonical_document = canonicalize_rdfc(dict(unsecured_document), loader)
+        return (sha256(canonicalize_rdfc_small(dict(proof_config), loader).encode()).digest()
+                + sha256(canonical_document.encode()).digest())
     if cryptosuite != JCS:
         raise ProofError(f"unsupported cryptosuite {cryptosuite!r}")
     return sha256(canonicalize(proof_config)).digest() + sha256(canonicalize(unsecured_document)).digest()
@@ -122,10 +126,12 @@ def sign(
     extra: dict | None = None,
     cryptosuite: str = JCS,
     loader: ContextLoader | None = None,
+    canonical_document: str | None = None,
 ) -> dict:
     """A new document with an ``eddsa-jcs-2022`` (default) or ``eddsa-rdfc-2022`` proof added (the input is not
     modified). RDFC needs a JSON-LD document (an ``@context``) whose contexts ``loader`` serves (default: the
-    bundled ones).
+    bundled ones). ``canonical_document`` (RDFC only, no ``previous_proof``): the document's RDFC-1.0 form, when
+    the caller has composed it from cached parts (``crypto.rdfc``); it is what is signed.
 
     If the document already has a proof, the result has a proof set (``proof`` becomes a list). With
     ``previous_proof`` the new proof chains to those proof ids, which must exist in the document.
@@ -171,10 +177,13 @@ def sign(
         config["previousProof"] = previous_proof if isinstance(previous_proof, str) else list(previous_proof)
         hashed = dict(unsecured)
         hashed["proof"] = matching
+    if canonical_document is not None and (cryptosuite != RDFC or previous_proof is not None):
+        raise ProofError("canonical_document is for an eddsa-rdfc-2022 proof without previousProof")
     if "@context" in document:
         config["@context"] = document["@context"]
     try:
-        signature = key.sign(hash_data(hashed, config, cryptosuite=cryptosuite, loader=loader))
+        signature = key.sign(hash_data(hashed, config, cryptosuite=cryptosuite, loader=loader,
+                                       canonical_document=canonical_document))
     except (CanonicalizationError, JsonLdError) as exc:
         raise ProofError(f"the document cannot be canonicalised: {exc}") from exc
     proof = dict(config)

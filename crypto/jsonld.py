@@ -40,6 +40,7 @@ __all__ = [
     "ContextLoader",
     "bundled_contexts",
     "canonicalize_rdfc",
+    "canonicalize_rdfc_small",
     "default_loader",
     "digest_sri",
     "expand_safe",
@@ -116,6 +117,8 @@ class ContextLoader:
         from cachetools import LRUCache
 
         self._cache = LRUCache(maxsize=256)
+        self._canonical = LRUCache(maxsize=64)  # proof configurations' RDFC-1.0 forms (canonicalize_rdfc_small)
+        self._canonical_lock = threading.Lock()
 
     def with_documents(self, extra: Mapping[str, bytes | dict], *, pins: Mapping[str, str] | None = None
                        ) -> ContextLoader:
@@ -230,6 +233,37 @@ def canonicalize_rdfc(document: Any, loader: ContextLoader | None = None) -> str
         return _bounded_urdna2015()().main(dataset, {"format": "application/n-quads"})
     except RecursionError:
         raise JsonLdError("canonicalization refused: nesting too deep") from None
+
+
+def canonicalize_rdfc_small(document: Any, loader: ContextLoader | None = None) -> str:
+    """``canonicalize_rdfc`` remembered by the loader for its last 64 documents (by their sorted-key JSON): for
+    small documents that recur, such as a Data Integrity proof configuration (it changes with its ``created``
+    second). The result is the same function of the document and the loader's fixed contexts."""
+    loader = loader or default_loader()
+    if not _plain_json(document, 0):  # e.g. a tuple, which JSON would show as a list but PyLD reads otherwise
+        return canonicalize_rdfc(document, loader)
+    key = json.dumps(document, sort_keys=True, ensure_ascii=False)
+    if len(key) > 4096:
+        return canonicalize_rdfc(document, loader)
+    with loader._canonical_lock:
+        found = loader._canonical.get(key)
+    if found is None:
+        found = canonicalize_rdfc(document, loader)
+        with loader._canonical_lock:
+            loader._canonical[key] = found
+    return found
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    if depth > 8:
+        return False
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is list:
+        return all(_plain_json(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _absolute(iri: str) -> bool:

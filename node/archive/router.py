@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from node.archive.schemas import ArchivePublic
-from node.archive.service import archive_json, learner_archive
+from node.archive.service import learner_archive_json
 from node.audit.service import record, refusals_recorded
 from node.deps import CtxDep, Principal, SessionDep, require_roles
 from node.roles import Role
@@ -27,7 +27,7 @@ StaffFront = Annotated[
 @router.get("/me/archive", response_model=ArchivePublic)
 def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> Response:
     """Your deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours and count per group."""
-    return _json(learner_archive(session, ctx, me.id))
+    return _json(learner_archive_json(session, ctx, me.id))
 
 
 @router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
@@ -36,12 +36,13 @@ def read_learner_archive(learner_id: Int64, ctx: CtxDep, session: SessionDep, st
     and count per group. Audited, refusals included."""
     with refusals_recorded(session, actor=staff, action="archive.read", target_type="learner",
                            target_id=learner_id):
-        archive = learner_archive(session, ctx, learner_id)
+        archive = learner_archive_json(session, ctx, learner_id)
     record(session, actor=staff, action="archive.read", target_type="learner", target_id=learner_id)
     return _json(archive)
 
 
-def _json(archive: ArchivePublic) -> Response:
+def _json(archive: bytes) -> Response:
     # built and serialised once, in the endpoint's thread (returning the model would validate it again and
-    # serialise it in a second worker-thread hop); the same bytes, `response_model` documents them
-    return Response(archive_json(archive), media_type="application/json")
+    # serialise it in a second worker-thread hop); the same bytes as the model's JSON, `response_model`
+    # documents them
+    return Response(archive, media_type="application/json")

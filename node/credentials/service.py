@@ -22,8 +22,9 @@ from sqlmodel import Session
 
 from crypto.dataintegrity import JCS, RDFC
 from crypto.jcs import canonicalize
+from crypto.rdfc import EmbeddedDataset, canonicalize_embedding
 from node.counters import reserve
-from node.credentials.cache import signed_credentials
+from node.credentials.cache import embedded_datasets, signed_credentials
 from node.credentials.context import (
     FEDERATION_CONTEXT,
     OB_SCHEMA,
@@ -225,14 +226,14 @@ _RECORD_COLUMNS = (
 _STATUS_INDEX = [c.key for c in _RECORD_COLUMNS].index("status_index")
 
 
-def _records(session: Session, *conditions) -> list[sa.Row]:
+def _records_statement(*conditions) -> sa.Select:
     first_deposit = (
         sa.select(sa.func.min(LedgerEvent.seq))
         .where(LedgerEvent.achievement_id == Achievement.id, LedgerEvent.kind == "achievement.deposited")
         .correlate(Achievement)
         .scalar_subquery()
     )
-    return list(session.execute(
+    return (
         sa.select(*_RECORD_COLUMNS, Learner.pseudonym, Organisation.name.label("institution_name"),
                   LedgerEvent.seq.label("event_seq"), LedgerEvent.hash.label("event_hash"),
                   LedgerEvent.salt.label("event_salt"), LedgerEvent.opening.label("event_opening"))
@@ -241,7 +242,17 @@ def _records(session: Session, *conditions) -> list[sa.Row]:
         .outerjoin(LedgerEvent, LedgerEvent.seq == first_deposit)
         .where(*conditions)
         .order_by(Achievement.id)
-    ).all())
+    )
+
+
+# Built once (a statement's building and cache key cost more than running it), run on the session's connection.
+_ONE_RECORD = _records_statement(Achievement.id == sa.bindparam("achievement_id"))
+_DEPOSITED_RECORDS = _records_statement(Achievement.learner_id == sa.bindparam("learner_id"),
+                                        Achievement.status == "deposited")
+
+
+def _records(session: Session, statement: sa.Select, params: dict) -> list[sa.Row]:
+    return list(session.connection().execute(statement, params).all())
 
 
 def _ensure_index(session: Session, row: sa.Row) -> int:
@@ -296,7 +307,7 @@ def _reference_levels(settings) -> dict[str, str]:
 
 
 def _one_record(session: Session, achievement_id: int, learner_id: int | None) -> sa.Row:
-    rows = _records(session, Achievement.id == achievement_id)
+    rows = _records(session, _ONE_RECORD, {"achievement_id": achievement_id})
     if not rows or (learner_id is not None and rows[0].learner_id != learner_id):
         raise NotFound("no such achievement")
     if rows[0].status not in ("deposited", "revoked"):
@@ -344,10 +355,11 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
-    credentials = []
-    for row in _records(session, Achievement.learner_id == learner_id, Achievement.status == "deposited"):
+    credentials, serialised = [], []
+    for row in _records(session, _DEPOSITED_RECORDS, {"learner_id": learner_id}):
         signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
         credentials.append(orjson.loads(data) if signed is None else signed)
+        serialised.append(data)
     now = _iso(dt.datetime.now(dt.UTC))
     presentation = {
         "@context": [VC_V2, FEDERATION_CONTEXT],
@@ -360,7 +372,29 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
         "totals": transcript_totals(credentials),
         "verifiableCredential": credentials,
     }
-    return ctx.identity.sign_proof_set(presentation, cryptosuites=(JCS, RDFC) if rdfc else (JCS,))
+    return _sign_presentation(ctx, presentation, serialised, rdfc=rdfc)
+
+
+def _sign_presentation(ctx, presentation: dict, serialised: list[bytes], *, rdfc: bool) -> dict:
+    """The presentation with its proof set (as `NodeIdentity.sign_proof_set` makes it: one `created`, JCS then
+    RDFC). The RDFC-1.0 form of the presentation is composed from each embedded credential's RDF dataset, built
+    once per credential (`embedded_datasets`, keyed by the credential's bytes) — the same N-Quads as
+    canonicalising the whole presentation, which is what a verifier does (crypto.rdfc)."""
+    identity = ctx.identity
+    created = _iso(dt.datetime.now(dt.UTC))
+    proofs = [identity.sign(presentation, created=created, cryptosuite=JCS)["proof"]]
+    if rdfc:
+        datasets = []
+        for data, credential in zip(serialised, presentation["verifiableCredential"], strict=True):
+            dataset = embedded_datasets.get(data)
+            if dataset is None:
+                dataset = EmbeddedDataset.of(credential)
+                embedded_datasets.put(data, dataset)
+            datasets.append(dataset)
+        canonical = canonicalize_embedding(presentation, "verifiableCredential", datasets)
+        proofs.append(identity.sign(presentation, created=created, cryptosuite=RDFC,
+                                    canonical_document=canonical)["proof"])
+    return {**presentation, "proof": proofs}
 
 
 def printed_transcript(session: Session, ctx, learner_id: int) -> tuple[bytes, IssuedTranscript]:

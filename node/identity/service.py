@@ -46,12 +46,14 @@ class NodeIdentity:
 
     def sign(self, document: dict, *, proof_purpose: str = "assertionMethod", created: str | None = None,
              previous_proof: str | list[str] | None = None, proof_id: str | None = None,
-             cryptosuite: str = JCS) -> dict:
+             cryptosuite: str = JCS, canonical_document: str | None = None) -> dict:
         """The document with the current key's proof added (``eddsa-jcs-2022`` unless ``cryptosuite`` says
-        ``eddsa-rdfc-2022``, which uses the bundled JSON-LD contexts)."""
+        ``eddsa-rdfc-2022``, which uses the bundled JSON-LD contexts; ``canonical_document``: its RDFC-1.0 form
+        when the caller has composed it, see ``crypto.dataintegrity.sign``)."""
         created = created or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return di_sign(document, self.signing_key, self.key_id, proof_purpose=proof_purpose, created=created,
-                       previous_proof=previous_proof, proof_id=proof_id, cryptosuite=cryptosuite)
+                       previous_proof=previous_proof, proof_id=proof_id, cryptosuite=cryptosuite,
+                       canonical_document=canonical_document)
 
     def sign_proof_set(self, document: dict, *, cryptosuites: tuple[str, ...] = (JCS,),
                        proof_purpose: str = "assertionMethod") -> dict:

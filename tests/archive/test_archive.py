@@ -103,3 +103,25 @@ def test_archive_queries_do_not_grow_with_the_number_of_items(client, engine) ->
         _add(engine, learner.id, ("degree_course", "training", "community", "skill_level")[i % 4], credits="1",
              hours="2", level="三级")
     assert selects_for_archive() == few <= 4  # learner, items, totals (+ nothing per item)
+
+
+def test_the_routes_bytes_equal_the_models_json(client, engine, ctx) -> None:
+    """The routes write the rows straight to JSON (learner_archive_json); the bytes are those of the
+    ArchivePublic model that `learner_archive` builds (what `response_model` documents and the portal shows)."""
+    from node.archive.repository import ITEM_COLUMNS
+    from node.archive.service import _ITEM_FIELDS, archive_json, learner_archive, learner_archive_json
+
+    assert tuple(c.key for c in ITEM_COLUMNS) == _ITEM_FIELDS
+    learner, empty = register_learner(client, "511"), register_learner(client, "512")
+    _add(engine, learner.id, "degree_course", credits="2.500", hours="0.001", title='引号 " 与 \\ 反斜杠',
+         earned="2023-06-30")
+    _add(engine, learner.id, "vocational_qualification", credits="4", level="四级", title="电工")
+    _add(engine, learner.id, "training", hours="99999.999", title="长")
+    _add(engine, learner.id, "informal", title="无学分")
+    _add(engine, learner.id, "community", credits="0", title="零", status="revoked")
+    with session_scope(engine) as s:
+        for who in (learner.id, empty.id):
+            assert learner_archive_json(s, ctx, who) == archive_json(learner_archive(s, ctx, who))
+    body = client.get("/api/v1/me/archive", headers=learner.headers).content
+    with session_scope(engine) as s:
+        assert body == archive_json(learner_archive(s, ctx, learner.id))

@@ -141,3 +141,25 @@ def test_invalidate_tokens_for_other_services(client, ctx, learner, staff_header
         assert staff.token_version == 1
     assert client.get("/api/v1/me", headers=lh).json()["code"] == "token_revoked"
     assert client.get("/api/v1/audit", headers=sh).json()["code"] == "token_revoked"
+
+
+def test_a_remembered_token_still_expires_and_is_still_revocable(client, ctx, learner) -> None:
+    """Tokens are verified once per process (node.security.tokens.verified_tokens); what the account says is
+    read on every request, and the remembered token stops at its `exp` like a fresh one."""
+    person = learner()
+    headers = _signed(ctx, sub=f"learner:{person.id}", ver=0, roles=["learner"], exp=int(time.time()) + 2)
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    assert client.get("/api/v1/me", headers=headers).status_code == 200  # from the cache
+    time.sleep(2.2)  # its `exp` has passed
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "token_expired", r.text
+    other = bearer(token(client, person.account_no))
+    assert client.get("/api/v1/me", headers=other).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=other).status_code == 204
+    r = client.get("/api/v1/me", headers=other)
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked", r.text
+    # a token signed with another secret is not served from the cache of this one
+    raw = other["Authorization"].removeprefix("Bearer ")
+    forged = jwt.encode(jwt.decode(raw, options={"verify_signature": False}), b"x" * 32, algorithm="HS256")
+    r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
