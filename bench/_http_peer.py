@@ -4,7 +4,7 @@
     python bench/_http_peer.py --database postgresql://postgres@127.0.0.1:5432/test --seconds 15
     python bench/_http_peer.py --serve                      # (internal) the bench server, see below
 
-`bench/http.py` calls `scenarios(...)` from here and prints its rows in its own table (scenario "peer");
+`bench/request_path.py` calls `scenarios(...)` from here and prints its rows in its own table (scenario "peer");
 run alone, this script prints them itself.
 
 What is compared. One node (`creditnode init` in a temporary directory, base URL http://127.0.0.1:<free port>,
@@ -261,8 +261,7 @@ class PeerBench:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITNODE_")}
             env["CREDITNODE_CONFIG"] = str(config)
             settings, peers = _join(config, connections)
-            # `-c` from the project root: the bench directory is not on sys.path (bench/http.py would shadow
-            # the standard library's http package)
+            # `-c` from the project root, so the project and `bench` import alike
             server = subprocess.Popen([sys.executable, "-c", "from bench._http_peer import _serve; "
                                        f"_serve({port})"],
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -576,7 +575,7 @@ def scenarios(*, database_url: str | None = None, seconds: float = 10.0, connect
     "p99_ms", "ok", "bad", "over", "clean", "statuses", "rounds", "baseline", "goal", "ratio", "paired",
     "cpu_ms", "cpu_ratio"}. `cpu_ms`: the node's CPU time per accepted message, the lowest of the rounds;
     `cpu_ratio`: unsigned cpu_ms ÷ signed cpu_ms. `database_url` None: SQLite; a PostgreSQL URL: a fresh
-    database is created beside it and dropped afterwards. bench/http.py calls this and prints the rows in its
+    database is created beside it and dropped afterwards. bench/request_path.py calls this and prints the rows in its
     table."""
     with PeerBench.start(database_url=database_url, connections=connections, body_bytes=body_bytes) as peer_bench:
         pairs = peer_bench.compare(seconds=seconds, rounds=rounds, warmup=warmup)

@@ -1,6 +1,6 @@
-"""The raw baseline of bench/http.py: a minimal async Starlette app that runs the same SQL as the node's reads on
+"""The raw baseline of bench/request_path.py: a minimal async Starlette app that runs the same SQL as the node's reads on
 the same database (sqlite3 or psycopg directly, one connection, no ORM, no validation), answers with orjson, and
-signs the signed reads once with Ed25519 (`cryptography`). Run by bench/http.py as
+signs the signed reads once with Ed25519 (`cryptography`). Run by bench/request_path.py as
 
     python bench/_http_raw.py CONFIG.json PORT
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # bench/http.py would hide the standard library's `http` package
+    sys.path.pop(0)  # the project root, not bench/, is where imports start (the bench is run from the root)
 
 import orjson
 import uvicorn

@@ -315,8 +315,7 @@ class Server:
         self.port = _free_port()
         self.slow_file = node.workdir / f"slow-{label}.pickle"
         self.proc = subprocess.Popen(
-            # as a module from the repository: run as a file, bench/ is on sys.path and bench/http.py hides the
-            # standard library's http package from uvicorn
+            # as a module from the repository root, so `bench` and the project import alike
             [sys.executable, "-m", "bench.scale", "--_serve", str(node.workdir), node.url, str(self.port),
              str(slow_ms), str(self.slow_file)], cwd=Path(__file__).resolve().parents[1])
         import httpx

@@ -22,6 +22,7 @@ In order, for every HTTP request:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -225,9 +226,13 @@ class EdgeMiddleware:
                 message["headers"] = self._secured(list(message.get("headers", [])))
             await send(message)
 
+        if _wants_page(scope):  # a browser's page request: refusals are pages in its language, not JSON
+            answer = functools.partial(_answer_page, scope, receive)
+        else:
+            answer = _answer
         problem = self._target_problem(scope)
         if problem:
-            await _answer(send_with_headers, *problem)
+            await answer(send_with_headers, *problem)
             return
         if scope["path"].startswith("/federation/v1/"):
             # Peer routes read, limit and check their body themselves (federation.transport.inbound): their
@@ -239,10 +244,10 @@ class EdgeMiddleware:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             if not declared.isdigit():
-                await _answer(send_with_headers, 400, _error("bad_request", "Content-Length is not a number"),
-                              close=True)
+                await answer(send_with_headers, 400, _error("bad_request", "Content-Length is not a number"),
+                             close=True)
                 return
-            await _too_large(send_with_headers, limit)
+            await _too_large(send_with_headers, limit, answer)
             return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type == b"application/json" or media_type.endswith(b"+json") or (
@@ -250,31 +255,33 @@ class EdgeMiddleware:
         ):
             body = await _read_body(receive, limit)
             if body is None:
-                await _too_large(send_with_headers, limit)
+                await _too_large(send_with_headers, limit, answer)
                 return
             if body:
                 problem = (_json_problem(body) if media_type.endswith(b"json")
                            else _pairs_problem(body, "body"))
                 if problem:
-                    await _answer(send_with_headers, *problem)
+                    await answer(send_with_headers, *problem)
                     return
             receive = _replay(body, receive)
         else:
             receive = _counting(receive, limit)
-        await self._call(scope, receive, send_with_headers, lambda: started, limit)
+        await self._call(scope, receive, send_with_headers, lambda: started, limit, answer)
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send, started: Any, limit: int = 0) -> None:
+    async def _call(self, scope: Scope, receive: Receive, send: Send, started: Any, limit: int = 0,
+                    answer: Any = None) -> None:
+        answer = answer or _answer
         try:
             await self.app(scope, receive, send)
         except BodyTooLarge:
             if started():
                 raise
-            await _too_large(send, limit)
+            await _too_large(send, limit, answer)
         except Exception as exc:
             if started():
                 raise
             _log_unexpected(scope, exc)
-            await _answer(send, 500, _error("internal_error", "internal error"))
+            await answer(send, 500, _error("internal_error", "internal error"))
 
     def _target_problem(self, scope: Scope) -> tuple[int, dict] | None:
         problem = text_problem(scope["path"])
@@ -341,8 +348,8 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return counting
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _answer(send, 413, _error("payload_too_large", f"the request body is over {limit} bytes",
+async def _too_large(send: Send, limit: int, answer: Any = None) -> None:
+    await (answer or _answer)(send, 413, _error("payload_too_large", f"the request body is over {limit} bytes",
                                     {"max_bytes": limit}), close=True)
 
 
@@ -353,6 +360,33 @@ async def _answer(send: Send, status: int, body: dict, *, close: bool = False) -
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+_API_PREFIXES = ("/api/", "/federation/v1/", "/.well-known/", "/static/", "/openapi.json", "/docs", "/redoc",
+                 "/metrics", "/health")
+
+
+def _wants_page(scope: Scope) -> bool:
+    """A request a person's browser made for a portal page: not an API, peer or asset path, and HTML accepted
+    (a browser's form post and link both send `Accept: text/html`)."""
+    if scope["path"].startswith(_API_PREFIXES):
+        return False
+    accept = next((v for n, v in scope["headers"] if n == b"accept"), b"")
+    return b"text/html" in accept
+
+
+async def _answer_page(scope: Scope, receive: Receive, send: Send, status: int, body: dict, *,
+                       close: bool = False) -> None:
+    """The edge's refusal as the portal's error page (node.portal.web.render_error): the visitor's language, the
+    code's own text where there is one, never the API's English message."""
+    from starlette.requests import Request as StarletteRequest
+
+    from node.portal.web import render_error
+
+    response = render_error(StarletteRequest(scope), status, f"err.{body.get('code', '')}")
+    if close:
+        response.headers["connection"] = "close"
+    await response(scope, receive, send)
 
 
 def _log_unexpected(scope: Scope, exc: Exception) -> None:

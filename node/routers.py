@@ -28,7 +28,6 @@ __all__ = ["ROUTERS"]
 ROUTERS = [archive_router, *FEDERATION_ROUTERS, credentials_router]
 ROUTERS += [auth_router, learners_router, org_router, imports_router]
 ROUTERS += [deposits_router, evidence_router, audit_router]
-ROUTERS += [standards_router, conversion_router, ledger_router]
 ROUTERS += [projects_router, rpl_router]  # 双证融通 projects, recognition of prior learning (docs/projects.md)
 ROUTERS += [standards_router, conversion_router, ledger_router, stats_router]
 ROUTERS += [engage_router]  # points, notices, data rights, counselling (issue 16)

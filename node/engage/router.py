@@ -176,12 +176,14 @@ def mark_read(session: Session, learner_id: int, notice_id: int | None) -> int:
 
 @router.post("/me/notices/{notice_id}/read", status_code=204)
 def read_notice(notice_id: Int64, session: SessionDep, me: LearnerOnly) -> Response:
+    """Mark one of the learner's notices as read; 404 for a notice that is not theirs."""
     mark_read(session, me.id, notice_id)
     return Response(status_code=204)
 
 
 @router.post("/me/notices/read-all", status_code=204)
 def read_all_notices(session: SessionDep, me: LearnerOnly) -> Response:
+    """Mark every notice of the learner as read."""
     mark_read(session, me.id, None)
     return Response(status_code=204)
 
@@ -259,6 +261,7 @@ def save_preferences(session: Session, ctx, me: Principal, body: PreferencesUpda
 
 @router.get("/me/notice-preferences", response_model=PreferencesPublic)
 def my_preferences(session: SessionDep, ctx: CtxDep, me: LearnerOnly) -> PreferencesPublic:
+    """The learner's notice settings: per kind of notice, in the portal only, by e-mail or by SMS, or muted."""
     return preferences_view(session, ctx, me.id)
 
 
@@ -343,6 +346,7 @@ def request_correction(body: CorrectionRequestCreate, session: SessionDep, me: L
 
 @router.get("/me/correction-requests", response_model=list[CorrectionRequestPublic])
 def my_correction_requests(session: SessionDep, me: LearnerOnly) -> list[CorrectionRequestPublic]:
+    """The learner's correction requests, newest first (at most 200), with each one's state and answer."""
     rows = session.exec(select(CorrectionRequest).where(CorrectionRequest.learner_id == me.id)
                         .order_by(CorrectionRequest.id.desc()).limit(200)).all()
     return [_cr(r) for r in rows]
@@ -482,6 +486,7 @@ def run_counselling(body: CounsellingCreate, session: SessionDep, ctx: CtxDep, s
 
 @router.get("/counselling/sessions/{session_id}", response_model=CounsellingPublic)
 def read_counselling(session_id: Int64, session: SessionDep, staff: OutletStaff) -> CounsellingPublic:
+    """One counselling session this outlet ran: the learner's consent and the what-if result, for printing."""
     row = counselling.session_for_staff(session, staff=staff, session_id=session_id)
     return CounsellingPublic.model_validate(row, from_attributes=True)
 

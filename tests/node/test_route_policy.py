@@ -29,7 +29,7 @@ def _declared(route: APIRoute) -> tuple[bool, frozenset]:
 
 
 def _is_federation(path: str) -> bool:
-    return path.startswith("/federation/")
+    return path.startswith("/federation/v1/")  # the peer protocol; /federation/… without v1 are portal pages
 
 
 def test_every_route_declares_its_roles(app) -> None:

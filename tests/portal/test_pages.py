@@ -159,3 +159,18 @@ def test_cookies_are_secure_when_the_node_is_served_over_https(database_url, tmp
         cookies = r.headers.get_list("set-cookie")
         assert len(cookies) == 2 and all("Secure" in c and "HttpOnly" in c and "SameSite=lax" in c for c in cookies)
         assert "max-age=63072000" in r.headers["strict-transport-security"]
+
+
+def test_the_edge_answers_a_browser_with_a_page_in_its_language(client: TestClient) -> None:
+    """Refusals made before any route runs (text no database stores, a body over the limit) are the portal's error
+    page for a browser — Chinese by default, never the API's English JSON — and stay JSON for the API."""
+    r = client.post("/sign-in", data={"username": "a\x00b", "password": "x", "csrf": "0"}, headers=HTML)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert '<html lang="zh-CN">' in r.text and "not valid" not in r.text and "NUL" not in r.text
+    r = client.get("/standards?q=a%00&lang=en", headers=HTML)
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html") and '<html lang="en">' in r.text
+    r = client.post("/sign-in", content=b"username=" + b"x" * (3 << 20), headers={
+        **HTML, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+    r = client.post("/api/v1/auth/sign-in", data={"username": "a\x00b"}, headers=HTML)
+    assert r.status_code == 422 and r.json()["code"] == "validation_error"

@@ -1,9 +1,9 @@
 """The request path against a raw baseline, side by side in one run (issue 13).
 
-    python bench/http.py                          # SQLite, 32 connections, 5 s per scenario
-    python bench/http.py --database postgresql    # a throwaway database on 127.0.0.1:5432, dropped afterwards
-    python bench/http.py --seconds 10 --connections 64 --only archive,discovery
-    python bench/http.py --profile /tmp/prof      # also a py-spy flame graph of the node per scenario
+    python bench/request_path.py                          # SQLite, 32 connections, 5 s per scenario
+    python bench/request_path.py --database postgresql    # a throwaway database on 127.0.0.1:5432, dropped afterwards
+    python bench/request_path.py --seconds 10 --connections 64 --only archive,discovery
+    python bench/request_path.py --profile /tmp/prof      # also a py-spy flame graph of the node per scenario
 
 It starts a real node (`creditnode serve`: uvicorn, one worker, 127.0.0.1), seeds one learner with
 --achievements deposited achievements through the project's own services (account opening, ledger events),
@@ -471,7 +471,7 @@ def run(args: argparse.Namespace) -> list[tuple[Scenario, Result, Result | None]
 
 
 def print_table(args: argparse.Namespace, results: list[tuple[Scenario, Result, Result | None]]) -> None:
-    print(f"\nbench/http.py · {args.database} · 1 worker · {args.connections} connections · {args.seconds:g} s "
+    print(f"\nbench/request_path.py · {args.database} · 1 worker · {args.connections} connections · {args.seconds:g} s "
           f"per scenario · {args.achievements} achievements · {os.cpu_count()} cores")
     print("| scenario | node req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | goal | | "
           "node CPU ms/req | baseline CPU ms/req | CPU ratio |")
