@@ -5,8 +5,7 @@ under that agreement, seen from both sides. Two live nodes on 127.0.0.1 (tests/p
 federated with each other over real signed HTTP. axe-core on every page (no serious or critical violation);
 screenshots of the federation pages at desktop and phone widths in both languages.
 
-The learner's own steps (holder binding, consent, transfer request) go through the API here: the learner's
-transfer pages are another part of the portal."""
+The learner's own steps (holder binding, consent, transfer request) go through the learner's pages too."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("playwright", reason="no browser driver: pip install '.[test]' installs playwright")
@@ -86,12 +84,6 @@ def _learner(fed: FederatedNodes) -> dict:
         destination_account = learner.account_no
     return {"origin_account": origin_account, "destination_account": destination_account,
             "achievement_id": achievement_id}
-
-
-def _token(base: str, account: str) -> dict:
-    r = httpx.post(f"{base}/api/v1/auth/token", data={"username": account, "password": LEARNER_PASSWORD}, timeout=30)
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
@@ -173,30 +165,43 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
     expect(page_b.locator("#verify-result")).to_have_text("哈希链和全部签名验证通过")
     _check(page_b, shots, "fed-verify")
 
-    # a learner's transfer from Shanghai to Zhejiang under the agreement in force (API: another part's pages)
+    # a learner's transfer from Shanghai to Zhejiang under the agreement in force, through the learner's pages:
+    # a holder binding at Zhejiang, consent at Shanghai, the transfer requested at Zhejiang
     person = _learner(fed)
-    at_origin = _token(fed.a.base, person["origin_account"])
-    at_destination = _token(fed.b.base, person["destination_account"])
-    with httpx.Client(timeout=60) as http:
-        intent = http.post(f"{fed.b.base}/api/v1/me/transfer-intents", json={"origin": "shanghai"},
-                           headers=at_destination)
-        assert intent.status_code == 201, intent.text
-        consent = http.post(f"{fed.a.base}/api/v1/me/consents", headers=at_origin, json={
-            "destination": "zhejiang", "achievement_ids": [person["achievement_id"]], "purpose": "升学学分认定",
-            "valid_days": 30, "holder_binding": intent.json()["binding"]})
-        assert consent.status_code == 201, consent.text
-        transfer = http.post(f"{fed.b.base}/api/v1/me/transfers", json={"consent": consent.json()["document"]},
-                             headers=at_destination)
-        assert transfer.status_code == 201, transfer.text
-        view = transfer.json()
-        assert view["state"] == "completed" and view["agreement_id"] == AGREEMENT
-        [item] = view["items"]
-        assert item["state"] == "recognised" and item["recognition"]["title"] == "高等数学（一）"
-        assert Decimal(view["recognised_credits"]) == Decimal("3.765")  # 64 h ÷ 17 h per credit (version 2)
-        assert fed.deliver() == 1  # the signed receipt, Zhejiang → Shanghai
-        consents = http.get(f"{fed.a.base}/api/v1/me/consents", headers=at_origin).json()
-        assert consents[0]["receipts"] and consents[0]["receipts"][0]["document"]["credentialSubject"][
-            "items"][0]["outcome"] == "recognised"
+    origin, page_o = _sign_in(browser, fed.a.base, person["origin_account"], LEARNER_PASSWORD)
+    destination, page_d = _sign_in(browser, fed.b.base, person["destination_account"], LEARNER_PASSWORD)
+    page_d.goto("/me/transfers/new")
+    page_d.get_by_label("成果所在地区").select_option("shanghai")
+    page_d.locator("#get-binding").click()
+    binding = page_d.locator("#binding").input_value()
+    assert binding.startswith("hb1.")
+    page_o.goto("/me/consents/new")
+    page_o.get_by_label("授权给哪个地区").select_option("zhejiang")
+    page_o.locator(f"#record-{person['achievement_id']}").check()
+    page_o.get_by_label("用途").fill("升学学分认定")
+    page_o.get_by_label("有效天数").fill("30")
+    page_o.get_by_label("绑定码").fill(binding)
+    page_o.locator("#grant-consent").click()
+    page_o.wait_for_url("**/me/consents/*?granted=1")
+    consent_url = page_o.url.split("?")[0].replace(fed.a.base, "")
+    with page_o.expect_download() as download:
+        page_o.get_by_role("link", name="下载授权书").click()
+    consent = Path(download.value.path()).read_text(encoding="utf-8")
+    page_d.goto("/me/transfers/new")
+    page_d.locator("#consent").fill(consent)
+    page_d.locator("#request-transfer").click()
+    page_d.wait_for_url("**/me/transfers/*?requested=1", timeout=60_000)
+    assert page_d.locator("#transfer-state").inner_text() == "已完成"
+    # 64 h ÷ 17 h per credit: the counter-proposed version 2 is the one in force
+    assert Decimal(page_d.locator("#recognised-credits").inner_text()) == Decimal("3.765")
+    _check(page_d)
+    assert fed.deliver() == 1  # the signed receipt, Zhejiang → Shanghai
+    # seen from Shanghai by the learner: the consent holds Zhejiang's receipt
+    page_o.goto(consent_url)
+    assert "回执 urn:uuid:" in page_o.locator("#receipts").inner_text()
+    _check(page_o)
+    origin.close()
+    destination.close()
 
     # seen from Zhejiang: the learner's archive holds the recognised course; its outbox delivered the receipt
     learner, page = _sign_in(browser, fed.b.base, person["destination_account"], LEARNER_PASSWORD)
