@@ -174,3 +174,17 @@ def test_the_edge_answers_a_browser_with_a_page_in_its_language(client: TestClie
     assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
     r = client.post("/api/v1/auth/sign-in", data={"username": "a\x00b"}, headers=HTML)
     assert r.status_code == 422 and r.json()["code"] == "validation_error"
+
+
+def test_every_action_audited_against_a_learner_has_a_text() -> None:
+    """The accesses page names each action in the learner's language: every action the code records with a learner
+    as its target has an `action.*` text (a new one without a text would show as a code)."""
+    root = PORTAL.parents[1]
+    recorded = set()
+    for path in [*root.glob("node/**/*.py"), *root.glob("federation/**/*.py")]:
+        for call in re.findall(r"record\w*\((?:[^()]|\([^()]*\))*\)", path.read_text(encoding="utf-8")):
+            if 'target_type="learner"' in call:
+                recorded |= set(re.findall(r'action="([a-z_.]+)"', call))
+    assert len(recorded) > 10
+    for lang in ("zh", "en"):
+        assert sorted(f"action.{a}" for a in recorded if f"action.{a}" not in catalogue(lang)) == []
