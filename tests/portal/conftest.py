@@ -6,6 +6,7 @@ Playwright's own browser download is not used. Without it the browser tests skip
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,25 +37,24 @@ class LiveNode:
     ctx: object
 
 
-@pytest.fixture(scope="module")
-def live_node(_db_template: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
-    """A node with the Shanghai standards, served on a free port of 127.0.0.1 for this module's tests."""
+@contextlib.contextmanager
+def serve_node(db_template: object, tmp: Path, region: str) -> Iterator[LiveNode]:
+    """One node of `region` with its standards, served on a free port of 127.0.0.1 until the block ends."""
     import uvicorn
 
     from node.app import create_app
     from node.db import make_engine
     from node.standards.cli import load_files
 
-    tmp = tmp_path_factory.mktemp("portal")
-    if isinstance(_db_template, _PgDatabases):
-        name = _db_template.create()
-        url = _db_template.url_of(name)
+    if isinstance(db_template, _PgDatabases):
+        name = db_template.create()
+        url = db_template.url_of(name)
     else:
-        shutil.copyfile(_db_template, tmp / "node.db")
-        name, url = None, f"sqlite:///{tmp / 'node.db'}"
+        shutil.copyfile(db_template, tmp / f"{region}.db")
+        name, url = None, f"sqlite:///{tmp / f'{region}.db'}"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(url, tmp / "data", base_url=base)
+    settings = make_settings(url, tmp / region, region=region, base_url=base)
     settings = settings.model_copy(update={
         "ratelimit": settings.ratelimit.model_copy(update={"sign_in": "1000/minute"})})
     engine = make_engine(url)
@@ -72,7 +72,7 @@ def live_node(_db_template: object, tmp_path_factory: pytest.TempPathFactory) ->
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the node did not become ready"
+            assert time.monotonic() < deadline, f"the {region} node did not become ready"
             time.sleep(0.1)
         yield LiveNode(base, app, app.state.ctx)
     finally:
@@ -80,7 +80,14 @@ def live_node(_db_template: object, tmp_path_factory: pytest.TempPathFactory) ->
         thread.join(timeout=30)
         engine.dispose()
         if name is not None:
-            _db_template.drop(name)  # type: ignore[union-attr]
+            db_template.drop(name)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def live_node(_db_template: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
+    """A node with the Shanghai standards, served on a free port of 127.0.0.1 for this module's tests."""
+    with serve_node(_db_template, tmp_path_factory.mktemp("portal"), "shanghai") as node:
+        yield node
 
 
 @pytest.fixture(scope="module")

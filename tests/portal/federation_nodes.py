@@ -12,69 +12,16 @@ To use it in another test module: `from tests.portal.federation_nodes import fed
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import _PgDatabases, make_settings
-from tests.portal.conftest import LiveNode, _free_port
+from tests.portal.conftest import LiveNode, serve_node
 
 __all__ = ["PASSWORD", "FederatedNodes", "federated_nodes", "serve_node"]
 
 PASSWORD = "fed-admin-pass-1"
-
-
-@contextlib.contextmanager
-def serve_node(db_template: object, tmp: Path, region: str) -> Iterator[LiveNode]:
-    """One node of `region` with its standards, served on a free port of 127.0.0.1 until the block ends."""
-    import uvicorn
-
-    from node.app import create_app
-    from node.db import make_engine
-    from node.standards.cli import load_files
-
-    if isinstance(db_template, _PgDatabases):
-        name = db_template.create()
-        url = db_template.url_of(name)
-    else:
-        shutil.copyfile(db_template, tmp / f"{region}.db")
-        name, url = None, f"sqlite:///{tmp / f'{region}.db'}"
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(url, tmp / region, region=region, base_url=base)
-    settings = settings.model_copy(update={
-        "ratelimit": settings.ratelimit.model_copy(update={"sign_in": "1000/minute"})})
-    engine = make_engine(url)
-    load_files(engine, list(settings.region.standards_files))
-    app = create_app(settings, engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the {region} node did not become ready"
-            time.sleep(0.1)
-        yield LiveNode(base, app, app.state.ctx)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        engine.dispose()
-        if name is not None:
-            db_template.drop(name)  # type: ignore[union-attr]
 
 
 @dataclass
