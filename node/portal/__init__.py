@@ -19,6 +19,13 @@ __all__ = ["STATIC_DIR", "install"]
 STATIC_DIR = Path(__file__).parent / "static"
 
 
+def _here(request: Request) -> str:
+    """The page asked for, query included (a report's date range, a queue's filters), to return to after signing in;
+    a query too long to carry is dropped (node.portal.web.safe_next takes paths under 300 characters)."""
+    path, query = request.url.path, request.url.query
+    return f"{path}?{query}" if query and len(path) + len(query) < 299 else path
+
+
 def install(app: FastAPI) -> None:
     """Add the portal's pages, its static files (/static/portal/) and its refusal pages to the app."""
     from node.portal import (applications, conversions, engage, federation, institution, learner, projects, public,
@@ -44,5 +51,5 @@ def install(app: FastAPI) -> None:
     async def _refused(request: Request, exc: PageRefused) -> HTMLResponse:
         if exc.status == 401:  # the sign-in form in the page's place; back here after signing in
             return render(request, "sign_in.html", status=401, title="signin.title", errors={},
-                          values={"next": request.url.path}, notice="signin.required")
+                          values={"next": _here(request)}, notice="signin.required")
         return render_error(request, exc.status, exc.key)

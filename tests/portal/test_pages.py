@@ -188,3 +188,9 @@ def test_every_action_audited_against_a_learner_has_a_text() -> None:
     assert len(recorded) > 10
     for lang in ("zh", "en"):
         assert sorted(f"action.{a}" for a in recorded if f"action.{a}" not in catalogue(lang)) == []
+
+
+def test_signing_in_returns_to_the_page_asked_for_with_its_query(client: TestClient) -> None:
+    r = client.get("/centre/statistics?from=2025-01-01&to=2025-03-31", headers=HTML)
+    assert r.status_code == 401
+    assert 'name="next" value="/centre/statistics?from=2025-01-01&amp;to=2025-03-31"' in r.text
