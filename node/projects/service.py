@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from crypto.jcs import canonicalize
@@ -28,6 +27,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.storage import StoredFile
 from node.ledger.service import EventSpec, append_events
+from node.projects.steps import expect_state, touch
 from node.models import EvidenceFile, Organisation, StaffAccount, utcnow
 from node.models.standards import StandardRule
 from node.models.projects import DcExemptionReport, DcProject, DcProjectEvidence, DcProjectPanel, DcProjectVote
@@ -73,26 +73,12 @@ def _event(session: Session, project: DcProject, kind: str, **data: Any) -> int:
 
 
 def _touch(session: Session, project: DcProject, state: str | None = None) -> None:
-    if state is not None:
-        project.state = state
-    project.version += 1
-    project.updated_at = utcnow()
-    session.add(project)
-    session.flush()
+    touch(session, project, state)
 
 
 def expect(project: DcProject, states: tuple[str, ...], action: str, version: int | None = None) -> None:
-    """Check the state (and the version the caller read) on the row as it is now: re-read and, on PostgreSQL,
-    locked until the request commits, so two concurrent steps on one project run one after the other."""
-    session = object_session(project)
-    if session is not None and project.id is not None and project in session and project not in session.new:
-        session.refresh(project, with_for_update=True)
-    if project.state not in states:
-        raise Conflict(f"the project is {project.state}: cannot {action}", code="project_illegal_transition",
-                       detail={"state": project.state, "action": action})
-    if version is not None and version != project.version:
-        raise Conflict("the project changed since it was read", code="stale_version",
-                       detail={"expected_version": project.version})
+    """Check the state (and the version the caller read) on the row as it is now (node.projects.steps)."""
+    expect_state(project, states, action, version, noun="project", code="project_illegal_transition")
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from node.audit.service import record
@@ -23,6 +22,7 @@ from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.storage import StoredFile
 from node.ledger.service import EventSpec, append_events
+from node.projects.steps import expect_state, touch
 from node.models import Achievement, EvidenceFile, Learner, Organisation, utcnow
 from node.models.projects import RplApplication, RplEvidence
 from node.standards import service as standards
@@ -42,26 +42,12 @@ def _event(session: Session, app: RplApplication, event_kind: str, /, **data: An
 
 
 def _touch(session: Session, app: RplApplication, state: str | None = None) -> None:
-    if state is not None:
-        app.state = state
-    app.version += 1
-    app.updated_at = utcnow()
-    session.add(app)
-    session.flush()
+    touch(session, app, state)
 
 
 def expect(app: RplApplication, states: tuple[str, ...], action: str, version: int | None = None) -> None:
-    """Check the state (and the version the caller read) on the row as it is now: re-read and, on PostgreSQL,
-    locked until the request commits (two concurrent confirmations never deposit twice)."""
-    session = object_session(app)
-    if session is not None and app.id is not None and app in session and app not in session.new:
-        session.refresh(app, with_for_update=True)
-    if app.state not in states:
-        raise Conflict(f"the application is {app.state}: cannot {action}", code="rpl_illegal_transition",
-                       detail={"state": app.state, "action": action})
-    if version is not None and version != app.version:
-        raise Conflict("the application changed since it was read", code="stale_version",
-                       detail={"expected_version": app.version})
+    """Check the state (and the version the caller read) on the row as it is now (node.projects.steps)."""
+    expect_state(app, states, action, version, noun="application", code="rpl_illegal_transition")
 
 
 def application_for_learner(session: Session, app_id: int, learner_id: int) -> RplApplication:
