@@ -52,6 +52,22 @@ def _reason(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def _row_decision(posted: dict, key: object, *, reason_required: bool) -> tuple[str, str, dict, dict[str, str]]:
+    """One row's decision form (`decision_<key>`, `reason_<key>`): the decision, the reason, the values to show
+    again and the errors next to each field."""
+    decision = posted.get(f"decision_{key}", "")
+    text, problem = _reason(posted.get(f"reason_{key}", ""))
+    values = {f"decision_{key}": decision[:10], f"reason_{key}": text}
+    errors: dict[str, str] = {}
+    if decision not in ("approve", "reject"):
+        errors[f"decision_{key}"] = "centre.conv.err_decision"
+    if reason_required and not text:
+        errors[f"reason_{key}"] = "centre.err.reason_missing"
+    elif problem:
+        errors[f"reason_{key}"] = problem
+    return decision, text, values, errors
+
+
 # -- conversion requests ----------------------------------------------------------------------------------
 
 
@@ -172,16 +188,7 @@ def transfer_submit(item_id: Id, request: Request, session: SessionDep, ctx: Ctx
                     csrf: Field = "") -> Response:
     check_csrf(request, {"csrf": csrf})
     me = staff_page(request, session, REVIEWERS)
-    decision = values.get(f"decision_{item_id}", "")
-    text, problem = _reason(values.get(f"reason_{item_id}", ""))
-    values = {f"decision_{item_id}": decision[:10], f"reason_{item_id}": text}
-    errors: dict[str, str] = {}
-    if decision not in ("approve", "reject"):
-        errors[f"decision_{item_id}"] = "centre.conv.err_decision"
-    if not text:
-        errors[f"reason_{item_id}"] = "centre.err.reason_missing"
-    elif problem:
-        errors[f"reason_{item_id}"] = problem
+    decision, text, values, errors = _row_decision(values, item_id, reason_required=True)
     if errors:
         return _transfers(request, session, me, errors=errors, values=values, status=400)
     try:
@@ -267,14 +274,7 @@ def revocation_decide_submit(request_id: Id, request: Request, session: SessionD
                              csrf: Field = "") -> Response:
     check_csrf(request, {"csrf": csrf})
     me = staff_page(request, session, CENTRE_REVIEWER)
-    decision = values.get(f"decision_{request_id}", "")
-    text, problem = _reason(values.get(f"reason_{request_id}", ""))
-    values = {f"decision_{request_id}": decision[:10], f"reason_{request_id}": text}
-    errors: dict[str, str] = {}
-    if decision not in ("approve", "reject"):
-        errors[f"decision_{request_id}"] = "centre.conv.err_decision"
-    if problem:
-        errors[f"reason_{request_id}"] = problem
+    decision, text, values, errors = _row_decision(values, request_id, reason_required=False)
     if errors:
         return _revocations(request, session, me, errors=errors, values=values, status=400)
     try:
