@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from node.archive.schemas import ArchivePublic
 from node.archive.service import learner_archive_json
 from node.audit.service import record, refusals_recorded
-from node.deps import CtxDep, Principal, SessionDep, require_roles
+from node.deps import CtxDep, LearnerCallDep, Principal, SessionDep, on_reader, require_roles
 from node.roles import Role
 from node.models.types import Int64
 
@@ -25,9 +25,10 @@ StaffFront = Annotated[
 
 
 @router.get("/me/archive", response_model=ArchivePublic)
-def read_my_archive(ctx: CtxDep, session: SessionDep, me: LearnerOnly) -> Response:
+async def read_my_archive(call: LearnerCallDep) -> Response:
     """Your deposited outcomes grouped as 学历教育 / 证书 / 培训 / 其他, with credits, hours and count per group."""
-    return _json(learner_archive_json(session, ctx, me.id))
+    # two reads: on SQLite on the event loop, on PostgreSQL in a worker thread (node.deps.on_reader)
+    return _json(await on_reader(call.session, lambda: learner_archive_json(call.session, call.ctx, call.me.id)))
 
 
 @router.get("/learners/{learner_id}/archive", response_model=ArchivePublic)
