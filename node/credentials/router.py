@@ -23,10 +23,25 @@ from node.credentials.context import (
 )
 from node.credentials.messages import KINDS, pick_language, text
 from node.credentials.pdf import MAX_PDF_BYTES, PdfUnreadable, extract_presentation
-from node.credentials.service import achievement_credential_json, issued_transcript, printed_transcript, transcript
+from node.credentials.service import (
+    IndexNotReserved,
+    achievement_credential_json,
+    issued_transcript,
+    printed_transcript,
+    transcript,
+)
 from node.credentials.status import decide_revocation, request_revocation, status_list_credential
 from node.credentials.verify import Report, person_view, verify_document
-from node.deps import CtxDep, LearnerCallDep, Principal, SessionDep, public, require_roles
+from node.deps import (
+    CtxDep,
+    LearnerCallDep,
+    Principal,
+    SessionDep,
+    end_request_transaction,
+    on_reader,
+    public,
+    require_roles,
+)
 from node.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.ledger.service import public_view
@@ -87,12 +102,25 @@ def federation_context() -> Response:
 
 
 @router.get("/api/v1/me/credentials/{achievement_id}")
-def my_credential(achievement_id: Int64, call: LearnerCallDep) -> JSONResponse:
+async def my_credential(achievement_id: Int64, call: LearnerCallDep) -> Response:
     """The signed credential of one of the learner's deposited (or revoked) achievements, with
     `eddsa-jcs-2022` and `eddsa-rdfc-2022` proofs; 404 if it is not theirs."""
-    # a plain function (the first read of a record may reserve its status-list index: a write)
-    return Response(achievement_credential_json(call.session, call.ctx, achievement_id, learner_id=call.me.id,
-                                                rdfc=True), media_type=_LD)
+    session, ctx, me = call.session, call.ctx, call.me
+
+    def read() -> bytes:
+        return achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True, reserve=False)
+
+    def first_export() -> bytes:  # reserves the record's status-list index: a write, committed in its thread
+        data = achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True)
+        end_request_transaction()
+        return data
+
+    try:
+        # a read (signing mostly from the cache): on SQLite on the event loop, else in a worker thread
+        data = await on_reader(session, read)
+    except IndexNotReserved:
+        data = await run_in_threadpool(first_export)
+    return Response(data, media_type=_LD)
 
 
 def _wants_pdf(request: Request) -> bool:

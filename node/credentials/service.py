@@ -255,18 +255,25 @@ def _records(session: Session, statement: sa.Select, params: dict) -> list[sa.Ro
     return list(session.connection().execute(statement, params).all())
 
 
-def _ensure_index(session: Session, row: sa.Row) -> int:
+class IndexNotReserved(Exception):
+    """The record was never exported: its credential needs a status-list index reserved first (a write)."""
+
+
+def _ensure_index(session: Session, row: sa.Row, *, reserve: bool = True) -> int:
     if row.status_index is not None:
         return row.status_index
+    if not reserve:
+        raise IndexNotReserved(row.id)
     return ensure_status_index(session, session.get(Achievement, row.id))  # first export: reserve one (a write)
 
 
-def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool) -> tuple[dict | None, bytes]:
+def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, reserve: bool = True
+                   ) -> tuple[dict | None, bytes]:
     """The signed credential of one record row: (the document if it was just built, else None; its JSON).
     A deposited record's credential comes from `signed_credentials` when nothing it is made of has changed
     (node.credentials.cache); a revoked one is always built and signed afresh."""
     settings, identity = ctx.settings, ctx.identity
-    index = _ensure_index(session, row)
+    index = _ensure_index(session, row, reserve=reserve)
     level_map = _reference_levels(settings)
     key = None
     if row.status == "deposited" and "non_jcs_canonicalisation" not in settings.active_faults:
@@ -325,9 +332,11 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
 
 
 def achievement_credential_json(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
-                                rdfc: bool = False) -> bytes:
-    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it."""
-    return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc)[1]
+                                rdfc: bool = False, reserve: bool = True) -> bytes:
+    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it. With `reserve=False` a record
+    never exported raises `IndexNotReserved` instead of writing (a caller reading on the event loop)."""
+    return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc,
+                          reserve=reserve)[1]
 
 
 def transcript_totals(credentials: list[dict]) -> list[dict]:

@@ -163,3 +163,26 @@ def test_a_remembered_token_still_expires_and_is_still_revocable(client, ctx, le
     forged = jwt.encode(jwt.decode(raw, options={"verify_signature": False}), b"x" * 32, algorithm="HS256")
     r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+
+
+def test_the_learners_reads_check_like_every_route(client, learner, staff_headers, engine) -> None:
+    """The archive, credential and transcript resolve their role, principal and session as ONE dependency
+    (node.deps.LearnerCallDep, for speed): the same refusals as `require_roles(LEARNER)` — no token, a revoked
+    token, a staff token (403, audited)."""
+    person = learner()
+    h = bearer(token(client, person.account_no))
+    paths = ("/api/v1/me/archive", "/api/v1/me/transcript", "/api/v1/me/credentials/1")
+    for path in paths:
+        r = client.get(path)
+        assert r.status_code == 401 and r.json()["code"] == "not_authenticated", (path, r.text)
+    assert client.get(paths[0], headers=h).status_code == 200
+    staff = staff_headers("centre_reviewer")
+    for path in paths:
+        r = client.get(path, headers=staff)
+        assert r.status_code == 403 and r.json()["code"] == "forbidden", (path, r.text)
+    for template in ("/api/v1/me/archive", "/api/v1/me/transcript", "/api/v1/me/credentials/{achievement_id}"):
+        assert [row[0] + "/" + row[3] for row in audit_rows(engine, f"http.get {template}")] == ["staff/denied"]
+    assert client.post("/api/v1/auth/logout", headers=h).status_code == 204
+    for path in paths:
+        r = client.get(path, headers=h)
+        assert r.status_code == 401 and r.json()["code"] == "token_revoked", (path, r.text)
