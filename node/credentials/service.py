@@ -356,17 +356,18 @@ def transcript_totals(credentials: list[dict]) -> list[dict]:
 
 
 def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | None = None,
-               rdfc: bool = True) -> dict:
+               rdfc: bool = True, reserve: bool = True) -> dict:
     """A signed Verifiable Presentation (`CreditBankTranscript`) of all the learner's deposited records: the
     learner's name (never the ID number), the issue time, totals by group, and each credential; proof sets
     with `eddsa-jcs-2022` and (unless `rdfc` is False) `eddsa-rdfc-2022`, on the presentation and on every
-    credential. `transcript_id` is the presentation's id (the verification link of a printed transcript)."""
+    credential. `transcript_id` is the presentation's id (the verification link of a printed transcript).
+    With `reserve=False`, a record never exported raises `IndexNotReserved` instead of writing."""
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
     credentials, serialised = [], []
     for row in _records(session, _DEPOSITED_RECORDS, {"learner_id": learner_id}):
-        signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
+        signed, data = _signed_record(session, ctx, row, rdfc=rdfc, reserve=reserve)
         credentials.append(orjson.loads(data) if signed is None else signed)
         serialised.append(data)
     now = _iso(dt.datetime.now(dt.UTC))
