@@ -120,7 +120,7 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
     page_a.locator("#m0_to_title").fill("高等数学（互认）")
     page_a.get_by_role("button", name="签署并发送提案").click()
     page_a.wait_for_url("**/federation/agreements/*?done=propose")
-    expect(page_a.locator("#head-state")).to_contain_text("等待签署：zhejiang")
+    expect(page_a.locator("#head-state")).to_contain_text("等待签署：浙江")
     _check(page_a, shots, "fed-proposed")
     assert fed.deliver() == 1  # agreement.propose, signed by Shanghai
 
@@ -160,7 +160,7 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
         page.goto(f"/federation/agreements/{AGREEMENT}")
         expect(page.locator("#in-force")).to_have_text("第 2 版 · 有效")
     # both regions' proofs are on version 2: Zhejiang's from its counter-proposal, Shanghai's from the button
-    expect(page_b.locator("table.versions tbody tr").first).to_contain_text("shanghai, zhejiang")
+    expect(page_b.locator("table.versions tbody tr").first).to_contain_text("上海, 浙江")
     page_b.get_by_role("link", name="重新验证全部签名").click()
     expect(page_b.locator("#verify-result")).to_have_text("哈希链和全部签名验证通过")
     _check(page_b, shots, "fed-verify")
