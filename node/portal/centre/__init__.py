@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from node.deps import SessionDep, public
-from node.portal.centre import admin, queues, standards
+from node.portal.centre import admin, catalogue, queues, standards
 from node.portal.centre.common import CENTRE_ROLES, page, sections_of, staff_page
 from node.portal.web import display_name
 from node.roles import Role
@@ -28,5 +28,6 @@ def centre_home(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 router.include_router(standards.router)
+router.include_router(catalogue.router)
 router.include_router(admin.router)
 router.include_router(queues.router)
