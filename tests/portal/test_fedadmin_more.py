@@ -1,0 +1,70 @@
+"""More of the federation administrators' pages, on two real in-process nodes: amending an agreement in force
+(the changes shown beside the version in force before anything is signed, a confirmation bound to them, the
+API's audited amend) and membership proposals (propose, sign, install through the API's own route functions)."""
+
+from __future__ import annotations
+
+import re
+
+from federation.outbox import flush_outbox
+from tests.federation.conftest import federation, joined, make_database, network  # noqa: F401
+from tests.portal.test_fedadmin import AGREEMENT, _audit, _csrf, _fields, _form, admins  # noqa: F401
+
+
+def _in_force(joined, a, b) -> str:
+    """An agreement proposed by Shanghai and signed by Zhejiang through the pages; its detail path."""
+    r = a.post("/federation/agreements/new", data={**_form(), "csrf": _csrf(a.get("/federation/agreements/new").text)},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    detail = r.headers["location"].split("?")[0]
+    assert flush_outbox(joined.a.ctx).sent == 1
+    page = b.get(detail).text
+    head = re.search(r'name="hash" value="([0-9a-f]{64})"', page)[1]
+    assert b.post(f"{detail}/sign", data={"hash": head, "csrf": _csrf(page)}, follow_redirects=False).status_code == 303
+    assert flush_outbox(joined.b.ctx).sent == 1
+    assert 'id="in-force">第 1 版 · 有效' in a.get(detail).text
+    return detail
+
+
+def test_amend_an_agreement_in_force(joined, admins) -> None:
+    a, b = admins
+    detail = _in_force(joined, a, b)
+    page = a.get(detail).text
+    assert f'href="{detail}/amend"' in page and "修改生效中的协议" in page
+    form = _fields(a.get(f"{detail}/amend").text)
+    assert form["hpc_own"] == "18" and form["m0_code"] == "MATH101"
+    r = a.post(f"{detail}/amend", data=form)  # nothing changed
+    assert r.status_code == 400 and "条款没有任何修改" in r.text
+    r = a.post(f"{detail}/amend", data={**form, "valid_from": "someday"})
+    assert r.status_code == 400 and 'id="valid_from-error"' in r.text
+    form.update(hpc_own="19", m0_to_title="高等数学（二）")
+    r = a.post(f"{detail}/amend", data=form)  # first the changes, beside the version in force
+    assert r.status_code == 200 and "第 2 版相对第 1 版的变更" in r.text
+    assert "<del>18</del>" in r.text and "<ins>19</ins>" in r.text and "高等数学（<ins>二</ins>）" in r.text
+    assert "尚未签署" in r.text and "确认修改，签署并发送" in r.text
+    assert not _audit(joined.a, "federation.agreement.amend")  # nothing sent yet
+    token = re.search(r'name="preview" value="([0-9a-f]+)"', r.text)[1]
+    # a confirmation whose terms differ from those shown: shown again, not sent
+    r = a.post(f"{detail}/amend", data={**form, "hpc_own": "20", "confirm": "yes", "preview": token})
+    assert r.status_code == 400 and "条款在显示差异之后又被修改过" in r.text and "<ins>20</ins>" in r.text
+    assert not _audit(joined.a, "federation.agreement.amend")
+    r = a.post(f"{detail}/amend", data={**form, "confirm": "yes", "preview": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=amend")
+    entries = _audit(joined.a, "federation.agreement.amend")
+    assert [(e.outcome, e.detail["version"]) for e in entries] == [("ok", 2)]
+    # the old form again: the version it names is no longer the head (refused by the API, audited)
+    r = a.post(f"{detail}/amend", data={**form, "hpc_own": "21"})
+    assert r.status_code == 200  # the changes against the version the form was made from are only shown
+    stale = re.search(r'name="preview" value="([0-9a-f]+)"', r.text)[1]
+    r = a.post(f"{detail}/amend", data={**form, "hpc_own": "21", "confirm": "yes", "preview": stale})
+    assert r.status_code == 409 and "协议已有更新的版本" in r.text
+    assert [e.outcome for e in _audit(joined.a, "federation.agreement.amend")] == ["ok", "failed"]
+    assert flush_outbox(joined.a.ctx).sent == 1
+    # Zhejiang sees version 2 beside version 1 and signs it; version 2 is then in force
+    page = b.get(detail).text
+    assert "<del>18</del>" in page and "<ins>19</ins>" in page and "签署第 2 版" in page
+    head = re.search(r'name="hash" value="([0-9a-f]{64})"', page)[1]
+    assert b.get(f"{detail}/amend").status_code == 409  # a pending head is countered, not amended
+    assert b.post(f"{detail}/sign", data={"hash": head, "csrf": _csrf(page)}, follow_redirects=False).status_code == 303
+    assert flush_outbox(joined.b.ctx).sent == 1
+    assert 'id="in-force">第 2 版 · 有效' in a.get(detail).text
