@@ -55,11 +55,12 @@ def error_key(exc: NodeError) -> str:
     return key if translator("zh").has(key) else f"err.{exc.code}"
 
 
-def audit_refusal(session: Any, me: Principal, action: str, target: str, exc: NodeError) -> None:
+def audit_refusal(session: Any, me: Principal, action: str, target: str | None, exc: NodeError, *,
+                  target_type: str = "agreement") -> None:
     """A refused action leaves nothing behind but its audit entry (like the API's refusals)."""
     session.rollback()
-    record(session, actor=me, action=action, outcome="failed", target_type="agreement", target_id=target[:200],
-           detail={"code": exc.code, "status": exc.status_code})
+    record(session, actor=me, action=action, outcome="failed", target_type=target_type,
+           target_id=target[:200] if target else None, detail={"code": exc.code, "status": exc.status_code})
     session.commit()
 
 

@@ -68,3 +68,77 @@ def test_amend_an_agreement_in_force(joined, admins) -> None:
     assert b.post(f"{detail}/sign", data={"hash": head, "csrf": _csrf(page)}, follow_redirects=False).status_code == 303
     assert flush_outbox(joined.b.ctx).sent == 1
     assert 'id="in-force">第 2 版 · 有效' in a.get(detail).text
+
+
+def _document(page: str) -> dict:
+    import html
+    import json
+
+    return json.loads(html.unescape(re.search(r'<textarea id="document" name="document"[^>]*>(.*?)</textarea>',
+                                              page, re.S)[1]))
+
+
+def test_membership_proposals_propose_sign_collect_and_install(joined, admins) -> None:
+    import json
+
+    from federation.membership import held_membership, sign_membership
+
+    a, b = admins
+    page = a.get("/federation/membership").text
+    assert 'href="/federation/membership/propose"' in page and 'id="proposal-' not in page
+    form = a.get("/federation/membership/propose").text
+    proposal = _document(form)
+    assert proposal["version"] == 2 and proposal["threshold"] == 3 and "proof" not in proposal
+    token = _csrf(form)
+    r = a.post("/federation/membership/propose", data={"document": "", "csrf": token})
+    assert r.status_code == 400 and 'id="document-error"' in r.text
+    r = a.post("/federation/membership/propose", data={"document": "{not json", "csrf": token})
+    assert r.status_code == 400 and 'id="document-error"' in r.text and "{not json" in r.text
+    r = a.post("/federation/membership/propose", data={"document": json.dumps({**proposal, "version": 7}),
+                                                       "csrf": token})
+    assert r.status_code == 409 and "版本号必须是现行版本加一" in r.text
+    assert [e.outcome for e in _audit(joined.a, "federation.membership.propose")] == ["failed"]
+    proposal["threshold"] = 4
+    r = a.post("/federation/membership/propose", data={"document": json.dumps(proposal), "csrf": token},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert [e.outcome for e in _audit(joined.a, "federation.membership.propose")] == ["failed", "ok"]
+    page = a.get(r.headers["location"]).text
+    assert "提案已保存" in page and "<del>3</del> → <ins>4</ins>" in page
+    assert "已有 0 个有效签名，需要 4 个" in page and "有效签名数量不足" in page
+    digest = re.search(r'/federation/membership/proposals/([0-9a-f]{64})/sign', page)[1]
+    # Shanghai signs through the page
+    r = a.post(f"/federation/membership/proposals/{digest}/sign", data={"csrf": _csrf(page)}, follow_redirects=False)
+    assert r.status_code == 303
+    assert [e.target_id for e in _audit(joined.a, "federation.membership.sign")] == [digest]
+    page = a.get("/federation/membership").text
+    assert "本节点已签署" in page and "已有 1 个有效签名，需要 4 个" in page
+    r = a.post(f"/federation/membership/proposals/{'0' * 64}/sign", data={"csrf": _csrf(page)})
+    assert r.status_code == 404 and [e.outcome for e in _audit(joined.a, "federation.membership.sign")] == ["ok", "failed"]
+    # Zhejiang gets the file, submits it (upload), signs; the other two members' proofs are added elsewhere
+    signed = a.get(f"/federation/membership/proposals/{digest}.json")
+    assert signed.status_code == 200 and len(signed.json()["proof"]) == 1
+    form = b.get("/federation/membership/propose").text
+    r = b.post("/federation/membership/propose", data={"document": "", "csrf": _csrf(form)},
+               files={"file": ("proposal.json", signed.content, "application/json")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = b.get("/federation/membership").text
+    assert "已有 1 个有效签名" in page
+    b.post(f"/federation/membership/proposals/{digest}/sign", data={"csrf": _csrf(page)})
+    document = b.get(f"/federation/membership/proposals/{digest}.json").json()
+    for region in ("jiangsu", "anhui"):
+        document = sign_membership(document, joined.fakes[region])
+    form = a.get("/federation/membership/propose").text
+    r = a.post("/federation/membership/propose", data={"document": json.dumps(document), "csrf": _csrf(form)},
+               follow_redirects=False)
+    assert r.status_code == 303
+    page = a.get("/federation/membership").text
+    assert "已有 4 个有效签名（需要 4 个），可以启用" in page and "启用这一版" in page
+    r = a.post(f"/federation/membership/proposals/{digest}/install", data={"csrf": _csrf(page)},
+               follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/federation/membership?done=install"
+    with joined.a.session() as s:
+        assert held_membership(s).version == 2 and held_membership(s).document["threshold"] == 4
+    assert [e.outcome for e in _audit(joined.a, "federation.membership.install")] == ["ok"]
+    page = a.get("/federation/membership?done=install&lang=en").text
+    assert "The new membership version is installed" in page and 'id="proposal-' not in page
