@@ -133,12 +133,16 @@ def test_edit_makes_a_new_version_and_keeps_what_the_form_does_not_show(
     assert r.status_code == 303 and r.headers["location"].endswith("?done=edited")
     page = client.get(r.headers["location"]).text
     assert "已保存第 2 版" in page and "2030-01-01" in page and "（新）" in page
+    assert "今日有效的版本</dt><dd>第 1 版 (2016-01-01 – 2029-12-31)" in page
     api = client.get(f"/api/v1/standards/programmes/{PROGRAMME}/versions",
                      headers={"Authorization": f"Bearer {client.cookies['cn_session']}"}).json()
     assert [v["version"] for v in api] == [1, 2] and api[0]["effective_to"] == "2029-12-31"
     assert len(api[1]["data"]["courses"]) == courses - 1 and first not in {c["code"] for c in api[1]["data"]["courses"]}
     assert api[1]["data"]["illustrative_fields"] == api[0]["data"]["illustrative_fields"]  # kept
     assert api[1]["created_by"].startswith("staff:")
+    listed = client.get(f"/centre/catalogue?q={PROGRAMME}").text  # version 1 is the one in force until then
+    row = listed.split(f'href="/centre/catalogue/programmes/{PROGRAMME}"', 1)[1].split("</tr>", 1)[0]
+    assert "state-in_force" in row and "第 2 版自 2030-01-01 起生效" in row
 
 
 def test_retire_an_entry_and_certificates(client: TestClient, sign_in, standards) -> None:

@@ -191,15 +191,20 @@ def catalogue_page(request: Request, session: SessionDep, kind: str = "programme
     me = _admin(request, session)
     segment = kind if kind in PAGE_KINDS else "programmes"
     query = q.strip()[:100]
-    entries = api.list_entries(segment=segment, session=session, _=me)
+    today = dt.date.today()
+    newest = api.list_entries(segment=segment, session=session, _=me)
+    current = {e.code: e for e in api.list_entries(segment=segment, session=session, _=me, on=today)}
     if query:
         folded = query.casefold()
-        entries = [e for e in entries if folded in e.code.casefold() or folded in str(e.data.get("name_zh", ""))
-                   .casefold()]
-    today = dt.date.today()
-    return page(request, "centre/catalogue.html", me, title="cat.title", segment=segment, q=query,
-                entries=[(e, _state(e, today)) for e in entries], done=request.query_params.get("done", ""),
-                types_known=ACHIEVEMENT_TYPES)
+        newest = [e for e in newest if folded in e.code.casefold() or folded in str(e.data.get("name_zh", ""))
+                  .casefold()]
+    # each entry as it stands today (the version in force, else the newest), with a later version if one waits
+    rows = []
+    for entry in newest:
+        shown = current.get(entry.code, entry)
+        rows.append((shown, _state(shown, today), entry if entry.version != shown.version else None))
+    return page(request, "centre/catalogue.html", me, title="cat.title", segment=segment, q=query, entries=rows,
+                done=request.query_params.get("done", ""), types_known=ACHIEVEMENT_TYPES)
 
 
 def _institutions(session: Session) -> list[tuple[str, str]]:
@@ -236,11 +241,13 @@ def _entry_form(request: Request, session: Session, me: Principal, segment: str,
             not any(c[f] for f in COURSE_FIELDS) for c in form.courses):
         form.courses = form.courses + [_blank_course()]  # always one empty row to add a course
     latest = versions[-1] if versions else None
+    today = dt.date.today()
+    current = next((v for v in reversed(versions) if _state(v, today) == "in_force"), None)
     types = sorted(CERTIFICATE_TYPES | ({form.values.get("type")} if form.values.get("type") else set()))
     return page(request, "centre/catalogue_entry.html", me, status=status,
                 title="cat.edit_title" if code else "cat.new_title", page_title=code or "", segment=segment,
-                kind=kind, code=code, form=form, versions=versions, latest=latest,
-                state=_state(latest, dt.date.today()) if latest else "", institutions=_institutions(session),
+                kind=kind, code=code, form=form, versions=versions, latest=latest, current=current,
+                state=_state(latest, today) if latest else "", institutions=_institutions(session),
                 levels=certificate_levels(), types=types, types_known=ACHIEVEMENT_TYPES, retire=retire or {"effective_to": dt.date.today()
                                                                              .isoformat(), "errors": {}},
                 done=request.query_params.get("done", ""))
