@@ -107,7 +107,7 @@ def agreement_terms(document: dict, t: Translate) -> list[Term]:
         terms.append(Term("title", t("fed.term.title"), _plain(doc.get("title"))))
     parties = doc.get("parties")
     terms.append(Term("parties", t("fed.term.parties"),
-                      ", ".join(_region(p, t) for p in parties) if isinstance(parties, list) and
+                      t("fed.list_sep").join(_region(p, t) for p in parties) if isinstance(parties, list) and
                       all(isinstance(p, str) for p in parties) else _plain(parties)))
     scope = doc.get("scope") if isinstance(doc.get("scope"), dict) else {}
     types = scope.get("achievement_types") if isinstance(scope.get("achievement_types"), list) else []
