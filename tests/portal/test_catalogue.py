@@ -174,3 +174,29 @@ def test_retire_an_entry_and_certificates(client: TestClient, sign_in, standards
     page = client.get(r.headers["location"] + "&lang=en").text
     assert "Version 1 saved." in page and 'name="levels" value="四级" checked' in page
     assert "工业机器人系统操作员" in client.get("/standards?q=工业机器人").text  # the public catalogue shows it
+
+
+def test_odd_input_is_a_4xx_page_never_a_500(client: TestClient, sign_in, standards) -> None:
+    sign_in("standards_admin", username="alice")
+    token = _csrf(client.get("/centre/catalogue/programmes/new").text)
+    cases = [
+        {"code": "a/b"}, {"code": "课程"}, {"code": "x" * 65}, {"graduation_credits": "NaN"},
+        {"graduation_credits": "1e400"}, {"c0_hours": "-1"}, {"c0_hours": "9" * 40}, {"c0_credits": "Infinity"},
+        {"institution_code": ""}, {"effective_from": "0000-00-00"}, {"name_zh": "\x00" * 10},
+        {**{f"c{i}_code": f"C{i}" for i in range(150)}},
+    ]
+    for over in cases:
+        r = client.post("/centre/catalogue/programmes/new", data=_programme(csrf=token, **over),
+                        follow_redirects=False, headers={"accept": "text/html"})  # as a browser asks
+        assert 400 <= r.status_code < 500 and "text/html" in r.headers["content-type"], (over, r.status_code)
+        assert "Traceback" not in r.text
+    r = client.post("/centre/catalogue/programmes/new", data=_programme(code="a/b", csrf=token))
+    assert 'id="code-error"' in r.text and "下划线" in r.text
+    r = client.post("/centre/catalogue/certificates/new",
+                    data={"code": "VQ.X", "name_zh": "x", "type": "x" * 300, "levels": ["一级"] * 50,
+                          "effective_from": "2026-01-01", "validity_years": "abc", "csrf": token})
+    assert r.status_code == 400 and 'id="type-error"' in r.text and 'id="validity_years-error"' in r.text
+    r = client.post(f"/centre/catalogue/programmes/{PROGRAMME}/end", data={"effective_to": "", "csrf": token})
+    assert r.status_code == 400 and 'id="effective_to-error"' in r.text
+    assert client.post("/centre/catalogue/programmes/NOPE/end", data={"effective_to": "2026-01-01",
+                                                                      "csrf": token}).status_code == 404

@@ -142,3 +142,36 @@ def test_membership_proposals_propose_sign_collect_and_install(joined, admins) -
     assert [e.outcome for e in _audit(joined.a, "federation.membership.install")] == ["ok"]
     page = a.get("/federation/membership?done=install&lang=en").text
     assert "The new membership version is installed" in page and 'id="proposal-' not in page
+
+
+def test_odd_membership_documents_are_4xx_pages_never_500(joined, admins) -> None:
+    import json
+
+    a, _ = admins
+    form = a.get("/federation/membership/propose").text
+    proposal = _document(form)
+    token = _csrf(form)
+    odd = [
+        "[1, 2]", "null", "1" * 300, '{"a":' * 5000 + "1" + "}" * 5000,
+        json.dumps({**proposal, "threshold": 10 ** 30}),
+        json.dumps({**proposal, "members": "all"}),
+        json.dumps({**proposal, "proof": "x"}),
+        json.dumps({**proposal, "proof": [{"verificationMethod": 5, "proofValue": ["z"]}, 7]}),
+        json.dumps({**proposal, "version": 2.5}),
+    ]
+    for text in odd:
+        r = a.post("/federation/membership/propose", data={"document": text, "csrf": token}, follow_redirects=False)
+        assert r.status_code in (303, 400, 409, 413), (r.status_code, text[:80])
+        page = a.get("/federation/membership")
+        assert page.status_code == 200, text[:80]
+    r = a.post("/federation/membership/propose", data={"document": "", "csrf": token},
+               files={"file": ("p.json", b"\xff\xfe\x00garbage", "application/json")})
+    assert r.status_code == 400 and 'id="file-error"' in r.text
+    r = a.post("/federation/membership/propose", data={"document": "", "csrf": token},
+               files={"file": ("p.json", b"{" + b" " * (300 * 1024) + b"}", "application/json")})
+    assert r.status_code == 413 and 'id="file-error"' in r.text
+    for path in ("/federation/membership/proposals/xyz.json", "/federation/membership/proposals/" + "0" * 64 + ".json"):
+        assert a.get(path).status_code in (400, 404), path
+    assert a.post("/federation/membership/proposals/nothex/install", data={"csrf": token}).status_code == 400
+    r = a.post("/federation/membership/proposals/" + "0" * 64 + "/install", data={"csrf": token})
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]

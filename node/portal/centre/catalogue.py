@@ -5,12 +5,13 @@ Every write is the API's own route function (node.standards.router.put_entry / e
 version order and the audit entries (`standards.catalogue.put` / `.end`, refusals too) are the API's. A refusal
 of the shape (`catalogue_invalid`) is placed next to its field by validating the same data with the API's own
 item shape (node.standards.service.KINDS), so the page never restates a rule of its own; the page's checks are
-only those that precede the API (a date that is not a date, a text over 200 characters, a code already taken
-on the "new" form, no change at all). Form parsing and field mapping are pure functions (tests call them)."""
+only those that precede the API (a date that is not a date, a text over 200 characters, a new code that is not
+a plain path segment or is already taken, no change at all). Form parsing and field mapping are pure functions (tests call them)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -36,7 +37,8 @@ ADMIN = frozenset({Role.STANDARDS_ADMIN})
 # the two kinds a person edits through pages (URL segment → catalogue kind); the others stay API-only
 PAGE_KINDS = {"programmes": "programme", "certificates": "certificate"}
 Segment = Annotated[str, Path(pattern=r"^(programmes|certificates)$")]
-Code = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"  # a plain path segment, so every entry made here opens here
+Code = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 MAX_TEXT = 200  # any one field of the form
 MAX_COURSES = 120
 BLANK_COURSES = 3
@@ -69,6 +71,19 @@ def _long_fields(values: dict[str, Any], errors: dict[str, str], prefix: str = "
     for name, value in values.items():
         if isinstance(value, str) and len(value) > MAX_TEXT:
             errors.setdefault(f"{prefix}{name}", "cat.err.too_long")
+
+
+MAX_WHOLE = 100_000  # hours of a course, years of validity: the API's shapes set no upper bound (see docs)
+
+
+def _whole_number_bound(values: dict[str, Any], names: tuple[str, ...], errors: dict[str, str],
+                        prefix: str = "") -> None:
+    """A whole number typed with more digits than any course's hours could need is refused here: the API's shape
+    would store it, and an integer past 2**53 cannot be signed in RFC 8785 JSON."""
+    for name in names:
+        text = values.get(name)
+        if isinstance(text, str) and text.isdigit() and int(text[:12]) >= MAX_WHOLE:
+            errors.setdefault(f"{prefix}{name}", "cat.err.too_large")
 
 
 def _date(text: str, name: str, errors: dict[str, str]) -> dt.date | None:
@@ -110,6 +125,7 @@ def parse_programme(form: Any, *, previous: dict | None) -> tuple[CatalogueForm,
         if not any(row[f] for f in COURSE_FIELDS):
             continue  # an empty row
         _long_fields({f: row[f] for f in COURSE_FIELDS}, errors, prefix=f"c{i}_")
+        _whole_number_bound(row, ("hours",), errors, prefix=f"c{i}_")
         course = dict(old_courses.get(row["code"]) or {})
         course.update(code=row["code"], name_zh=row["name_zh"], credits=row["credits"],
                       hours=_or_none(row["hours"]), category=_or_none(row["category"]),
@@ -127,6 +143,7 @@ def parse_certificate(form: Any, *, previous: dict | None) -> tuple[CatalogueFor
         "code", "name_zh", "type", "issuer_code", "issuer_name_zh", "validity_years", "effective_from")}
     errors: dict[str, str] = {}
     _long_fields(values, errors)
+    _whole_number_bound(values, ("validity_years",), errors)
     levels = [str(v)[:20] for v in form.getlist("levels")][:20] if hasattr(form, "getlist") else []
     values["levels"] = levels
     data = dict(previous or {})
@@ -291,6 +308,8 @@ def _save(request: Request, session: Session, me: Principal, segment: str, form_
     form, data = parse(form_data, previous=latest.data if latest else None)
     if code is not None:  # the code of an entry does not change: a new code is a new entry
         form.values["code"] = data["code"] = code
+    elif form.values["code"] and not re.match(CODE_PATTERN, form.values["code"]):
+        form.errors["code"] = "cat.err.code_format"
     elif not form.errors.get("code") and form.values["code"]:
         try:
             api.read_entry(segment=segment, code=form.values["code"], session=session, _=me)
@@ -303,7 +322,8 @@ def _save(request: Request, session: Session, me: Principal, segment: str, form_
                 form.errors[""] = "cat.err.no_changes"
         except NodeError:
             pass  # the API refuses it below (and audits the refusal)
-    if form.errors:
+    if form.errors:  # with whatever else the API's shape would say, so that every error shows at once
+        form.errors = {**field_errors(kind, data, form.rows), **form.errors}
         return _entry_form(request, session, me, segment, form, code=code, status=400)
     body = api.EntryWrite(effective_from=dt.date.fromisoformat(form.values["effective_from"]), data=data)
     try:
