@@ -8,7 +8,7 @@ import re
 
 from federation.outbox import flush_outbox
 from tests.federation.conftest import federation, joined, make_database, network  # noqa: F401
-from tests.portal.test_fedadmin import AGREEMENT, _audit, _csrf, _fields, _form, admins  # noqa: F401
+from tests.portal.test_fedadmin import _audit, _csrf, _fields, _form, admins  # noqa: F401
 
 
 def _in_force(joined, a, b) -> str:
