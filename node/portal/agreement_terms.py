@@ -56,6 +56,14 @@ def _plain(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _region(code: Any, t: Translate) -> str:
+    """A party's short name (`region.<code>`: 上海 / Shanghai), else its code as it is."""
+    if not isinstance(code, str):
+        return _plain(code)
+    text = t(f"region.{code}")
+    return code if text == f"region.{code}" else text
+
+
 def _mapping_key(m: dict) -> str:
     src = m.get("from") if isinstance(m.get("from"), dict) else {}
     parts = [src.get("node"), src.get("achievement_type"), src.get("code") or src.get("reference_level"),
@@ -74,7 +82,7 @@ def _mapping_label(m: dict, t: Translate) -> str:
         what = _plain(src.get("code"))
         if src.get("level"):
             what += f" {src['level']}"
-    return t("fed.term.mapping", node=_plain(src.get("node")), kind=kind_text, what=what)
+    return t("fed.term.mapping", node=_region(src.get("node"), t), kind=kind_text, what=what)
 
 
 def _mapping_value(m: dict, t: Translate) -> str:
@@ -97,7 +105,10 @@ def agreement_terms(document: dict, t: Translate) -> list[Term]:
     terms: list[Term] = []
     if "title" in doc:
         terms.append(Term("title", t("fed.term.title"), _plain(doc.get("title"))))
-    terms.append(Term("parties", t("fed.term.parties"), _plain(doc.get("parties"))))
+    parties = doc.get("parties")
+    terms.append(Term("parties", t("fed.term.parties"),
+                      t("fed.list_sep").join(_region(p, t) for p in parties) if isinstance(parties, list) and
+                      all(isinstance(p, str) for p in parties) else _plain(parties)))
     scope = doc.get("scope") if isinstance(doc.get("scope"), dict) else {}
     types = scope.get("achievement_types") if isinstance(scope.get("achievement_types"), list) else []
     terms.append(Term("scope.achievement_types", t("fed.term.achievement_types"),
@@ -109,7 +120,7 @@ def agreement_terms(document: dict, t: Translate) -> list[Term]:
     equivalence = doc.get("credit_equivalence") if isinstance(doc.get("credit_equivalence"), dict) else {}
     for node in sorted(equivalence):
         entry = equivalence[node] if isinstance(equivalence[node], dict) else {}
-        terms.append(Term(f"credit_equivalence.{node}", t("fed.term.hours_per_credit", node=node),
+        terms.append(Term(f"credit_equivalence.{node}", t("fed.term.hours_per_credit", node=_region(node, t)),
                           _plain(entry.get("hours_per_credit"))))
     seen: dict[str, int] = {}
     for m in doc.get("mappings") or []:

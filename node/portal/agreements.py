@@ -1,13 +1,15 @@
-"""Agreement pages for federation administrators (issue 15, journey 5): the list; propose; counter-propose; the
+"""Agreement pages for federation administrators (issue 15, journey 5): the list; propose; counter-propose; amend
+an agreement in force (its terms prefilled, the changes shown term by term before they are signed and sent); the
 head shown side by side with the version before it (changed terms marked with <ins>/<del>, and a table of them);
 sign, suspend, terminate; the verifiable history (each version's signatures and hash, its JSON, a verification).
 
-Every action calls the admin API's own route function (federation.agreements.router: propose, counter, sign,
-suspend, terminate — each audited there as `federation.agreement.<verb>`); a refused action is rolled back and
-audited with its code, and the page shows the refusal in the page's language."""
+Every action calls the admin API's own route function (federation.agreements.router: propose, counter, amend,
+sign, suspend, terminate — each audited there as `federation.agreement.<verb>`); a refused action is rolled back
+and audited with its code, and the page shows the refusal in the page's language."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any
 
@@ -53,11 +55,12 @@ def error_key(exc: NodeError) -> str:
     return key if translator("zh").has(key) else f"err.{exc.code}"
 
 
-def audit_refusal(session: Any, me: Principal, action: str, target: str, exc: NodeError) -> None:
+def audit_refusal(session: Any, me: Principal, action: str, target: str | None, exc: NodeError, *,
+                  target_type: str = "agreement") -> None:
     """A refused action leaves nothing behind but its audit entry (like the API's refusals)."""
     session.rollback()
-    record(session, actor=me, action=action, outcome="failed", target_type="agreement", target_id=target[:200],
-           detail={"code": exc.code, "status": exc.status_code})
+    record(session, actor=me, action=action, outcome="failed", target_type=target_type,
+           target_id=target[:200] if target else None, detail={"code": exc.code, "status": exc.status_code})
     session.commit()
 
 
@@ -76,11 +79,13 @@ def agreements_page(request: Request, session: SessionDep, ctx: CtxDep) -> HTMLR
 
 
 def _form_page(request: Request, session: Any, ctx: Any, form: AgreementForm, *, head: dict | None = None,
-               status: int = 200) -> HTMLResponse:
-    return render(request, "federation/agreement_form.html", status=status,
-                  title="fed.counter.title" if head else "fed.propose.title", form=form, head=head,
-                  partners=_partners(session, ctx.node_id), types=ACHIEVEMENT_TYPES, this_node=ctx.node_id,
-                  mapping_fields=MAPPING_FIELDS)
+               status: int = 200, mode: str = "", preview: dict | None = None) -> HTMLResponse:
+    """The agreement form: `mode` propose (no head), counter (a pending head) or amend (a head in force, with
+    the `preview` of the changes once the form has been checked)."""
+    mode = mode or ("counter" if head else "propose")
+    return render(request, "federation/agreement_form.html", status=status, title=f"fed.{mode}.title", form=form,
+                  head=head, mode=mode, preview=preview, partners=_partners(session, ctx.node_id),
+                  types=ACHIEVEMENT_TYPES, this_node=ctx.node_id, mapping_fields=MAPPING_FIELDS)
 
 
 @router.get("/federation/agreements/new", response_class=HTMLResponse)
@@ -289,3 +294,80 @@ def terminate_submit(agreement: AgreementId, request: Request, session: SessionD
     return _act(request, session, ctx, me, agreement, "terminate", lambda: api.terminate(
         agreement=agreement, request=api.Base(base=_hash_or_refuse(base)), ctx=ctx, session=session, admin=me),
         field="")
+
+
+# -- amend an agreement in force ------------------------------------------------------------------------------
+
+
+def _amendable(session: Any, ctx: Any, me: Principal, agreement: str) -> dict:
+    """The head, if it can be amended (signed by every party and not terminated); else the API's refusal as a
+    page (409)."""
+    head = _history(session, ctx, me, agreement)["history"][-1]
+    if not head["complete"]:
+        raise PageRefused(409, "fed.err.agreement_pending")
+    if head["status"] == "terminated":
+        raise PageRefused(409, "fed.err.agreement_terminated")
+    return head
+
+
+def _preview_token(base: str, changes: dict) -> str:
+    """Binds a confirmation to the changes that were shown (and to the version they change)."""
+    text = json.dumps({"base": base, "changes": changes}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _preview(request: Request, head: dict, changes: dict, me: str) -> dict:
+    """The amended version beside the version in force, term by term, as the agreement page shows a version
+    beside the one before it (federation/_diff.html); the new version has no hash until it is signed."""
+    t = translator(page_language(request))
+    document = {**head["document"], **changes, "status": "active"}
+    rows = compare_terms(agreement_terms(head["document"], t), agreement_terms(document, t))
+    this = {"version": head["version"] + 1, "proposer": me, "hash": ""}
+    return {"this": this, "previous": head, "rows": rows, "changed": [r for r in rows if r.change != "same"],
+            "token": _preview_token(head["hash"], changes)}
+
+
+@router.get("/federation/agreements/{agreement}/amend", response_class=HTMLResponse)
+def amend_page(agreement: AgreementId, request: Request, session: SessionDep, ctx: CtxDep) -> HTMLResponse:
+    me = _admin(request, session)
+    head = _amendable(session, ctx, me, agreement)
+    return _form_page(request, session, ctx, form_from_document(head["document"], me=ctx.node_id), head=head,
+                      mode="amend")
+
+
+@router.post("/federation/agreements/{agreement}/amend", response_class=HTMLResponse)
+async def amend_submit(agreement: AgreementId, request: Request, session: SessionDep, ctx: CtxDep) -> Response:
+    """First post: the changes shown beside the version in force, with a confirmation button. A confirmed post
+    whose changes are the ones shown: the API's amend (signed by this node, sent to the other parties)."""
+    form = await request.form()
+    check_csrf(request, form)
+    me = _admin(request, session)
+    history = _history(session, ctx, me, agreement)["history"]
+    base = str(form.get("base") or "")[:64]
+    head = next((v for v in history if v["hash"] == base), history[-1])
+    page, terms = parse_form(form, me=ctx.node_id, partners=[], fixed=head["document"])
+    changes: dict = {}
+    if not page.errors:
+        changes = changes_from(head["document"], terms)
+        if not changes:
+            page.errors = {"": "fed.err.no_changes"}
+    if page.errors:
+        page.mappings = with_blank_rows(page.mappings, ctx.node_id, 0)
+        return _form_page(request, session, ctx, page, head=head, mode="amend", status=400)
+    preview = _preview(request, head, changes, ctx.node_id)
+    confirmed = form.get("confirm") == "yes" and form.get("preview") == preview["token"]
+    if not confirmed:  # show the changes first (again, if the form changed since they were shown)
+        page.mappings = with_blank_rows(page.mappings, ctx.node_id, 0)
+        if form.get("confirm") == "yes":
+            page.errors = {"": "fed.err.preview_changed"}
+        return _form_page(request, session, ctx, page, head=head, mode="amend", preview=preview,
+                          status=400 if page.errors else 200)
+    try:
+        api.amend(agreement=agreement, request=api.Change(base=_hash_or_refuse(base), changes=changes), ctx=ctx,
+                  session=session, admin=me)
+    except NodeError as exc:
+        audit_refusal(session, me, "federation.agreement.amend", agreement, exc)
+        page.errors = {"": error_key(exc)}
+        page.mappings = with_blank_rows(page.mappings, ctx.node_id, 0)
+        return _form_page(request, session, ctx, page, head=history[-1], mode="amend", status=exc.status_code)
+    return redirect(request, f"/federation/agreements/{_q(agreement)}?done=amend")

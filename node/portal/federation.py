@@ -1,6 +1,6 @@
-"""Federation administrators' pages (issue 15, journey 5), apart from the agreements (node.portal.agreements):
-the home of the federation admin, the membership (members, versions, who signed each version), the outbox per
-peer (streams, dead letters, requeue, re-sync) and the witness alerts.
+"""Federation administrators' pages (issue 15, journey 5), apart from the agreements (node.portal.agreements) and
+the membership (node.portal.membership): the home of the federation admin, the outbox per peer (streams, dead
+letters, requeue, re-sync) and the witness alerts.
 
 Pages call the admin API's own route functions (federation.router, federation.witness): reads that the API
 audits are audited here the same way, and requeue / re-sync are the API's audited actions. Role: federation_admin
@@ -15,12 +15,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from federation import router as api
 from federation import witness
-from federation.membership import held_membership, membership_hash
-from federation.service import membership_version
+from federation.membership import held_membership
 from node.deps import CtxDep, Principal, SessionDep, public
 from node.errors import NodeError, NotFound
 from node.portal.agreements import ADMIN, audit_refusal, error_key
 from node.portal.agreements import router as agreements_router
+from node.portal.membership import router as membership_router
 from node.portal.web import check_csrf, page_principal, redirect, render
 
 __all__ = ["router"]
@@ -47,51 +47,6 @@ def home_page(request: Request, session: SessionDep, ctx: CtxDep) -> HTMLRespons
     held = held_membership(session)
     return render(request, "federation/home.html", title="fed.home.title", agreements=agreements, waiting=waiting,
                   membership=held)
-
-
-# -- membership -----------------------------------------------------------------------------------------------
-
-
-def _signers(document: dict, members: list[dict]) -> list[dict]:
-    """Who signed a membership version: each proof's key, named by the member whose DID it belongs to."""
-    by_did = {m.get("did"): m for m in members}
-    proofs = document.get("proof") or []
-    out = []
-    for p in proofs if isinstance(proofs, list) else [proofs]:
-        if not isinstance(p, dict):
-            continue
-        did = str(p.get("verificationMethod", "")).split("#", 1)[0]
-        member = by_did.get(did) or {}
-        out.append({"node_id": member.get("node_id", "?"), "name_zh": member.get("name_zh", ""),
-                    "name_en": member.get("name_en", ""), "key": p.get("verificationMethod", ""),
-                    "created": p.get("created", "")})
-    return out
-
-
-@router.get("/federation/membership", response_class=HTMLResponse)
-def membership_page(request: Request, session: SessionDep, ctx: CtxDep) -> HTMLResponse:
-    me = _admin(request, session)
-    held = held_membership(session)
-    versions = []
-    if held is not None:
-        previous_members: list[dict] = []
-        for number in range(1, held.version + 1):
-            document = membership_version(session, number)
-            if document is None:  # joined the federation at a later version: earlier ones are not held here
-                continue
-            members = list(document.get("members") or [])
-            # a version is signed by members of the version before it (the genesis: by its own members)
-            signers = _signers(document, previous_members or members)
-            versions.append({"version": number, "hash": membership_hash(document), "previous": document.get("previous"),
-                             "threshold": document.get("threshold"), "members": members, "signers": signers})
-            previous_members = members
-        versions.reverse()
-    proposals = api.list_proposals(ctx=ctx, session=session, admin=me)
-    for proposal in proposals:
-        proposal["signers"] = _signers(proposal["document"], list((held.document if held else {}).get("members") or []))
-    return render(request, "federation/membership.html", title="fed.membership.title", held=held,
-                  members=(held.document.get("members") or []) if held else [], versions=versions,
-                  proposals=proposals, this_node=ctx.node_id)
 
 
 # -- outbox, dead letters, streams ----------------------------------------------------------------------------
@@ -158,3 +113,4 @@ def witness_page(request: Request, session: SessionDep, ctx: CtxDep, peer: str =
 
 
 router.include_router(agreements_router)  # /federation/agreements/...
+router.include_router(membership_router)  # /federation/membership/...

@@ -18,7 +18,8 @@ from babel.messages.pofile import read_po
 
 from node.credentials.messages import LANGUAGES, pick_language
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LOCALE_DIR", "Translator", "catalogue", "language_of", "translator"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "LOCALE_DIR", "Translator", "catalogue", "language_of", "region_name",
+           "translator"]
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_LANGUAGE = "zh"
@@ -72,3 +73,11 @@ def translator(lang: str) -> Translator:
 def language_of(query_lang: str | None, cookie_lang: str | None, accept_language: str | None) -> str:
     chosen = query_lang if query_lang in LANGUAGES else cookie_lang if cookie_lang in LANGUAGES else None
     return pick_language(chosen, accept_language)
+
+
+def region_name(t: Translator, code: object) -> str:
+    """A region's short name (`shanghai` → 上海 / Shanghai) from the catalogue's `region.<code>`; a code without a
+    text of its own (a member admitted later) is shown as it is."""
+    if isinstance(code, str) and t.has(f"region.{code}"):
+        return t(f"region.{code}")
+    return "" if code is None else str(code)

@@ -46,7 +46,7 @@ from node.models import Achievement, DepositApplication
 from node.models.types import Int64
 from node.portal.applications import _claim, _FormInvalid
 from node.portal.i18n import translator
-from node.portal.web import check_csrf, page_language, page_principal, redirect, render
+from node.portal.web import check_csrf, display_name, page_language, page_principal, redirect, render
 from node.roles import ALL_STAFF_ROLES, Role
 from node.security.idnumbers import ID_TYPES
 
@@ -86,7 +86,8 @@ def staff_home(request: Request, session: SessionDep) -> HTMLResponse:
     """What the signed-in roles can do, one section per role held."""
     me = _staff(request, session, ALL_STAFF_ROLES)
     more = [(href, key) for href, key, allowed in OTHER_WORKSPACES if allowed & set(me.roles)]
-    return render(request, "staff/home.html", title="staff.home_title", roles=list(me.roles), more=more)
+    return render(request, "staff/home.html", title="staff.home_title", roles=list(me.roles), more=more,
+                  greeting_name=display_name(session, me))
 
 
 # The other areas' home pages (their own title texts), linked from the staff home for the roles they serve.

@@ -26,7 +26,7 @@ from sqlmodel import Session
 from node.context import NodeContext
 from node.deps import Principal, lookup_principal
 from node.errors import NodeError
-from node.portal.i18n import Translator, language_of, translator
+from node.portal.i18n import Translator, language_of, region_name, translator
 
 __all__ = [
     "CSRF_COOKIE",
@@ -34,6 +34,7 @@ __all__ = [
     "FormError",
     "PageRefused",
     "check_csrf",
+    "display_name",
     "end_session",
     "is_page_request",
     "page_principal",
@@ -149,6 +150,17 @@ def page_principal(request: Request, session: Session, *, roles: frozenset[str] 
     return principal
 
 
+def display_name(session: Session, principal: Principal) -> str:
+    """How to greet a staff member: their display name (node.models.StaffAccount), else the user name."""
+    if principal.kind == "staff":
+        from node.models import StaffAccount
+
+        staff = session.get(StaffAccount, principal.id)
+        if staff is not None and (staff.display_name or "").strip():
+            return staff.display_name.strip()
+    return principal.name
+
+
 def start_session(request: Request, token: str) -> None:
     request.state.portal_session = token
 
@@ -191,6 +203,7 @@ def render(request: Request, template: str, *, status: int = 200, title: str = "
     principal = getattr(request.state, "portal_principal", None)
     env = _env.overlay()
     env.install_gettext_callables(t.gettext, t.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["region"] = lambda code: region_name(t, code)  # `{{ peer | region }}`: 上海 / Shanghai
     other = "en" if lang == "zh" else "zh"
     html = env.get_template(template).render(
         t=t, lang=lang, html_lang=t.html_lang, title=title, page_title=page_title, csrf=csrf_token(request), principal=principal,

@@ -154,3 +154,51 @@ def test_a_rule_change_through_maker_checker_and_the_audit_trail(
     expect(page.locator("table.audit tbody tr")).to_have_count(1)
     _shots(new_context, carol, [("/centre/audit?action=standards.rule.*", "audit")], screenshot_dir)
     carol.close()
+
+
+def test_the_catalogue_a_programme_changed_and_a_certificate_added_and_retired(
+        live_node: LiveNode, people: None, new_context, screenshot_dir: Path) -> None:
+    alice = new_context()
+    page = alice.new_page()
+    _sign_in(page, "std.alice")
+    page.get_by_role("link", name="专业与证书目录").first.click()
+    page.wait_for_url("**/centre/catalogue")
+    _check(page)
+    page.get_by_role("link", name="SOU-AUTO-SVC").click()
+    page.wait_for_url("**/centre/catalogue/programmes/SOU-AUTO-SVC")
+    _check(page)
+    # a new version from 2030 on: one course's credits mistyped first, the message next to that field
+    page.get_by_label("生效日期").fill("2030-09-01")
+    credits = page.locator("#c0_credits")
+    old = credits.input_value()
+    credits.fill("2.5555")
+    page.get_by_role("button", name="保存为新版本").click()
+    expect(page.locator("#c0_credits-error")).to_contain_text("最多三位小数")
+    assert page.locator(".error-summary a[href='#c0_credits']").count() == 1
+    expect(page.locator("#c0_credits")).to_have_attribute("aria-invalid", "true")
+    _check(page, screenshot_dir, "centre-catalogue-error")
+    page.locator("#c0_credits").fill(str(int(float(old)) + 1))
+    page.get_by_role("button", name="保存为新版本").click()
+    page.wait_for_url("**/centre/catalogue/programmes/SOU-AUTO-SVC?done=edited")
+    expect(page.get_by_role("status")).to_contain_text("已保存第 2 版")
+    _check(page)
+    # a new certificate, then retired
+    page.goto("/centre/catalogue?kind=certificates")
+    page.get_by_role("link", name="新建证书").click()
+    page.get_by_label("代码", exact=True).fill("VQ.ROBOT_OPS")
+    page.get_by_label("名称（中文）").fill("工业机器人系统操作员")
+    page.get_by_label("四级").check()
+    page.get_by_label("三级").check()
+    page.get_by_label("生效日期").fill("2026-01-01")
+    page.get_by_role("button", name="保存", exact=True).click()
+    page.wait_for_url("**/centre/catalogue/certificates/VQ.ROBOT_OPS?done=created")
+    page.get_by_label("停用日期（含当天）").fill("2026-06-30")
+    page.get_by_role("button", name="停用", exact=True).click()
+    page.wait_for_url("**/centre/catalogue/certificates/VQ.ROBOT_OPS?done=retired")
+    expect(page.locator(".state-ended").first).to_be_visible()
+    _check(page)
+    _shots(new_context, alice, [("/centre/catalogue", "catalogue"),
+                                ("/centre/catalogue/programmes/SOU-AUTO-SVC", "catalogue-programme"),
+                                ("/centre/catalogue/certificates/new", "catalogue-new-certificate")],
+           screenshot_dir)
+    alice.close()

@@ -5,7 +5,9 @@ under that agreement, seen from both sides. Two live nodes on 127.0.0.1 (tests/p
 federated with each other over real signed HTTP. axe-core on every page (no serious or critical violation);
 screenshots of the federation pages at desktop and phone widths in both languages.
 
-The learner's own steps (holder binding, consent, transfer request) go through the learner's pages too."""
+The learner's own steps (holder binding, consent, transfer request) go through the learner's pages too. Then
+Shanghai amends the agreement in force (the changes shown before they are sent) and Zhejiang signs it, and a
+membership proposal is proposed, signed at both nodes (its file carried from one to the other) and installed."""
 
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
     page_a.locator("#m0_to_title").fill("高等数学（互认）")
     page_a.get_by_role("button", name="签署并发送提案").click()
     page_a.wait_for_url("**/federation/agreements/*?done=propose")
-    expect(page_a.locator("#head-state")).to_contain_text("等待签署：zhejiang")
+    expect(page_a.locator("#head-state")).to_contain_text("等待签署：浙江")
     _check(page_a, shots, "fed-proposed")
     assert fed.deliver() == 1  # agreement.propose, signed by Shanghai
 
@@ -160,7 +162,7 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
         page.goto(f"/federation/agreements/{AGREEMENT}")
         expect(page.locator("#in-force")).to_have_text("第 2 版 · 有效")
     # both regions' proofs are on version 2: Zhejiang's from its counter-proposal, Shanghai's from the button
-    expect(page_b.locator("table.versions tbody tr").first).to_contain_text("shanghai, zhejiang")
+    expect(page_b.locator("table.versions tbody tr").first).to_contain_text("上海、浙江")
     page_b.get_by_role("link", name="重新验证全部签名").click()
     expect(page_b.locator("#verify-result")).to_have_text("哈希链和全部签名验证通过")
     _check(page_b, shots, "fed-verify")
@@ -217,9 +219,66 @@ def test_two_regions_negotiate_an_agreement_and_a_transfer_completes(
     page_a.goto("/federation/outbox")
     assert "已送达: 2" in page_a.locator("section.peer").first.inner_text()
 
+    # Shanghai amends the agreement in force: the changes are shown beside version 2 before anything is sent
+    page_a.goto(f"/federation/agreements/{AGREEMENT}")
+    page_a.get_by_role("link", name="修改生效中的协议").click()
+    page_a.wait_for_url("**/amend")
+    _check(page_a)
+    page_a.get_by_label("本地区每学分学时").fill("20")
+    page_a.get_by_role("button", name="查看修改内容").click()
+    expect(page_a.locator("table.changes del").first).to_have_text("18")
+    expect(page_a.locator("table.changes ins").first).to_have_text("20")
+    _check(page_a, shots, "fed-amend-preview")
+    _shots(browser, fed.a.base, at_a.storage_state(), [(f"/federation/agreements/{AGREEMENT}/amend", "fed-amend")],
+           shots)
+    page_a.get_by_role("button", name="确认修改，签署并发送").click()
+    page_a.wait_for_url("**/federation/agreements/*?done=amend")
+    expect(page_a.locator("#head-state")).to_contain_text("等待签署：浙江")
+    assert fed.deliver() == 1
+    page_b.goto(f"/federation/agreements/{AGREEMENT}")
+    expect(page_b.locator("table.changes ins").first).to_have_text("20")
+    page_b.get_by_role("button", name="签署第 3 版").click()
+    page_b.wait_for_url("**/federation/agreements/*?done=sign")
+    expect(page_b.locator("#in-force")).to_have_text("第 3 版 · 有效")
+    assert fed.deliver() == 1
+
+    # a membership proposal: Shanghai proposes and signs, Zhejiang adds its proof from the file, Shanghai installs
+    page_a.goto("/federation/membership")
+    page_a.get_by_role("link", name="提出下一版成员名单").click()
+    page_a.wait_for_url("**/federation/membership/propose")
+    _check(page_a)
+    box = page_a.get_by_label("提案（JSON）")
+    box.fill(box.input_value().replace('"version": 2,', '"version": 2, "note": "2027 年度复核",'))
+    page_a.get_by_role("button", name="提交提案").click()
+    page_a.wait_for_url("**/federation/membership?done=propose*")
+    expect(page_a.locator("section.proposal")).to_contain_text("note")
+    page_a.get_by_role("button", name="签署第 2 版成员名单提案").click()
+    page_a.wait_for_url("**/federation/membership?done=sign*")
+    _check(page_a, shots, "fed-membership-proposal")
+    with page_a.expect_download() as download:
+        page_a.get_by_role("link", name="下载第 2 版提案文件（含已收集的签名）").click()
+    page_b.goto("/federation/membership/propose")
+    page_b.get_by_label("或上传提案文件").set_input_files(download.value.path())
+    page_b.get_by_role("button", name="提交提案").click()
+    page_b.wait_for_url("**/federation/membership?done=propose*")
+    page_b.get_by_role("button", name="签署第 2 版成员名单提案").click()
+    page_b.wait_for_url("**/federation/membership?done=sign*")
+    expect(page_b.locator("section.proposal")).to_contain_text("可以启用")
+    with page_b.expect_download() as download:
+        page_b.get_by_role("link", name="下载第 2 版提案文件（含已收集的签名）").click()
+    page_a.goto("/federation/membership/propose")
+    page_a.get_by_label("或上传提案文件").set_input_files(download.value.path())
+    page_a.get_by_role("button", name="提交提案").click()
+    page_a.wait_for_url("**/federation/membership?done=propose*")
+    page_a.get_by_role("button", name="启用第 2 版成员名单").click()
+    page_a.wait_for_url("**/federation/membership?done=install")
+    expect(page_a.get_by_role("status")).to_contain_text("新的成员名单版本已启用")
+    _check(page_a)
+
     # the remaining federation pages, both languages, both widths
     _shots(browser, fed.b.base, at_b.storage_state(), [
         ("/federation", "fed-home"), ("/federation/membership", "fed-membership"),
+        ("/federation/membership/propose", "fed-membership-propose"),
         ("/federation/agreements", "fed-agreements"), ("/federation/outbox", "fed-outbox"),
         ("/federation/witness", "fed-witness")], shots)
     at_a.close()

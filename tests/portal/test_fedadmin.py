@@ -184,7 +184,8 @@ def test_a_negotiation_through_the_pages(joined, admins) -> None:
     changes = page.split('class="changes"', 1)[1].split("</table>", 1)[0]
     assert changes.count("<tr class=\"change-") == 3  # hours, the changed mapping, the new mapping
     english = a.get(f"{detail}?lang=en").text
-    assert "What version 2 changes in version 1" in english and "zhejiang hours per credit" in english
+    assert "What version 2 changes in version 1" in english and "Zhejiang hours per credit" in english
+    assert "<td>Shanghai, Zhejiang</td>" in a.get("/federation/agreements?lang=en").text
     a.get(f"{detail}?lang=zh")  # back to Chinese (the choice is kept in a cookie)
     head = re.search(r'name="hash" value="([0-9a-f]{64})"', page)[1]
     r = a.post(f"{detail}/sign", data={"hash": "f" * 64, "csrf": _csrf(page)})  # not the head
@@ -265,7 +266,7 @@ def test_dead_letters_requeue_and_resync(joined, admins) -> None:
     assert r.status_code == 404 and "该节点不是联盟成员" in r.text
     r = admin.post("/federation/streams/zhejiang/resync", data={"csrf": token})
     assert r.status_code == 200, r.text
-    assert 'id="resync-report"' in r.text and "已与 zhejiang 重新同步" in r.text
+    assert 'id="resync-report"' in r.text and "已与浙江重新同步" in r.text
     outcomes = [e.outcome for e in _audit(joined.a, "federation.stream.resync")]
     assert outcomes == ["failed", "ok"]
     assert flush_outbox(joined.a.ctx).sent == 1

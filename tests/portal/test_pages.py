@@ -53,6 +53,19 @@ def test_every_text_has_a_chinese_and_an_english_version() -> None:
         assert sorted(re.findall(r"%\((\w+)\)s", zh[key])) == sorted(re.findall(r"%\((\w+)\)s", en[key])), key
 
 
+def test_every_region_has_a_short_name_in_both_languages() -> None:
+    """Codes such as `shanghai` show as 上海 / Shanghai (node.portal.i18n.region_name); a code without a name
+    shows as it is."""
+    from config.settings import region_names
+    from node.portal.i18n import region_name, translator
+
+    zh, en = translator("zh"), translator("en")
+    for code in region_names():
+        assert zh.has(f"region.{code}") and en.has(f"region.{code}"), code
+    assert (region_name(zh, "shanghai"), region_name(en, "zhejiang")) == ("上海", "Zhejiang")
+    assert region_name(zh, "fujian") == "fujian" and region_name(en, None) == ""
+
+
 def _csrf(page: str) -> str:
     return re.search(r'name="csrf" value="([0-9a-f]+)"', page)[1]
 

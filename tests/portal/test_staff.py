@@ -297,6 +297,21 @@ def test_corrections_of_a_deposited_outcome(client: TestClient, orgs, person) ->
     assert person("branch_reviewer", org="B01").get(path).status_code == 403
 
 
+def test_the_greeting_uses_the_display_name(client: TestClient, app, orgs) -> None:
+    from node.db import session_scope
+    from node.org.service import create_staff
+
+    with session_scope(app.state.ctx.engine) as s:
+        create_staff(s, username="wangfang", display_name="王芳", password=PASSWORD,
+                     roles=["outlet_staff", "auditor"], organisation_code="O01")
+    r = client.post("/sign-in", data={"username": "wangfang", "password": PASSWORD,
+                                      "csrf": _csrf(client.get("/sign-in").text)}, follow_redirects=False)
+    assert r.status_code == 303
+    for path in ("/staff", "/centre"):
+        page = client.get(path).text
+        assert "王芳" in page and "wangfang" not in page.split('<main', 1)[1], path
+
+
 def test_institution_upload_progress_report_and_history(client: TestClient, orgs, person, monkeypatch) -> None:
     from node.portal import institution
 
@@ -320,6 +335,8 @@ def test_institution_upload_progress_report_and_history(client: TestClient, orgs
     assert status["percent"] == 100 and status["seconds_left"] == 0
     page = uploader.get(job_path)
     assert 'http-equiv="refresh"' not in page.text and 'id="job-bar"' in page.text and 'value="100' in page.text
+    # a finished import has no time left to show (never "约 0 秒")
+    assert 'id="job-seconds_left"' not in page.text and "约 0 秒" not in page.text and "预计剩余时间" not in page.text
     assert "script-src" not in page.headers["content-security-policy"]
     report = uploader.get(f"{job_path}/report.csv")
     assert report.status_code == 200 and "110101199001011234" not in report.text and report.text.count("\n") >= 2
@@ -363,6 +380,7 @@ def test_a_running_job_refreshes_itself_and_may_run_the_progress_script(
                             requested_format=None, actor=actor).id
     page = uploader.get(f"/institution/imports/{job_id}")
     assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page.text
+    assert '<dd id="job-seconds_left">—</dd>' in page.text  # queued: no rate to go by yet
     assert 'src="/static/portal/institution-progress.js"' in page.text
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from node.deps import SessionDep, public
-from node.portal.centre import admin, queues, standards
+from node.portal.centre import admin, catalogue, queues, standards
 from node.portal.centre.common import CENTRE_ROLES, page, sections_of, staff_page
+from node.portal.web import display_name
 from node.roles import Role
 
 __all__ = ["router"]
@@ -23,9 +24,10 @@ def centre_home(request: Request, session: SessionDep) -> HTMLResponse:
     """Links to the sections the visitor's roles open."""
     me = staff_page(request, session, CENTRE_ROLES)
     return page(request, "centre/home.html", me, title="centre.home.title", sections=sections_of(me),
-                roles=sorted(r for r in me.roles if r != Role.LEARNER))
+                roles=sorted(r for r in me.roles if r != Role.LEARNER), greeting_name=display_name(session, me))
 
 
 router.include_router(standards.router)
+router.include_router(catalogue.router)
 router.include_router(admin.router)
 router.include_router(queues.router)

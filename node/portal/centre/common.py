@@ -25,6 +25,7 @@ CENTRE_ROLES = frozenset({Role.STANDARDS_ADMIN, Role.CENTRE_REVIEWER, Role.BRANC
 REVIEWERS = frozenset({Role.BRANCH_REVIEWER, Role.CENTRE_REVIEWER})
 SECTIONS = (
     ("standards", "/centre/standards", frozenset({Role.STANDARDS_ADMIN})),
+    ("catalogue", "/centre/catalogue", frozenset({Role.STANDARDS_ADMIN})),
     ("conversions", "/centre/conversions", REVIEWERS),
     ("transfers", "/centre/transfers", REVIEWERS),
     ("revocations", "/centre/revocations", frozenset({Role.CENTRE_REVIEWER})),

@@ -21,8 +21,10 @@
       bar.value = job.percent;
       set("job-percent", String(job.percent));
     }
-    set("job-seconds_left", job.seconds_left === null || job.seconds_left === undefined ? "\u2014"
-        : box.getAttribute("data-seconds").replace("{n}", String(job.seconds_left)));
+    var left = job.seconds_left;
+    set("job-seconds_left", left === null || left === undefined ? "\u2014"
+        : left < 1 ? box.getAttribute("data-under-a-second")
+        : box.getAttribute("data-seconds").replace("{n}", String(left)));
     if (job.status === "running") { set("job-status", box.getAttribute("data-running-text")); }
   }
   function poll() {
