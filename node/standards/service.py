@@ -9,12 +9,13 @@ are validated by `node.rules.validate_rule`; once approved a version is immutabl
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
 from node.audit.service import record
@@ -75,8 +76,34 @@ def actor_ref(actor: Principal) -> str:
 # -- catalogue item shapes ------------------------------------------------------------------------
 
 
+_SAFE_INTEGER = 2**53 - 1  # I-JSON (RFC 7493): what canonical JSON (RFC 8785) and every verifier carry exactly
+
+
+def _safe_numbers(value: Any, where: str = "") -> None:
+    """Integers beyond ±(2**53 - 1) and non-finite numbers anywhere in an entry (its extra fields too) are
+    refused: the entry is signed and exchanged as canonical JSON, which cannot carry them."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) > _SAFE_INTEGER:
+        raise ValueError(f"{where or 'a number'}: integers must lie within ±{_SAFE_INTEGER}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'a number'}: must be a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _safe_numbers(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _safe_numbers(item, f"{where}[{i}]")
+
+
 class _Item(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_fit_canonical_json(cls, data: Any) -> Any:
+        _safe_numbers(data)
+        return data
 
 
 def _decimal_text(value: Any) -> str:
@@ -101,7 +128,7 @@ class CourseItem(_Item):
     code: str = Field(min_length=1, max_length=64)
     name_zh: str = Field(min_length=1, max_length=200)
     credits: str
-    hours: int | None = Field(default=None, ge=0)
+    hours: int | None = Field(default=None, ge=0, lt=100000)
     category: str | None = None
     level: str | None = None
     never_exempt: bool = False
@@ -130,12 +157,12 @@ class CertificateItem(_Item):
     levels: list[Literal["五级", "四级", "三级", "二级", "一级"]] = Field(default_factory=list)
     issuer_code: str | None = None
     issuer_name_zh: str | None = None
-    validity_years: int | None = Field(default=None, ge=1)
+    validity_years: int | None = Field(default=None, ge=1, le=100)
 
 
 class ReferenceLevelItem(_Item):
     code: str = Field(min_length=1, max_length=64)
-    rank: int
+    rank: int = Field(ge=-10000, le=10000)
     name_zh: str = Field(min_length=1, max_length=200)
 
 

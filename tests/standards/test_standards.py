@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -194,3 +195,27 @@ def test_handbook_is_public_markdown_and_html(client, ctx) -> None:
     page = client.get("/api/v1/standards/handbook/SUES-CE-MECHATRONICS", params={"format": "html"})
     assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
     assert client.get("/api/v1/standards/handbook/NOPE").status_code == 404
+
+
+@pytest.mark.parametrize("field, value", [
+    ("validity_years", 2**60),  # past what canonical JSON (I-JSON) can carry exactly
+    ("validity_years", 101),
+    ("note", 2**60),  # an extra field the shape lets through
+    ("note", {"deep": [1.5e308, -(2**53) - 1]}),
+])
+def test_catalogue_numbers_out_of_range_are_refused_with_a_code(client, ctx, staff_headers, field, value) -> None:
+    admin = staff_headers("standards_admin")
+    r = client.put("/api/v1/standards/certificates/VQ.BIG", headers=admin,
+                   json={"effective_from": "2026-01-01",
+                         "data": {"code": "VQ.BIG", "name_zh": "大数证书", field: value}})
+    assert r.status_code == 400 and r.json()["code"] == "catalogue_invalid", r.text
+
+
+def test_a_course_of_too_many_hours_is_refused(client, ctx, staff_headers) -> None:
+    _load(ctx)
+    admin, reader = staff_headers("standards_admin"), staff_headers("branch_reviewer")
+    data = copy.deepcopy(ok(client.get("/api/v1/standards/programmes/SUES-CE-MECHATRONICS", headers=reader))["data"])
+    data["courses"][0]["hours"] = 2**60
+    r = client.put("/api/v1/standards/programmes/SUES-CE-MECHATRONICS",
+                   json={"effective_from": "2027-01-01", "data": data}, headers=admin)
+    assert r.status_code == 400 and r.json()["code"] == "catalogue_invalid", r.text
