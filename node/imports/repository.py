@@ -290,6 +290,8 @@ def _next_ids(session: Session, table: str, count: int) -> list[int]:
     PostgreSQL: from the table's sequence, as one array (the sequence looked up once; in the select list it
     would be once per row). SQLite: after the current maximum (the batch's transaction began IMMEDIATE, so it
     holds the database's write lock and nobody else can take these ids)."""
+    if count <= 0:
+        return []
     if _is_pg(session):
         return session.execute(
             sa.text(f"SELECT array(SELECT nextval(s.id) FROM (SELECT pg_get_serial_sequence('{table}', 'id')"

@@ -509,17 +509,26 @@ def write_batch(
     # 3. achievements: existing keys with one IN query; better scores update, the rest are duplicates
     existing = repo.achievements_by_key(
         session, best.keys() if look_up_new or not created else [k for k, (_, b) in best.items() if b not in created])
+    new_ids = iter(repo.next_achievement_ids(session, len(best) - len(existing)))  # every key not held is new
     updates: list[tuple[int, str | None, int | None, int | None, int | None]] = []
-    fresh: list[tuple[str, Deposit, int, str]] = []
+    inserts: list[tuple[Any, ...]] = []
+    corrected: list[EventRow] = []
+    deposited: list[EventRow] = []
     job_id = state.job_id
     for key, (dep, blind) in best.items():
         learner_id, subject = known.get(blind) or learner_of[blind]
+        values = dep.values
         if (old := existing.get(key)) is None:
-            fresh.append((key, dep, learner_id, subject))
-        elif _better(dep.values, old.score_text, old.score_value):
-            values = dep.values
+            achievement_id = next(new_ids)
+            inserts.append((achievement_id, learner_id, key, *values))
+            deposited.append(("achievement.deposited", {  # keys in sorted order: the opening sorts them
+                "achievement": achievement_id, "code": values.code, "credits": decimal_text(values.credits),
+                "import_job": job_id, "issuer": institution_code, "score": values.score_text, "source": "bulk",
+                "term": values.term, "title": values.title, "type": values.type,
+            }, learner_id, subject, achievement_id, None, False))
+        elif _better(values, old.score_text, old.score_value):
             updates.append((old.id, values.score_text, values.score_value, values.credits, values.hours))
-            events.append(("achievement.corrected", {
+            corrected.append(("achievement.corrected", {
                 "achievement": old.id, "issuer": institution_code, "title": values.title,
                 "old": {"score": old.score_text, "credits": _s(old.credits), "hours": _s(old.hours)},
                 "new": {"score": values.score_text, "credits": decimal_text(values.credits),
@@ -529,17 +538,7 @@ def write_batch(
             result.updated += 1
         else:
             result.duplicates += 1
-    if fresh:
-        ids = repo.next_achievement_ids(session, len(fresh))
-        inserts: list[tuple[Any, ...]] = []
-        for achievement_id, (key, dep, learner_id, subject) in zip(ids, fresh, strict=True):
-            values = dep.values
-            inserts.append((achievement_id, learner_id, key, *values))
-            events.append(("achievement.deposited", {
-                "achievement": achievement_id, "type": values.type, "issuer": institution_code, "code": values.code,
-                "title": values.title, "credits": decimal_text(values.credits), "score": values.score_text,
-                "term": values.term, "source": "bulk", "import_job": job_id,
-            }, learner_id, subject, achievement_id, None, False))
+    if inserts:
         result.deposited = len(inserts)
         repo.insert_achievements(session, inserts, {
             "issuer_org_id": state.institution.id, "issuer_code": institution_code,
@@ -548,6 +547,8 @@ def write_batch(
         })
     if updates:
         repo.update_achievements(session, updates, job_id)
+    events += corrected
+    events += deposited
 
     # 4. the ledger last: its head row stays locked only from here to the commit
     append_event_rows(session, events, plain_data=True)  # str, int, None and dicts of those: above
