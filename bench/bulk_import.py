@@ -602,13 +602,14 @@ def main() -> None:
             print(f"   rows written: {written:,} ({written / args.rows:.2f} a row; "
                   f"{'the same as raw' if same else 'NOT the same as raw'})")
             print(f"   ratio       : {imp_rate / raw_rate:8.2f} of raw (goal >= 0.9)")
-            least = f"least of {args.repeat} runs each; " if args.repeat > 1 else ""
+            least = f"least of {args.repeat} runs each" if args.repeat > 1 else ""
             if kind == "sqlite":
-                print(f"   CPU         : import {cpu_imp:.1f} s, raw {cpu_raw:.1f} s ({least}this process does all the "
-                      f"work): {cpu_raw / cpu_imp:.2f} (the ratio a busy machine does not blur)")
+                print(f"   CPU         : import {cpu_imp:.1f} s, raw {cpu_raw:.1f} s ({least + '; ' if least else ''}"
+                      f"this process does all the work): {cpu_raw / cpu_imp:.2f} (the ratio a busy machine does not "
+                      "blur)")
             else:
-                print(f"   CPU         : import {cpu_imp:.1f} s + server {srv_imp:.1f} s, raw {cpu_raw:.1f} s"
-                      f" + server {srv_raw:.1f} s ({least.rstrip('; ')}): {(cpu_raw + srv_raw) / (cpu_imp + srv_imp):.2f} "
+                print(f"   CPU         : import {cpu_imp:.1f} s + server {srv_imp:.1f} s, raw {cpu_raw:.1f} s + server "
+                      f"{srv_raw:.1f} s{f' ({least})' if least else ''}: {(cpu_raw + srv_raw) / (cpu_imp + srv_imp):.2f} "
                       "(the ratio a busy machine does not blur)")
             marks = [g for g in growth if g[0] >= 200_000][:1] + growth[-1:]
             at = ", ".join(f"{r:,} rows: {mb:+.1f} MiB" for r, mb in marks)
