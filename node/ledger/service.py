@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from crypto.leaf import COMMITMENT_TAG, LEAF_VERSION, SALT_BYTES, opening_body, public_leaf
-from crypto.merkle import CompactRange
+from crypto.merkle import CompactRange, node_hash
 from node.models import Learner, LedgerEvent, LedgerHead, utcnow
 from node.models.types import sqlite_datetime
 from node.pgcopy import CHUNK, NULL, copy_statement, escape
@@ -195,7 +195,7 @@ def append_event_rows(session: Session, rows: Sequence[EventRow], *, plain_data:
     kinds: dict[str, str] = {}
     prev = tip.last_hash
     first = seq = tip.size
-    append = tip.frontier.append
+    frontier = tip.frontier.to_list()  # the Merkle frontier, carried below as crypto.merkle.CompactRange does
     salts = urandom(SALT_BYTES * len(rows))  # one draw from the OS for the call (a fresh salt per event)
     body_of = _plain_body if plain_data else opening_body
     sha256 = hashlib.sha256
@@ -252,7 +252,13 @@ def append_event_rows(session: Session, rows: Sequence[EventRow], *, plain_data:
                     _write_lines(copy, lines)
             else:
                 out.append((seq, kind, learner_id, achievement_id, leaf_text, digest, salt, opening, created))
-            append(digest)
+            # CompactRange.append, inline (its checks and copies cost as much as the hashing): each trailing 1-bit
+            # of the size before this leaf is a subtree of the same height as the carry, merged into it
+            carry, size = digest, seq
+            while size & 1:
+                carry = node_hash(frontier.pop(), carry)
+                size >>= 1
+            frontier.append(carry)
             prev = digest
             seq += 1
         if copy is not None:
@@ -262,7 +268,8 @@ def append_event_rows(session: Session, rows: Sequence[EventRow], *, plain_data:
     session.execute(
         sa.update(_head)
         .where(_head.c.id == 1)
-        .values(size=seq, last_hash=prev, frontier=[h.hex() for h in tip.frontier.to_list()])
+        .values(size=seq, last_hash=prev,
+                frontier=[h.hex() for h in CompactRange.from_list(frontier, seq).to_list()])  # from_list checks it
     )
     return list(range(first, seq))
 
