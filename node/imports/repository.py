@@ -23,6 +23,7 @@ __all__ = [
     "add_progress",
     "claim_job",
     "code_lists",
+    "commit_without_flush_wait",
     "failed_uploads",
     "finish_job",
     "insert_achievements",
@@ -91,6 +92,15 @@ def code_lists(session: Session, version: str) -> dict[str, dict[str, str]]:
 
 
 # -- the job row ---------------------------------------------------------------------------------
+
+
+def commit_without_flush_wait(session: Session) -> None:
+    """PostgreSQL: this transaction's commit returns without waiting for its WAL to reach the disk
+    (`synchronous_commit = off`, for this transaction only). For a transaction whose effect is used only by a
+    later transaction that commits normally: the log is written in order, so that commit makes both durable, and
+    a crash before it loses only what nothing used yet (here: reserved account numbers)."""
+    if _is_pg(session):
+        session.execute(sa.text("SET LOCAL synchronous_commit = off"))
 
 
 def claim_job(session: Session, job_id: str, *, now: dt.datetime, stale_before: dt.datetime) -> bool:

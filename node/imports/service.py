@@ -559,10 +559,13 @@ def _account_numbers(ctx: NodeContext, session: Session, prefix: str, count: int
     """`count` new account numbers. On PostgreSQL reserved in a transaction of their own, committed at once: the
     counter's row stays locked only for that instant, not until the batch commits, so jobs importing at once
     do not queue behind each other here (a batch that rolls back leaves its numbers unused: account numbers are
-    unique, not gapless). On SQLite in the batch's transaction, which already holds the write lock."""
+    unique, not gapless). Its commit does not wait for the disk (`repo.commit_without_flush_wait`): the batch's
+    own commit, later in the same log, makes it durable before any number is used. On SQLite in the batch's
+    transaction, which already holds the write lock."""
     if session.get_bind().dialect.name == "sqlite":
         return reserve_account_numbers(session, prefix=prefix, count=count)
     with session_scope(ctx.engine) as own:
+        repo.commit_without_flush_wait(own)
         return reserve_account_numbers(own, prefix=prefix, count=count)
 
 
