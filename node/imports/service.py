@@ -16,8 +16,8 @@ import functools
 import gc
 import hashlib
 import logging
-import re
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator

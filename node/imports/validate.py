@@ -146,7 +146,7 @@ def decimal_text(stored: int | None) -> str | None:
 
 
 def stored_values(
-    *, type: str, code: str, title: str, programme_name: str | None, credits: Decimal | None,  # noqa: A002
+    *, type: str, code: str, title: str, programme_name: str | None, credits: Decimal | None,
     hours: Decimal | None, score_text: str | None, score_value: Decimal | None, level: str | None,
     earned_on: dt.date | None, term: str, expires_on: dt.date | None, student_no: str | None,
     education_level_code: str | None, education_type_code: str | None, graduation_year: str | None,
