@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import operator
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -13,16 +11,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from node.imports.validate import RowError
+from node.imports.validate import VALUE_COLUMNS, RowError
 from node.models import Achievement, CodeListEntry, ImportJob, ImportRowError, Learner, Organisation, utcnow
 from node.models.types import ExactDecimal, sqlite_datetime
 from node.pgcopy import copy_rows
 
 __all__ = [
+    "COMMON_COLUMNS",
+    "ROW_COLUMNS",
     "achievements_by_key",
     "add_progress",
     "claim_job",
     "code_lists",
+    "commit_without_flush_wait",
     "failed_uploads",
     "finish_job",
     "insert_achievements",
@@ -91,6 +92,15 @@ def code_lists(session: Session, version: str) -> dict[str, dict[str, str]]:
 
 
 # -- the job row ---------------------------------------------------------------------------------
+
+
+def commit_without_flush_wait(session: Session) -> None:
+    """PostgreSQL: this transaction's commit returns without waiting for its WAL to reach the disk
+    (`synchronous_commit = off`, for this transaction only). For a transaction whose effect is used only by a
+    later transaction that commits normally: the log is written in order, so that commit makes both durable, and
+    a crash before it loses only what nothing used yet (here: reserved account numbers)."""
+    if _is_pg(session):
+        session.execute(sa.text("SET LOCAL synchronous_commit = off"))
 
 
 def claim_job(session: Session, job_id: str, *, now: dt.datetime, stale_before: dt.datetime) -> bool:
@@ -290,6 +300,8 @@ def _next_ids(session: Session, table: str, count: int) -> list[int]:
     PostgreSQL: from the table's sequence, as one array (the sequence looked up once; in the select list it
     would be once per row). SQLite: after the current maximum (the batch's transaction began IMMEDIATE, so it
     holds the database's write lock and nobody else can take these ids)."""
+    if count <= 0:
+        return []
     if _is_pg(session):
         return session.execute(
             sa.text(f"SELECT array(SELECT nextval(s.id) FROM (SELECT pg_get_serial_sequence('{table}', 'id')"
@@ -300,97 +312,81 @@ def _next_ids(session: Session, table: str, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
-_ACH_COLUMNS = (
-    "id", "learner_id", "type", "issuer_org_id", "issuer_code", "issuer_name", "code", "title", "programme_name",
-    "credits", "hours", "score_text", "score_value", "level", "earned_on", "term", "expires_on", "student_no",
-    "education_level_code", "education_type_code", "graduation_year", "graduation_status", "graduation_season",
-    "remark", "source", "status", "dedupe_key", "import_job_id", "status_index", "created_at",
-)
-@functools.lru_cache(maxsize=4096)
-def _scaled(value: Any) -> int | None:
-    """An `ExactDecimal` bind value (thousandths), exactly as the column type converts it (> 3 decimals raise)."""
-    return _EXACT.process_bind_param(value, None)
+ROW_COLUMNS: tuple[str, ...] = ("id", "learner_id", "dedupe_key", *VALUE_COLUMNS)
+"""An achievement row as bulk import builds it: ids, dedupe key, then the deposit's `Values` (stored form)."""
+COMMON_COLUMNS: tuple[str, ...] = ("issuer_org_id", "issuer_code", "issuer_name", "source", "status", "import_job_id",
+                                   "status_index", "created_at")
+"""The columns whose values a batch's rows share (`insert_achievements`' `common`)."""
+_ROW_INTS = (0, 1, *(3 + VALUE_COLUMNS.index(c) for c in ("credits", "hours", "score_value")))  # ids, thousandths
 
 
-@functools.lru_cache(maxsize=4096)
-def _scaled_text(value: Any) -> str | None:
-    scaled = _scaled(value)
-    return None if scaled is None else str(scaled)
+def _common_values(common: Mapping[str, Any], *, sqlite: bool) -> tuple[Any, ...]:
+    """The shared columns' values, in COMMON_COLUMNS order, as the column types store them on SQLite (a
+    DateTime as SQLAlchemy's text), or as PostgreSQL input text for COPY (None stays None: `\\N`)."""
+    out: list[Any] = []
+    for column in COMMON_COLUMNS:
+        value = common[column]
+        if isinstance(value, dt.datetime):
+            value = sqlite_datetime(value) if sqlite else value.isoformat()
+        elif isinstance(value, int) and not sqlite:
+            value = str(value)
+        out.append(value)
+    return tuple(out)
 
 
-def _int_text(value: int | None) -> str | None:
-    return None if value is None else str(int(value))
-
-
-def _date_text(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-_INTS = frozenset({"id", "learner_id", "issuer_org_id", "status_index"})
-_SCALED = frozenset({"credits", "hours", "score_value"})  # ExactDecimal: integers in thousandths
-_DATES = frozenset({"earned_on", "expires_on"})
-_PG_CONVERT = tuple(
-    _int_text if c in _INTS else _scaled_text if c in _SCALED else _date_text if c in _DATES else None
-    for c in _ACH_COLUMNS
-)  # None: a text column, passed as it is (COPY escaping in node.pgcopy)
-_SQLITE_CONVERT = tuple(
-    _scaled if c in _SCALED else _date_text if c in _DATES else None for c in _ACH_COLUMNS
-)
-_CREATED = _ACH_COLUMNS.index("created_at")
-_ROW = operator.itemgetter(*_ACH_COLUMNS)
-
-
-def _converted(rows: Sequence[dict[str, Any]], converters: Sequence[Any], created: Any) -> list[list[Any]]:
-    """Each row's values in `_ACH_COLUMNS` order, converted column by column (None: as it is); rows share one
-    `created_at`, already converted."""
-    convert = [(i, f) for i, f in enumerate(converters) if f is not None]
+def _copy_fields(rows: Sequence[tuple[Any, ...]], tail: tuple[Any, ...]) -> list[list[Any]]:
+    """Rows as PostgreSQL input text per column (for `node.pgcopy.copy_text`): ids and thousandths as decimal
+    digits (dates are ISO text already, text is text), then the shared columns."""
     out = []
-    for r in rows:
-        values = list(_ROW(r))
-        for i, f in convert:
-            values[i] = f(values[i])
-        values[_CREATED] = created
-        out.append(values)
+    for row in rows:
+        fields = list(row)
+        for i in _ROW_INTS:
+            if (value := fields[i]) is not None:
+                fields[i] = str(value)
+        fields += tail
+        out.append(fields)
     return out
 
 
-def achievement_copy_rows(rows: Sequence[dict[str, Any]]) -> list[list[str | None]]:
-    """The rows as PostgreSQL input text per column (for `node.pgcopy.copy_text`); rows share one `created_at`."""
-    return _converted(rows, _PG_CONVERT, rows[0]["created_at"].isoformat() if rows else None)
+def insert_achievements(session: Session, rows: Sequence[tuple[Any, ...]], common: Mapping[str, Any]) -> None:
+    """Insert a batch's new achievements with one driver-level `executemany` (SQLite) or `COPY` (PostgreSQL) in
+    the batch's transaction. `rows`: tuples in ROW_COLUMNS order — ids, dedupe key and the deposit's `Values`,
+    already in their stored form (thousandths, ISO dates: `node.imports.validate.stored_values`, computed once
+    per distinct cell text); `common`: the values of COMMON_COLUMNS, the same for every row (typed; converted
+    once here).
 
-
-def insert_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One driver-level `executemany` (SQLite) or `COPY` (PostgreSQL) in the batch's transaction (rows share one
-    `created_at`).
-
-    This is the one table a million-row import writes a million rows to, so the values are converted here as
-    the column types would (`ExactDecimal` to thousandths; dates and times in SQLAlchemy's SQLite text format,
-    or PostgreSQL's input text) and SQLAlchemy's per-row parameter processing is skipped (profiled: it cost
-    more than the insert itself). On PostgreSQL the whole batch goes as one preformatted COPY text buffer
-    (`node.pgcopy`, sent in chunks), not psycopg's per-row `write_row`."""
+    This is the one table a million-row import writes a million rows to, so SQLAlchemy's per-row parameter
+    processing is skipped (profiled: it cost more than the insert itself) and a row is a tuple concatenation.
+    On PostgreSQL the batch goes as preformatted COPY text (`node.pgcopy`, sent in chunks), not psycopg's
+    per-row `write_row`."""
     if not rows:
         return
     connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    columns = ROW_COLUMNS + COMMON_COLUMNS
+    tail = _common_values(common, sqlite=sqlite)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if connection.dialect.name != "sqlite":
-            copy_rows(cursor, "achievement", _ACH_COLUMNS, rows, convert=achievement_copy_rows)
+        if not sqlite:
+            copy_rows(cursor, "achievement", columns, rows, convert=lambda part: _copy_fields(part, tail))
             return
-        params = _converted(rows, _SQLITE_CONVERT, sqlite_datetime(rows[0]["created_at"]))
-        cursor.executemany(f"INSERT INTO achievement ({', '.join(_ACH_COLUMNS)}) "
-                           f"VALUES ({', '.join(['?'] * len(_ACH_COLUMNS))})", params)
+        cursor.executemany(f"INSERT INTO achievement ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})",
+                           [row + tail for row in rows])
     finally:
         cursor.close()
 
 
-def update_achievements(session: Session, rows: list[dict[str, Any]]) -> None:
+def update_achievements(session: Session, rows: list[tuple[int, str | None, int | None, int | None, int | None]],
+                        job_id: str) -> None:
+    """Better scores for held achievements: (id, score_text, score_value, credits, hours), the numbers in their
+    stored form (thousandths, as `Values`); `import_job_id` becomes `job_id`."""
     b = sa.bindparam
     session.execute(
         sa.update(_ach).where(_ach.c.id == b("_id")).values(
-            score_text=b("_score_text"), score_value=b("_score_value", type_=_ach.c.score_value.type),
-            credits=b("_credits", type_=_ach.c.credits.type), hours=b("_hours", type_=_ach.c.hours.type),
+            score_text=b("_score_text"), score_value=b("_score_value", type_=sa.BigInteger),
+            credits=b("_credits", type_=sa.BigInteger), hours=b("_hours", type_=sa.BigInteger),
             import_job_id=b("_job"),
         ),
-        [{"_id": r["_id"], "_score_text": r["score_text"], "_score_value": r["score_value"],
-          "_credits": r["credits"], "_hours": r["hours"], "_job": r["_job"]} for r in rows],
+        [{"_id": i, "_score_text": text, "_score_value": value, "_credits": credits, "_hours": hours, "_job": job_id}
+         for i, text, value, credits, hours in rows],
     )

@@ -16,8 +16,8 @@ import functools
 import gc
 import hashlib
 import logging
-import re
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,9 +37,17 @@ from node.deps import Principal
 from node.errors import BadRequest, Forbidden, NodeError, NotFound
 from node.imports import repository as repo
 from node.imports.formats import Source, format_for, iter_records, read_header_check, scan_text
-from node.imports.validate import CODE_LIST_VERSION, Deposit, RowError, Validator
+from node.imports.validate import (
+    CODE_LIST_VERSION,
+    Deposit,
+    RowError,
+    Validator,
+    Values,
+    decimal_text,
+    read_decimal,
+)
 from node.learners.service import new_learner_row, reserve_account_numbers
-from node.ledger.service import EventSpec, append_events
+from node.ledger.service import EventRow, append_event_rows
 from node.models import ImportJob, Organisation, utcnow
 from node.rules.grades import numeric_score
 from node.security.filecrypt import file_cipher
@@ -399,7 +407,7 @@ def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: 
     for attempt in range(3):
         try:
             with session_scope(ctx.engine) as session:
-                result, new_learners = write_batch(session, ctx, state, batch_no, good, bad)
+                result, new_learners = write_batch(session, ctx, state, batch_no, good, bad, look_up_new=attempt > 0)
                 result.rows = count
                 result.learners_created = len(new_learners)
                 repo.add_progress(session, job.id, result, now=utcnow())
@@ -422,9 +430,13 @@ def _commit_batch(ctx: NodeContext, state: _JobState, job: ImportJob, batch_no: 
     raise AssertionError("unreachable")
 
 
-def _better(new: Deposit, old_text: str | None, old_value: Decimal | None) -> bool:
+def _score_of(values: Values) -> Decimal | None:
+    return numeric_score(score_text=values.score_text, score_value=read_decimal(values.score_value))
+
+
+def _better(new: Values, old_text: str | None, old_value: Decimal | None) -> bool:
     old = numeric_score(score_text=old_text, score_value=old_value)
-    neu = numeric_score(score_text=new.values["score_text"], score_value=new.values["score_value"])
+    neu = _score_of(new)
     if neu is None:
         return False
     return old is None or neu > old
@@ -432,9 +444,15 @@ def _better(new: Deposit, old_text: str | None, old_value: Decimal | None) -> bo
 
 def write_batch(
     session: Session, ctx: NodeContext, state: _JobState, batch_no: int, good: list[Deposit],
-    bad: list[RowError],
+    bad: list[RowError], *, look_up_new: bool = False,
 ) -> tuple[BatchResult, dict[str, tuple[int, str]]]:
-    """Write one batch in the caller's transaction. Returns its counts and the learners it created."""
+    """Write one batch in the caller's transaction. Returns its counts and the learners it created.
+
+    The keys of learners this batch opens are not looked up: nobody else can hold an achievement of a person
+    who had no account until this transaction (the key begins with their blind index, which no learner had;
+    on PostgreSQL a concurrent job that opens the same person first makes ours find them, not create them).
+    Should a key be held all the same (a learner whose ID number was corrected since, keeping the keys made
+    from the old one), the insert fails on the unique key and the batch is retried with `look_up_new`."""
     result = BatchResult(rejected=len({e.row_no for e in bad}))
     if bad:
         repo.insert_row_errors(session, state.job_id, bad)
@@ -447,16 +465,14 @@ def write_batch(
     best: dict[str, tuple[Deposit, str]] = {}
     for dep in good:
         ident = (dep.id_type, dep.id_number)
-        blind = blinds.get(ident)
-        if blind is None:
+        if (blind := blinds.get(ident)) is None:
             blind = blinds[ident] = ctx.blind_index(dep.id_type, dep.id_number)
-        key = dedupe_key(blind, institution_code, dep.course_key, dep.values["term"])
-        held = best.get(key)
-        if held is None:
+        key = dedupe_key(blind, institution_code, dep.course_key, dep.values.term)
+        if (held := best.get(key)) is None:
             best[key] = (dep, blind)
         else:
             result.duplicates += 1
-            if _better(dep, held[0].values["score_text"], held[0].values["score_value"]):
+            if _better(dep.values, held[0].values.score_text, read_decimal(held[0].values.score_value)):
                 best[key] = (dep, blind)
 
     # 2. learners: cached, else one IN query, else created for the whole batch at once
@@ -464,7 +480,7 @@ def write_batch(
     wanted = {blind for _, blind in best.values() if blind not in known}
     found = repo.learners_by_blind(session, wanted) if wanted else {}
     created: dict[str, tuple[int, str]] = {}
-    opened: list[EventSpec] = []
+    events: list[EventRow] = []  # learner.opened first, then the achievements' events
     missing = [b for b in wanted if b not in found]
     if missing:
         firsts: dict[str, Deposit] = {}
@@ -486,67 +502,56 @@ def write_batch(
                 continue
             subject = row["pseudonym"]
             created[row["id_blind"]] = (learner_id, subject)
-            opened.append(EventSpec(kind="learner.opened", learner_id=learner_id, pseudonym=subject,
-                                    data={"account": row["account_no"], "id_type": row["id_type"]}))
+            events.append(("learner.opened", {"account": row["account_no"], "id_type": row["id_type"]}, learner_id,
+                           subject, None, None, False))
     learner_of = {**found, **created}
 
     # 3. achievements: existing keys with one IN query; better scores update, the rest are duplicates
-    existing = repo.achievements_by_key(session, best.keys())
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    events: list[EventSpec] = []
-    fresh: list[tuple[str, Deposit, int, str]] = []
+    existing = repo.achievements_by_key(
+        session, best.keys() if look_up_new or not created else [k for k, (_, b) in best.items() if b not in created])
+    new_ids = iter(repo.next_achievement_ids(session, len(best) - len(existing)))  # every key not held is new
+    updates: list[tuple[int, str | None, int | None, int | None, int | None]] = []
+    inserts: list[tuple[Any, ...]] = []
+    corrected: list[EventRow] = []
+    deposited: list[EventRow] = []
+    job_id = state.job_id
     for key, (dep, blind) in best.items():
         learner_id, subject = known.get(blind) or learner_of[blind]
-        old = existing.get(key)
-        if old is None:
-            fresh.append((key, dep, learner_id, subject))
-        elif _better(dep, old.score_text, old.score_value):
-            values = dep.values
-            updates.append({"_id": old.id, "score_text": values["score_text"], "score_value": values["score_value"],
-                            "credits": values["credits"], "hours": values["hours"], "_job": state.job_id})
-            events.append(EventSpec(
-                kind="achievement.corrected", learner_id=learner_id, pseudonym=subject, achievement_id=old.id,
-                data={
-                    "achievement": old.id, "issuer": institution_code, "title": values["title"],
-                    "old": {"score": old.score_text, "credits": _s(old.credits), "hours": _s(old.hours)},
-                    "new": {"score": values["score_text"], "credits": _s(values["credits"]),
-                            "hours": _s(values["hours"])},
-                    "reason": "better score in a later upload", "source": "bulk", "import_job": state.job_id,
-                },
-            ))
+        values = dep.values
+        if (old := existing.get(key)) is None:
+            achievement_id = next(new_ids)
+            inserts.append((achievement_id, learner_id, key, *values))
+            deposited.append(("achievement.deposited", {  # keys in sorted order: the opening sorts them
+                "achievement": achievement_id, "code": values.code, "credits": decimal_text(values.credits),
+                "import_job": job_id, "issuer": institution_code, "score": values.score_text, "source": "bulk",
+                "term": values.term, "title": values.title, "type": values.type,
+            }, learner_id, subject, achievement_id, None, False))
+        elif _better(values, old.score_text, old.score_value):
+            updates.append((old.id, values.score_text, values.score_value, values.credits, values.hours))
+            corrected.append(("achievement.corrected", {
+                "achievement": old.id, "issuer": institution_code, "title": values.title,
+                "old": {"score": old.score_text, "credits": _s(old.credits), "hours": _s(old.hours)},
+                "new": {"score": values.score_text, "credits": decimal_text(values.credits),
+                        "hours": decimal_text(values.hours)},
+                "reason": "better score in a later upload", "source": "bulk", "import_job": job_id,
+            }, learner_id, subject, old.id, None, False))
             result.updated += 1
         else:
             result.duplicates += 1
-    if fresh:
-        ids = repo.next_achievement_ids(session, len(fresh))
-        now = utcnow()
-        org_id, org_name = state.institution.id, state.institution.name
-        for achievement_id, (key, dep, learner_id, subject) in zip(ids, fresh, strict=True):
-            values = dep.values
-            inserts.append({
-                "id": achievement_id, "learner_id": learner_id, "issuer_org_id": org_id,
-                "issuer_code": institution_code, "issuer_name": org_name, "source": "bulk", "status": "deposited",
-                "dedupe_key": key, "import_job_id": state.job_id, "status_index": None, "created_at": now,
-                **values,
-            })
-            events.append(EventSpec(
-                kind="achievement.deposited", learner_id=learner_id, pseudonym=subject,
-                achievement_id=achievement_id,
-                data={
-                    "achievement": achievement_id, "type": values["type"], "issuer": institution_code,
-                    "code": values["code"], "title": values["title"], "credits": _s(values["credits"]),
-                    "score": values["score_text"], "term": values["term"], "source": "bulk",
-                    "import_job": state.job_id,
-                },
-            ))
+    if inserts:
         result.deposited = len(inserts)
-        repo.insert_achievements(session, inserts)
+        repo.insert_achievements(session, inserts, {
+            "issuer_org_id": state.institution.id, "issuer_code": institution_code,
+            "issuer_name": state.institution.name, "source": "bulk", "status": "deposited", "import_job_id": job_id,
+            "status_index": None, "created_at": utcnow(),
+        })
     if updates:
-        repo.update_achievements(session, updates)
+        repo.update_achievements(session, updates, job_id)
+    events += corrected
+    events += deposited
 
     # 4. the ledger last: its head row stays locked only from here to the commit
-    append_events(session, opened + events, plain_data=True)  # str, int, None and dicts of those: below
+    append_event_rows(session, events, plain_data=True)  # str, int, None and dicts of those: above
     return result, created
 
 
@@ -554,10 +559,13 @@ def _account_numbers(ctx: NodeContext, session: Session, prefix: str, count: int
     """`count` new account numbers. On PostgreSQL reserved in a transaction of their own, committed at once: the
     counter's row stays locked only for that instant, not until the batch commits, so jobs importing at once
     do not queue behind each other here (a batch that rolls back leaves its numbers unused: account numbers are
-    unique, not gapless). On SQLite in the batch's transaction, which already holds the write lock."""
+    unique, not gapless). Its commit does not wait for the disk (`repo.commit_without_flush_wait`): the batch's
+    own commit, later in the same log, makes it durable before any number is used. On SQLite in the batch's
+    transaction, which already holds the write lock."""
     if session.get_bind().dialect.name == "sqlite":
         return reserve_account_numbers(session, prefix=prefix, count=count)
     with session_scope(ctx.engine) as own:
+        repo.commit_without_flush_wait(own)
         return reserve_account_numbers(own, prefix=prefix, count=count)
 
 

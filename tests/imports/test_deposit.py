@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 import node.imports.service as import_service
+from node.db import session_scope
+from node.ledger.log import verify_log
 from node.models import ImportJob
 from tests.conftest import valid_id
 from tests.imports.conftest import count, events, sh_csv, sh_row
@@ -122,6 +124,23 @@ def test_overlap_with_a_better_score_updates_one_row(upload, uploader, engine) -
             else "SELECT score_text, score_value, credits FROM achievement WHERE id = %s", (data["achievement"],)
         ).one()
     assert tuple(row) == ("81.5", 81500, 4500)  # stored in thousandths
+
+
+def test_a_key_held_without_its_learner_is_found_on_the_retry(upload, uploader, engine) -> None:
+    """A batch does not look up the keys of the learners it opens itself: nobody can hold an achievement of a
+    person who had no account. Should one be held all the same (here: the learner's blind index changed, as an
+    ID number correction would change it, while the key made from the old one stays), the unique key fails the
+    batch and its retry looks every key up: the row is a duplicate, the job does not fail."""
+    content = sh_csv([sh_row("601"), sh_row("601", course="大学英语")])
+    assert upload(uploader, content).json()["deposited"] == 2
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE learner SET id_blind = 'changed-since'")
+    again = upload(uploader, content).json()
+    assert again["status"] == "done", again
+    assert (again["deposited"], again["updated"], again["duplicates"], again["rejected"]) == (0, 0, 2, 0)
+    assert count(engine, "achievement") == 2
+    with session_scope(engine) as s:
+        assert verify_log(s) == []
 
 
 def test_retakes_in_one_file_keep_the_best(upload, uploader, engine) -> None:

@@ -18,9 +18,11 @@ from crypto.leaf import open_leaf
 from crypto.merkle import leaf_hash
 from node.db import session_scope
 from node.imports import repository as repo
+from node.imports.validate import VALUE_COLUMNS, decimal_text, read_decimal, stored_decimal, stored_values
 from node.ledger.log import verify_log
 from node.ledger.service import EventSpec, append_events, event_data
 from node.models import Achievement, Organisation
+from node.models.types import ExactDecimal
 from node.pgcopy import NULL, copy_rows, copy_text, escape
 from tests.imports.conftest import INSTITUTION, sh_csv, sh_row
 
@@ -95,7 +97,7 @@ def _learner_and_org(upload, uploader, engine) -> tuple[int, int, str]:
 
 
 def _achievement_values(i: int, text: str, learner_id: int, org_id: int, org_name: str,
-                        created: dt.datetime) -> dict:
+                        created: dt.datetime, job: str | None) -> dict:
     decimals = [Decimal("2.5"), Decimal("0.001"), Decimal("1234567.999"), Decimal(0), Decimal("4.000"),
                 Decimal("99.999"), None]
     return {
@@ -107,22 +109,28 @@ def _achievement_values(i: int, text: str, learner_id: int, org_id: int, org_nam
         "expires_on": None if i % 3 else dt.date(2099, 12, 31), "student_no": text[:40] or None,
         "education_level_code": "20", "education_type_code": "30" if i % 2 else None, "graduation_year": "2024",
         "graduation_status": None, "graduation_season": "50", "remark": text, "source": "bulk",
-        "status": "deposited", "import_job_id": None if i % 2 else "job-1", "status_index": None,
-        "created_at": created,
+        "status": "deposited", "import_job_id": job, "status_index": None, "created_at": created,
     }
+
+
+def _fast_rows(values: list[dict], ids: list[int], first: int) -> tuple[list[tuple], dict]:
+    """`values` as bulk import hands them to `insert_achievements`: rows of id, learner, key and
+    `stored_values`, and the values of the columns the rows share."""
+    rows = [(ids[i], v["learner_id"], f"fast-{first + i}", *stored_values(**{c: v[c] for c in VALUE_COLUMNS}))
+            for i, v in enumerate(values)]
+    return rows, {c: values[0][c] for c in repo.COMMON_COLUMNS}
 
 
 def test_fast_achievement_rows_equal_orm_rows(upload, uploader, engine) -> None:
     learner_id, org_id, org_name = _learner_and_org(upload, uploader, engine)
     created = dt.datetime(2026, 11, 23, 1, 2, 3, tzinfo=dt.UTC)
     texts = [*AWKWARD, "plain", "纯中文课程名称"]
-    source = [_achievement_values(i, t, learner_id, org_id, org_name, created) for i, t in enumerate(texts)]
-    clean = [_achievement_values(i, f"clean {i} 课程", learner_id, org_id, org_name, created) for i in range(5)]
+    source = [_achievement_values(i, t, learner_id, org_id, org_name, created, "job-1") for i, t in enumerate(texts)]
+    clean = [_achievement_values(i, f"clean {i} 课程", learner_id, org_id, org_name, created, None) for i in range(5)]
     with session_scope(engine) as s:
         ids = repo.next_achievement_ids(s, len(source) + len(clean))
-        fast = [{**v, "id": ids[i], "dedupe_key": f"fast-{i}"} for i, v in enumerate(source + clean)]
-        repo.insert_achievements(s, fast[: len(source)])  # a batch with special characters (escaped)
-        repo.insert_achievements(s, fast[len(source):])  # a clean batch (the text used as built)
+        repo.insert_achievements(s, *_fast_rows(source, ids, 0))  # a batch with special characters (escaped)
+        repo.insert_achievements(s, *_fast_rows(clean, ids[len(source):], len(source)))  # a clean batch (as built)
     with session_scope(engine) as s:
         for i, v in enumerate(source + clean):
             s.add(Achievement(**v, dedupe_key=f"orm-{i}"))
@@ -151,12 +159,19 @@ def test_fast_achievement_rows_equal_orm_rows(upload, uploader, engine) -> None:
                     assert str(row[c].normalize()) == str(want.normalize())
 
 
-def test_more_than_three_decimals_are_refused_as_by_the_column_type(upload, uploader, engine) -> None:
-    learner_id, org_id, org_name = _learner_and_org(upload, uploader, engine)
-    row = _achievement_values(0, "x", learner_id, org_id, org_name, dt.datetime.now(dt.UTC))
-    with pytest.raises(ValueError, match="three decimal"), session_scope(engine) as s:
-        repo.insert_achievements(s, [{**row, "id": repo.next_achievement_ids(s, 1)[0], "dedupe_key": "k",
-                                      "credits": Decimal("2.0005")}])
+def test_stored_decimals_and_their_event_text() -> None:
+    """Cells are converted to their stored form once (thousandths, as the column type converts them); a ledger
+    event's text of a stored decimal is what the import wrote before (`format(d.normalize(), "f")`); more than
+    three decimals are refused as by the column type."""
+    for text in ("2.5", "4.000", "10", "0", "0.001", "1234567.999", "100", "99.990"):
+        value = Decimal(text)
+        stored = stored_decimal(value)
+        assert stored == ExactDecimal().process_bind_param(value, None)
+        assert decimal_text(stored) == format(value.normalize(), "f")
+        assert read_decimal(stored) == value
+    assert stored_decimal(None) is None and decimal_text(None) is None and read_decimal(None) is None
+    with pytest.raises(ValueError, match="three decimal"):
+        stored_decimal(Decimal("2.0005"))
 
 
 def _specs(learner_id: int, n: int) -> list[EventSpec]:
