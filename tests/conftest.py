@@ -38,6 +38,28 @@ TEST_SECURITY = dict(
 
 
 
+# Argon2id as the node runs it (time 3, 64 MiB, 4 lanes) takes ~0.2 s of CPU per hash or check — on both cores at
+# once — and the suite creates and signs in thousands of accounts. The tests run the same Argon2id code with the
+# smallest cost; the production parameters are checked in tests/test_fixtures.py. Nodes the tests start in
+# another process (conformance, workers) keep the real cost.
+FAST_ARGON2 = dict(time_cost=1, memory_cost=64, parallelism=1)
+NODE_PASSWORD_HASHER: list[object] = []  # the node's own, while the tests use the fast one
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    from argon2 import PasswordHasher
+
+    from node.security import passwords
+
+    with pytest.MonkeyPatch.context() as mp:
+        fast = PasswordHasher(**FAST_ARGON2)
+        NODE_PASSWORD_HASHER[:] = [passwords._hasher]
+        mp.setattr(passwords, "_hasher", fast)
+        mp.setattr(passwords, "_DUMMY", fast.hash("no-such-user-dummy-password"))
+        yield
+
+
 # The state of a PostgreSQL database's schema: every object of the non-system namespaces by OID and definition,
 # and the database-level settings. Two equal fingerprints mean no DDL has run in between (a recreated object has a
 # new OID), so deleting the rows and restoring the sequences gives back the template's state.

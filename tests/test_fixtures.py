@@ -1,12 +1,12 @@
 """The suite's own fixtures (tests/conftest.py): a PostgreSQL test database given back is reset to exactly the
-template's state, or dropped when it cannot be."""
+template's state, or dropped when it cannot be; the cheap Argon2 cost is for the tests only."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
-from tests.conftest import _FINGERPRINT, PG_URL, _PgDatabases
+from tests.conftest import _FINGERPRINT, FAST_ARGON2, NODE_PASSWORD_HASHER, PG_URL, _PgDatabases
 
 on_postgres = pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: set CREDITNODE_TEST_DATABASE_URL")
 
@@ -71,3 +71,11 @@ def test_a_database_whose_schema_changed_is_dropped_not_reused(_db_template: _Pg
                                                (name.rsplit("_", 1)[0] + "\\_%",))}
     assert existing == pg._ours, "dropped: neither handed out again nor left behind"
 
+
+def test_tests_hash_passwords_cheaply_and_the_node_does_not() -> None:
+    from node.security import passwords
+
+    assert passwords._hasher.time_cost == FAST_ARGON2["time_cost"]
+    node = NODE_PASSWORD_HASHER[0]  # what the node uses outside the tests: RFC 9106's low-memory profile
+    assert (node.time_cost, node.memory_cost, node.parallelism) == (3, 65536, 4)
+    assert node.verify(node.hash("a-password-1"), "a-password-1")
