@@ -60,6 +60,25 @@ def _fast_password_hashing() -> Iterator[None]:
         yield
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only", action="store_true",
+        help="run only the tests that use the test database (the `_db_template` fixture, directly or through "
+             "`database_url`, `engine`, `app`, ...), or are marked `database`; .ci/run sets it for its "
+             "PostgreSQL lane, since every other test does the same on both databases and runs in the SQLite lane")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    keep, skip = [], []
+    for item in items:
+        uses = "_db_template" in getattr(item, "fixturenames", ()) or item.get_closest_marker("database")
+        (keep if uses else skip).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep
+
 # The state of a PostgreSQL database's schema: every object of the non-system namespaces by OID and definition,
 # and the database-level settings. Two equal fingerprints mean no DDL has run in between (a recreated object has a
 # new OID), so deleting the rows and restoring the sequences gives back the template's state.
