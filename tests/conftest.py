@@ -8,6 +8,7 @@ every test gets a fresh copy (CREATE DATABASE ... TEMPLATE), dropped afterwards.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import os
 import shutil
@@ -60,23 +61,84 @@ def _fast_password_hashing() -> Iterator[None]:
         yield
 
 
+# FastAPI 0.165 builds, for every app, its own copy of every included route (`_EffectiveRouteContext`: the
+# endpoint's dependencies and models analysed again): ~0.5 s of CPU per `create_app`, paid by nearly every test
+# that uses the database (it was most of their setup). The inputs are the same module-level routers and the same
+# inclusion settings for every app, so the tests build each copy once and share it between the apps. Only
+# `app.dependency_overrides` would notice (a shared copy looks up the first app's overrides; no test uses them).
+# CREDITNODE_TEST_SHARE_ROUTES=0 turns this off. docs/testing.md.
+def _route_key(value: object) -> object:
+    from fastapi.datastructures import DefaultPlaceholder
+
+    if isinstance(value, (list, tuple)):
+        return tuple(_route_key(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict", tuple((_route_key(k), _route_key(v)) for k, v in value.items()))
+    if isinstance(value, DefaultPlaceholder):
+        return ("default", _route_key(value.value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value), tuple(_route_key(getattr(value, f.name)) for f in dataclasses.fields(value)))
+    try:
+        hash(value)  # functions, classes and plain values: by their own hash (identity for most)
+    except TypeError:  # e.g. an APIRouter (module-level, so its id stays its own)
+        return ("id", id(value))
+    return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_route_copies() -> Iterator[None]:
+    from fastapi import routing
+
+    context = getattr(routing, "_EffectiveRouteContext", None)
+    if os.environ.get("CREDITNODE_TEST_SHARE_ROUTES", "1") == "0" or context is None:
+        yield
+        return
+    build = context.from_api_route.__func__
+    copies: dict[object, object] = {}
+
+    def from_api_route(cls, *, original_route, include_context):  # type: ignore[no-untyped-def]
+        endpoint = getattr(original_route, "endpoint", None)
+        if "<locals>" in getattr(endpoint, "__qualname__", "<locals>") or len(copies) >= 5000:
+            # a route made per app (e.g. node.ops.web.docs_router's closures): its own copy, never kept
+            return build(cls, original_route=original_route, include_context=include_context)
+        key = (id(original_route), tuple(
+            _route_key(getattr(include_context, f.name)) for f in dataclasses.fields(include_context)
+            if f.name != "dependency_overrides_provider"))
+        if key not in copies:  # the copy keeps original_route (its id) alive, and its first app only
+            copies[key] = build(cls, original_route=original_route, include_context=include_context)
+        return copies[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(context, "from_api_route", classmethod(from_api_route))
+        yield
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
+    group = parser.getgroup("creditnode", "splitting the suite (.ci/run's two lanes, docs/testing.md)")
+    group.addoption(
         "--database-tests-only", action="store_true",
-        help="run only the tests that use the test database (the `_db_template` fixture, directly or through "
-             "`database_url`, `engine`, `app`, ...), or are marked `database`; .ci/run sets it for its "
-             "PostgreSQL lane, since every other test does the same on both databases and runs in the SQLite lane")
+        help="run only the tests that use the test database: the `_db_template` fixture, directly or through "
+             "`database_url`, `engine`, `app`, ...; or the marker `database`")
+    group.addoption(
+        "--no-database-tests", action="store_true",
+        help="run only the other tests (they do the same whatever CREDITNODE_TEST_DATABASE_URL says)")
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    return "_db_template" in getattr(item, "fixturenames", ()) or item.get_closest_marker("database") is not None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--database-tests-only"):
+    only, none = config.getoption("--database-tests-only"), config.getoption("--no-database-tests")
+    if only and none:
+        raise pytest.UsageError("--database-tests-only and --no-database-tests exclude each other")
+    if not (only or none):
         return
-    keep, skip = [], []
+    keep, drop = [], []
     for item in items:
-        uses = "_db_template" in getattr(item, "fixturenames", ()) or item.get_closest_marker("database")
-        (keep if uses else skip).append(item)
-    if skip:
-        config.hook.pytest_deselected(items=skip)
+        (keep if _uses_database(item) == bool(only) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 # The state of a PostgreSQL database's schema: every object of the non-system namespaces by OID and definition,

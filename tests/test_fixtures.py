@@ -1,12 +1,16 @@
 """The suite's own fixtures (tests/conftest.py): a PostgreSQL test database given back is reset to exactly the
-template's state, or dropped when it cannot be; the cheap Argon2 cost is for the tests only."""
+template's state, or dropped when it cannot be; the cheap Argon2 cost is for the tests only; apps share the
+copies FastAPI makes of the module-level routes, and each still serves its own node."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import _FINGERPRINT, FAST_ARGON2, NODE_PASSWORD_HASHER, PG_URL, _PgDatabases
+from tests.conftest import _FINGERPRINT, FAST_ARGON2, NODE_PASSWORD_HASHER, PG_URL, _PgDatabases, make_settings
 
 on_postgres = pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: set CREDITNODE_TEST_DATABASE_URL")
 
@@ -79,3 +83,36 @@ def test_tests_hash_passwords_cheaply_and_the_node_does_not() -> None:
     node = NODE_PASSWORD_HASHER[0]  # what the node uses outside the tests: RFC 9106's low-memory profile
     assert (node.time_cost, node.memory_cost, node.parallelism) == (3, 65536, 4)
     assert node.verify(node.hash("a-password-1"), "a-password-1")
+
+
+
+def test_apps_share_route_copies_but_each_serves_its_own_node(_db_template: object, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from fastapi.routing import iter_route_contexts
+
+    from node.app import create_app
+
+    def app_of(region: str):  # noqa: ANN202
+        if isinstance(_db_template, _PgDatabases):
+            name = _db_template.create()
+            url = _db_template.url_of(name)
+        else:
+            name = None
+            shutil.copyfile(_db_template, tmp_path / f"{region}.db")
+            url = f"sqlite:///{tmp_path / f'{region}.db'}"
+        return create_app(make_settings(url, tmp_path / region, region=region)), name
+
+    (a, name_a), (b, name_b) = app_of("shanghai"), app_of("zhejiang")
+    try:
+        def copies(app) -> dict[str, int]:  # noqa: ANN001
+            return {f"{c.methods} {c.path}": id(c._route_context) for c in iter_route_contexts(app.routes)
+                    if c._route_context is not None and "<locals>" not in c.endpoint.__qualname__}
+        shared = copies(a).items() & copies(b).items()
+        assert len(shared) > 100, "the module-level routes' copies are built once"
+        with TestClient(a) as ca, TestClient(b) as cb:
+            da, db = ca.get("/.well-known/credit-node").json(), cb.get("/.well-known/credit-node").json()
+        assert (da["node_id"], db["node_id"]) == ("shanghai", "zhejiang"), (da, db)
+    finally:
+        for name in (name_a, name_b):
+            if name is not None:
+                _db_template.drop(name)
