@@ -94,8 +94,8 @@ def runs(_db_template: object, tmp_path_factory: pytest.TempPathFactory) -> Iter
             url, db = _database(_db_template, tmp, name)
             databases.append(db)
             nodes[name] = launch_node(tmp / name, url, faults=faults, test_mode=name != "no_test_mode")
-        for node in nodes.values():
-            wait_ready(node)
+        for node in nodes.values():  # five nodes start at once: on a loaded 2-core machine that took over 40 s
+            wait_ready(node, timeout=150)  # a bound for a busy machine, not a speed check
 
         def run(name: str) -> Run:
             node = nodes[name]
