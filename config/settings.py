@@ -274,6 +274,22 @@ FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonica
                     "double_delivery", "wrong_conversion"})
 
 
+class ProjectsSettings(BaseModel):
+    """双证融通 projects (docs/projects.md): the exemption report to the appraisal centre on a schedule."""
+
+    # Each published or suspended project's signed exemption list is issued once per period (for the period
+    # just ended) by the job `projects.report_exemptions`; "off": on request only
+    report_period: Literal["off", "week", "month", "quarter"] = "month"
+
+
+class PrivacySettings(BaseModel):
+    """Erasure of a person (docs/privacy.md)."""
+
+    # The archive is kept for the life of the account; on the basis `retention_expired` the centre may erase a
+    # person whose last ledger event is at least this many years old
+    retention_years_after_last_activity: int = Field(default=30, ge=1, le=100)
+
+
 class StatsSettings(BaseModel):
     """Statistics (docs/statistics.md): the public view shows no group smaller than `public_min_group`."""
 
@@ -311,6 +327,8 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     engage: EngageSettings = Field(default_factory=EngageSettings)
+    projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod
