@@ -30,7 +30,7 @@ from node.deposits.schemas import (
 from node.decisions import Decision, publish
 from node.deposits.workflow import Action, Actor, ReviewFacts, State, Transition, check_reviewer, decide
 from node.deps import Principal
-from node.errors import BadRequest, Conflict, Forbidden, NodeError, NotFound
+from node.errors import BadRequest, Conflict, Forbidden, Gone, NodeError, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.schemas import EvidencePublic
 from node.evidence.storage import StoredFile
@@ -165,6 +165,8 @@ def create_application(
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    if learner.erased_at is not None:
+        raise Gone("this learner's personal data has been erased", code="learner_erased")
     branch_id = routing.route_new(session, actor=actor, learner=learner, branch_code=branch_code)
     app = DepositApplication(
         learner_id=learner_id,
