@@ -238,6 +238,9 @@ class EngageSettings(BaseModel):
     points_file: Path | None = None
     # A deadline notice this many days before a certificate's validity ends
     expiry_notice_days: int = Field(default=30, ge=1, le=366)
+    # A warning this many days before a record stops being usable under a rule in force it matches (a
+    # "within N years" condition running out, or the rule's end): engage.window_notices
+    window_notice_days: int = Field(default=60, ge=1, le=366)
     # E-mail through SMTP (smtplib); off until a relay is configured
     email_enabled: bool = False
     smtp_host: str = "127.0.0.1"

@@ -28,7 +28,7 @@ __all__ = ["KINDS", "deadline_notices", "notify", "on_decision", "preference_of"
 
 # What a learner may be told; each kind has texts `notice.kind.<kind>` (portal) and may be muted.
 KINDS = ("review_decided", "appeal_answered", "conversion_decided", "transfer_completed", "certificate_expiring",
-         "correction_answered", "rpl_decided")
+         "correction_answered", "rpl_decided", "conversion_window_closing")
 
 
 def preference_of(session: Session, learner_id: int) -> NoticePreference | None:
