@@ -79,3 +79,7 @@ def test_two_administrators_erase_a_learner_through_the_page(client: TestClient,
         erased = conn.execute(sa.text("SELECT erased_at FROM learner WHERE id = :l"), {"l": learner.id}).scalar()
     assert ("erasure.confirm", "denied") in outcomes and ("erasure.confirm", "ok") in outcomes
     assert erased is not None
+    # the outlet's page of the account now says it was erased (410), in the page's language
+    sign_in("outlet_staff", username="olive", org="B01")
+    r = client.get(f"/staff/learners/{learner.id}")
+    assert r.status_code == 410 and "个人信息已按规定删除" in r.text
