@@ -55,11 +55,25 @@ def test_one_decision_is_counted_once_and_noticed_once(client, staff_headers, en
     assert _counter_sum(engine, "reviews.decided") == 1 and len(_notices(engine, learner.id)) == 1
 
 
-def test_the_flush_hook_is_gone() -> None:
-    """Decisions are published by the workflow, not guessed from flushed rows."""
-    import node.engage.notices as notices
+def test_a_row_changed_outside_the_workflow_is_no_decision(client, engine) -> None:
+    """Notices come from published decisions only: a conversion request written to `decided` by hand (a
+    repair, a migration) is not guessed to be one, as the former flush listener did."""
+    import datetime as dt
 
-    assert not hasattr(notices, "install_hooks") and not hasattr(notices, "_before_flush")
+    from sqlmodel import Session
+
+    from node.models.standards import ConversionRequest
+
+    learner = register_learner(client)
+    with Session(engine) as s:
+        req = ConversionRequest(learner_id=learner.id, programme_code="X", on_date=dt.date(2026, 1, 5),
+                                state="confirmed", requested_by="learner:1")
+        s.add(req)
+        s.commit()
+        req.state = "decided"
+        s.add(req)
+        s.commit()
+    assert _notices(engine, learner.id) == []
 
 
 def test_rerouting_moves_an_application_between_the_branches_queues(app, client, staff_headers, engine) -> None:
