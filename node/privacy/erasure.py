@@ -13,8 +13,9 @@ administrator confirms; the erasure then runs in that transaction:
    so proofs, checkpoints and `verify_log` keep verifying, but nothing can say any more what they committed to;
 3. the personal content of what stays (achievements, RPL applications) is blanked; the deposit applications,
    their evidence links, notices, deliveries, preferences (address, phone), points, counselling records,
-   correction requests, activation codes and transfer intents are deleted; evidence files no other application
-   or project references are deleted (their rows here; the stored blobs just after the commit);
+   correction requests, activation codes, transfer intents and printed transcripts (their `/verify/{token}`
+   page showed the name) are deleted; evidence files no other application or project references are deleted
+   (their rows here; the stored blobs just after the commit);
 4. the account's personal fields are overwritten: the name and ID number ciphertexts with an encryption of an
    empty value, the blind index with a random value (no look-up finds the person), the masked number blanked,
    the password removed, every token revoked, the v1 leaf salt replaced; `erased_at` is set. The account number
@@ -39,6 +40,7 @@ from node.deps import Principal
 from node.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from node.models import Achievement, DepositApplication, EvidenceFile, LedgerEvent, Learner, utcnow
 from node.models.accounts import ActivationCode
+from node.models.credentials import IssuedTranscript
 from node.models.engage import (
     CorrectionRequest,
     CounsellingConsent,
@@ -245,7 +247,7 @@ def _erase(session: Session, ctx: Any, learner: Learner, row: ErasureRequest) ->
     result["evidence_files_deleted"] = len(files)
     deleted = 0
     for model in (NoticeDelivery, Notice, NoticePreference, CounsellingSession, CounsellingConsent,
-                  CorrectionRequest, PointsEntry, ActivationCode, TransferIntent):
+                  CorrectionRequest, PointsEntry, ActivationCode, TransferIntent, IssuedTranscript):
         deleted += session.execute(sa.delete(model).where(model.learner_id == lid)).rowcount or 0
     result["rows_deleted"] = deleted
     # 4. the account

@@ -33,6 +33,9 @@ def test_erasure_shreds_the_person_and_the_ledger_still_verifies(app, client, st
     achievement_id = ok(decide(client, centre, first, "approve"))["achievement_id"]
     credential = ok(client.get(f"/api/v1/me/credentials/{achievement_id}", headers=learner.headers))
     assert ok(client.post("/api/v1/verify", json=credential))["valid"] is True
+    printed = client.get("/api/v1/me/transcript", headers=learner.headers | {"Accept": "application/pdf"})
+    token = printed.headers["content-disposition"].split("transcript-", 1)[1].split(".pdf", 1)[0]
+    assert client.get(f"/verify/{token}").status_code == 200
     pending = submitted(client, learner, branch="B01", code="PHY101", title="大学物理")
     ok(client.put("/api/v1/me/notice-preferences", json={"email": "zhang@example.test"}, headers=learner.headers))
     shared = submitted(client, other, branch="B01", code="PHY101", title="大学物理")  # the same PDF as `pending`
@@ -82,6 +85,7 @@ def test_erasure_shreds_the_person_and_the_ledger_still_verifies(app, client, st
     r = client.post("/api/v1/auth/token", data={"username": learner.account_no, "password": "learner-pass-1"})
     assert r.status_code == 401
     assert ok(client.post("/api/v1/verify", json=credential))["valid"] is False
+    assert client.get(f"/verify/{token}").status_code == 404  # the printed transcript's page is gone too
     assert ok(client.get(f"/api/v1/learners/{other.id}", headers=front))["account_no"] == other.account_no
     assert ok(client.get(f"/api/v1/me/deposit-applications/{shared['id']}", headers=other.headers))["evidence"]
     # the blob of the learner's own file is gone (removed after the commit), the shared one kept
