@@ -103,6 +103,7 @@ def list_erasures(session: SessionDep, admin: Admin,
 
 @router.get("/erasures/{request_id}", response_model=ErasurePublic)
 def read_erasure(request_id: Int64, session: SessionDep, admin: Admin) -> ErasurePublic:
+    """One erasure request: its basis, state and, once done, what was shredded (counts). Audited."""
     with refusals_recorded(session, actor=admin, action="erasure.read", target_type=_TARGET, target_id=request_id):
         row = erasure.erasure_for(session, request_id)
     record(session, actor=admin, action="erasure.read", target_type=_TARGET, target_id=request_id)
