@@ -238,6 +238,9 @@ class EngageSettings(BaseModel):
     points_file: Path | None = None
     # A deadline notice this many days before a certificate's validity ends
     expiry_notice_days: int = Field(default=30, ge=1, le=366)
+    # A warning this many days before a record stops being usable under a rule in force it matches (a
+    # "within N years" condition running out, or the rule's end): engage.window_notices
+    window_notice_days: int = Field(default=60, ge=1, le=366)
     # E-mail through SMTP (smtplib); off until a relay is configured
     email_enabled: bool = False
     smtp_host: str = "127.0.0.1"
@@ -272,6 +275,22 @@ class OpsSettings(BaseModel):
 # Deliberate protocol faults, honoured only with federation.test_mode (conformance-tests/README.md).
 FAULTS = frozenset({"replay_check_off", "accept_unknown_keys", "non_jcs_canonicalisation", "no_retry",
                     "double_delivery", "wrong_conversion"})
+
+
+class ProjectsSettings(BaseModel):
+    """双证融通 projects (docs/projects.md): the exemption report to the appraisal centre on a schedule."""
+
+    # Each published or suspended project's signed exemption list is issued once per period (for the period
+    # just ended) by the job `projects.report_exemptions`; "off": on request only
+    report_period: Literal["off", "week", "month", "quarter"] = "month"
+
+
+class PrivacySettings(BaseModel):
+    """Erasure of a person (docs/privacy.md)."""
+
+    # The archive is kept for the life of the account; on the basis `retention_expired` the centre may erase a
+    # person whose last ledger event is at least this many years old
+    retention_years_after_last_activity: int = Field(default=30, ge=1, le=100)
 
 
 class StatsSettings(BaseModel):
@@ -311,6 +330,8 @@ class Settings(BaseSettings):
     ops: OpsSettings = Field(default_factory=OpsSettings)
     stats: StatsSettings = Field(default_factory=StatsSettings)
     engage: EngageSettings = Field(default_factory=EngageSettings)
+    projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod

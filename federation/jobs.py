@@ -202,3 +202,4 @@ def _guarded(item: Job, ctx: NodeContext, lease: SchedulerLease) -> Callable[[],
 
 import federation.witness  # noqa: F401  (registers ledger.witness; it imports `job` from here)
 import node.engage.jobs  # noqa: E402, F401  (registers engage.*; it imports `job` from here)
+import node.projects.jobs  # noqa: E402, F401  (registers projects.report_exemptions)

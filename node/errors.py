@@ -12,6 +12,7 @@ Exception tree::
     ├── Forbidden (403)             forbidden, self_review, same_reviewer
     ├── NotFound (404)              not_found
     ├── Conflict (409)              illegal_transition, duplicate, stale_version, already_appealed
+    ├── Gone (410)                  learner_erased
     ├── PayloadTooLarge (413)       payload_too_large
     ├── UnsupportedMediaType (415)  unsupported_media_type
     └── TooManyRequests (429)       rate_limited, account_locked (with a Retry-After header)
@@ -27,6 +28,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "Gone",
     "InvalidIdNumber",
     "NodeError",
     "NotFound",
@@ -89,6 +91,11 @@ class NotFound(NodeError):
 class Conflict(NodeError):
     status_code = 409
     code = "conflict"
+
+
+class Gone(NodeError):
+    status_code = 410
+    code = "gone"
 
 
 class PayloadTooLarge(NodeError):

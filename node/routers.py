@@ -15,6 +15,7 @@ from node.imports.router import router as imports_router
 from node.learners.router import router as learners_router
 from node.ledger.router import router as ledger_router
 from node.org.router import router as org_router
+from node.privacy.router import router as privacy_router
 from node.projects.router import router as projects_router
 from node.rpl.router import router as rpl_router
 from node.standards.router import router as standards_router
@@ -30,5 +31,5 @@ ROUTERS += [auth_router, learners_router, org_router, imports_router]
 ROUTERS += [deposits_router, evidence_router, audit_router]
 ROUTERS += [projects_router, rpl_router]  # 双证融通 projects, recognition of prior learning (docs/projects.md)
 ROUTERS += [standards_router, conversion_router, ledger_router, stats_router]
-ROUTERS += [engage_router]  # points, notices, data rights, counselling (issue 16)
+ROUTERS += [engage_router, privacy_router]  # points, notices, data rights, counselling, erasure (issue 16)
 ROUTERS += [testing_router]  # refused unless federation.test_mode (conformance-tests/README.md)

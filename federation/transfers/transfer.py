@@ -47,6 +47,7 @@ from node.credentials.service import group_of
 from node.credentials.status import revoke_achievement
 from node.credentials.verify import Check, StatusListError, ledger_event_check, status_bit, verify_document
 from node.db import session_scope
+from node.decisions import Decision, publish
 from node.errors import Conflict, Forbidden, NotFound
 from node.ledger.log import checkpoint_origin
 from node.ledger.service import EventSpec, append_events
@@ -537,6 +538,8 @@ def _complete(session: Session, ctx: Any, transfer: Transfer) -> None:
     transfer.state, transfer.completed_at = "completed", now
     session.add(transfer)
     enqueue(session, transfer.origin, RECEIPT_TYPE, {"receipt": transfer.receipt})
+    publish(session, Decision(kind="transfer.complete", learner_id=transfer.learner_id, subject_id=transfer.id,
+                              at=now, outcome="completed", subject=transfer))
 
 
 def _receipt_item(item: TransferItem) -> dict:

@@ -50,7 +50,7 @@ _ARCHIVE_ROWS = (
     .order_by(*_ARCHIVE_ORDER)
 )
 _LEARNER_ROW = sa.select(Learner.id, Learner.account_no, Learner.id_type, Learner.id_masked, Learner.name_cipher,
-                         Learner.key_id, Learner.pseudonym, Learner.created_at).where(
+                         Learner.key_id, Learner.pseudonym, Learner.created_at, Learner.erased_at).where(
     Learner.id == sa.bindparam("learner_id"))
 
 

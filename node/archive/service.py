@@ -12,7 +12,7 @@ from node.archive.groups import ARCHIVE_GROUPS, group_of
 from node.archive.schemas import ArchiveGroup, ArchivePublic, Totals
 from node.context import NodeContext
 from node.deposits.schemas import AchievementPublic, dec_str
-from node.errors import NotFound
+from node.errors import Gone, NotFound
 from node.learners.service import learner_public
 
 __all__ = ["archive_json", "learner_archive", "learner_archive_json"]
@@ -24,6 +24,8 @@ def learner_archive(session: Session, ctx: NodeContext, learner_id: int) -> Arch
     learner = repo.learner_row(session, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    if learner.erased_at is not None:
+        raise Gone("this learner's personal data has been erased", code="learner_erased")
     items: dict[str, list[AchievementPublic]] = {g.key: [] for g in ARCHIVE_GROUPS}
     sums: dict[str, repo.GroupTotals] = {}
     counted: set[int] = set()
@@ -67,6 +69,8 @@ def learner_archive_json(session: Session, ctx: NodeContext, learner_id: int) ->
     learner = repo.learner_row(session, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    if learner.erased_at is not None:
+        raise Gone("this learner's personal data has been erased", code="learner_erased")
     items: dict[str, list[dict]] = {g.key: [] for g in ARCHIVE_GROUPS}
     sums: dict[str, list] = {}
     counted: set[int] = set()

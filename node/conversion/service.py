@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from node.audit.service import record
+from node.decisions import Decision, publish
 from node.deps import Principal
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
 from node.ledger.service import EventSpec, append_events
@@ -279,11 +280,13 @@ def review(session: Session, ctx: Any, *, req: ConversionRequest, reviewer: Prin
     else:
         req.reviewed_by, req.reviewed_at = reviewer.id, utcnow()
     _touch(session, req, "closed" if appeal_stage else "decided")
-    record(session, actor=reviewer, action="conversion.appeal_review" if appeal_stage else "conversion.review",
-           target_type=_TARGET, target_id=req.id,
-           detail={"approved": [i.id for i in approved],
-                   "rejected": sorted(i for i, d in given.items() if d["decision"] == "reject"),
-                   "ledger_seqs": seqs})
+    action = "conversion.appeal_review" if appeal_stage else "conversion.review"
+    entry = record(session, actor=reviewer, action=action, target_type=_TARGET, target_id=req.id,
+                   detail={"approved": [i.id for i in approved],
+                           "rejected": sorted(i for i, d in given.items() if d["decision"] == "reject"),
+                           "ledger_seqs": seqs})
+    publish(session, Decision(kind=action, learner_id=req.learner_id, subject_id=req.id, at=entry.at,
+                              appeal=appeal_stage, outcome=req.state, subject=req))
     return req
 
 

@@ -17,11 +17,13 @@ docs/review-workflow.md.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlmodel import Session
 
 from node.audit.service import record
+from node.decisions import Decision, publish
 from node.deposits import repository as repo
 from node.deposits.workflow import FINAL_STATES
 from node.deps import Principal
@@ -143,9 +145,16 @@ def reroute(session: Session, *, app: DepositApplication, to_code: str, actor: P
                        detail={"expected_version": version})
     session.refresh(app)
     codes = {i: o.code for i, o in repo.organisations_by_id(session, {old_branch, new_branch}).items()}
-    record(session, actor=actor, action="deposit.route", target_type=_TARGET, target_id=app.id,
-           detail={"from": codes.get(old_branch, "centre"), "to": codes.get(new_branch, "centre")})
+    entry = record(session, actor=actor, action="deposit.route", target_type=_TARGET, target_id=app.id,
+                   detail={"from": codes.get(old_branch, "centre"), "to": codes.get(new_branch, "centre")})
+    _moved(session, app, entry.at)
     return app
+
+
+def _moved(session: Session, app: DepositApplication, at: dt.datetime) -> None:
+    """A re-routing is a queue move for the statistics (node.decisions)."""
+    publish(session, Decision(kind="deposit.route", learner_id=app.learner_id, subject_id=app.id, at=at,
+                              subject=app))
 
 
 def reroute_queue(session: Session, *, branch: Organisation, to_code: str, actor: Principal) -> list[int]:
@@ -166,7 +175,8 @@ def reroute_queue(session: Session, *, branch: Organisation, to_code: str, actor
                            detail={"application": app.id})
         session.refresh(app)
         moved.append(app.id)
-        record(session, actor=actor, action="deposit.route", target_type=_TARGET, target_id=app.id,
-               detail={"from": branch.code, "to": target.code if target else "centre",
-                       "reason": "branch deactivated"})
+        entry = record(session, actor=actor, action="deposit.route", target_type=_TARGET, target_id=app.id,
+                       detail={"from": branch.code, "to": target.code if target else "centre",
+                               "reason": "branch deactivated"})
+        _moved(session, app, entry.at)
     return moved

@@ -27,16 +27,16 @@ from node.deposits.schemas import (
     dec_str,
     score_value,
 )
+from node.decisions import Decision, publish
 from node.deposits.workflow import Action, Actor, ReviewFacts, State, Transition, check_reviewer, decide
 from node.deps import Principal
-from node.errors import BadRequest, Conflict, Forbidden, NodeError, NotFound
+from node.errors import BadRequest, Conflict, Forbidden, Gone, NodeError, NotFound
 from node.evidence import repository as evidence_repo
 from node.evidence.schemas import EvidencePublic
 from node.evidence.storage import StoredFile
 from node.ledger.service import EventSpec, append_events
 from node.models import Achievement, DepositApplication, EvidenceFile, Learner, utcnow
 from node.roles import Role
-from node.stats.reviews import review_step
 
 __all__ = [
     "achievement_public",
@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 _TARGET = "deposit_application"
+# what a review decision means for the learner (the notice's `outcome`)
+_OUTCOME = {State.PENDING_SECOND: "passed_first", State.REJECTED_FIRST: "rejected", State.REJECTED_SECOND: "rejected",
+            State.DEPOSITED: "deposited", State.REJECTED_FINAL: "rejected"}
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -162,6 +165,8 @@ def create_application(
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    if learner.erased_at is not None:
+        raise Gone("this learner's personal data has been erased", code="learner_erased")
     branch_id = routing.route_new(session, actor=actor, learner=learner, branch_code=branch_code)
     app = DepositApplication(
         learner_id=learner_id,
@@ -207,7 +212,8 @@ def submit(session: Session, *, app: DepositApplication, actor: Principal, versi
                 values={"state": transition.target.value, "submitted_at": utcnow()})
     entry = record(session, actor=actor, action="deposit.submit", target_type=_TARGET, target_id=app.id,
                    detail={"state": app.state})
-    review_step(session, app, action="deposit.submit", entry=entry)  # statistics: the queue's workload
+    publish(session, Decision(kind="deposit.submit", learner_id=app.learner_id, subject_id=app.id, at=entry.at,
+                              subject=app))
     return app
 
 
@@ -303,7 +309,9 @@ def review(
         detail |= {"achievement_id": achievement.id, "ledger_seq": seq}
     entry = record(session, actor=reviewer, action=f"deposit.{decision}", target_type=_TARGET, target_id=app.id,
                    detail=detail | ({"reason": reason} if reason else {}))
-    review_step(session, app, action=f"deposit.{decision}", entry=entry, stage=transition.stage)  # statistics
+    publish(session, Decision(kind=f"deposit.{decision}", learner_id=app.learner_id, subject_id=app.id, at=entry.at,
+                              stage=transition.stage, appeal=transition.is_appeal_decision,
+                              outcome=_OUTCOME[transition.target], subject=app))
     return app
 
 
@@ -321,7 +329,8 @@ def appeal(session: Session, *, app: DepositApplication, learner: Principal, rea
     })
     entry = record(session, actor=learner, action="deposit.appeal", target_type=_TARGET, target_id=app.id,
                    detail={"stage": stage})
-    review_step(session, app, action="deposit.appeal", entry=entry, stage=stage)  # statistics
+    publish(session, Decision(kind="deposit.appeal", learner_id=app.learner_id, subject_id=app.id, at=entry.at,
+                              stage=stage, subject=app))
     return app
 
 

@@ -37,6 +37,14 @@ def _deadline_notices(ctx: NodeContext) -> dict:
     return deadline_notices(ctx)
 
 
+@job("engage.window_notices", every=86_400,
+     description="warn learners of records about to leave a conversion window (a rule's years, its end)")
+def _window_notices(ctx: NodeContext) -> dict:
+    from node.engage.windows import window_notices
+
+    return window_notices(ctx)
+
+
 @job("engage.deliver_notices", every=15, description="send due e-mail and SMS notices (retry, dead-letter)")
 def _deliver_notices(ctx: NodeContext) -> dict:
     from node.engage.delivery import flush_deliveries

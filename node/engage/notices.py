@@ -1,9 +1,9 @@
 """In-portal notices of decisions and deadlines, the learner's choices, and the delivery queue (docs/engage.md).
 
-Decisions are noticed where they are made, without touching the services that make them: a `before_flush`
-listener (`install_hooks`) sees a conversion request or a transfer change state, or a deposit application's
-review being audited (`deposit.approve` / `deposit.reject`: the review itself is a compare-and-set UPDATE), in
-a session, and adds the notice to the same unit of work: a notice exists exactly when the decision committed.
+Decisions are noticed where they are made: the workflow that decides publishes one event (`node.decisions`) in
+its own transaction, and `on_decision` adds the notice to the same unit of work — a notice exists exactly when
+the decision committed (a deposit review, a conversion review or its appeal, a transfer completed, an RPL
+confirmation or rejection).
 Deadlines are found by the daily job `engage.deadline_notices` (a certificate whose validity ends within
 `engage.expiry_notice_days`), once per certificate and end date (`notice.dedupe_key`).
 
@@ -17,19 +17,18 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, inspect
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, select
 
 from node.db import is_sqlite, session_scope
-from node.models import Achievement, AuditEntry, DepositApplication, utcnow
+from node.decisions import Decision
+from node.models import Achievement, utcnow
 from node.models.engage import Notice, NoticeDelivery, NoticePreference
 
-__all__ = ["KINDS", "deadline_notices", "install_hooks", "notify", "preference_of", "unread_count"]
+__all__ = ["KINDS", "deadline_notices", "notify", "on_decision", "preference_of", "unread_count"]
 
 # What a learner may be told; each kind has texts `notice.kind.<kind>` (portal) and may be muted.
 KINDS = ("review_decided", "appeal_answered", "conversion_decided", "transfer_completed", "certificate_expiring",
-         "correction_answered")
+         "correction_answered", "rpl_decided", "conversion_window_closing")
 
 
 def preference_of(session: Session, learner_id: int) -> NoticePreference | None:
@@ -47,8 +46,8 @@ def _insert(session: Session):
 def notify(session: Session, *, learner_id: int, kind: str, params: dict | None = None, link: str | None = None,
            dedupe_key: str | None = None) -> int | None:
     """A notice to the learner (unless they muted its kind), with its e-mail/SMS deliveries as they chose.
-    Returns its id, or None when muted or already given (same `dedupe_key`). Core inserts: also safe inside a
-    flush (the hooks)."""
+    Returns its id, or None when muted or already given (same `dedupe_key`). Core inserts on the session's
+    connection: the notice commits (or rolls back) with the caller's transaction."""
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
     conn = session.connection()
@@ -88,96 +87,36 @@ def unread_count(session: Session, learner_id: int) -> int:
         Notice.learner_id == learner_id, Notice.read_at.is_(None))).one()
 
 
-# -- decisions: seen in the session that makes them ------------------------------------------------------
+# -- decisions: told by the workflow that takes them ----------------------------------------------------
+
+# workflow step (node.decisions) -> the notice's kind; a deposit decision on an appeal is an answered appeal
+_KIND_OF = {"deposit.approve": "review_decided", "deposit.reject": "review_decided",
+            "conversion.review": "conversion_decided", "conversion.appeal_review": "appeal_answered",
+            "transfer.complete": "transfer_completed", "rpl.confirm": "rpl_decided", "rpl.reject": "rpl_decided"}
 
 
-def _state_change(obj: Any) -> tuple[str | None, str | None] | None:
-    history = inspect(obj).attrs.state.history
-    if not history.has_changes():
-        return None
-    old = history.deleted[0] if history.deleted else None
-    new = history.added[0] if history.added else None
-    return (old, new) if old != new else None
-
-
-_DEPOSIT_DECIDED = {"pending_second": "passed_first", "rejected_first": "rejected", "rejected_second": "rejected",
-                    "deposited": "deposited", "rejected_final": "rejected"}
-
-
-def _deposit_notice(session: OrmSession, entry: AuditEntry) -> tuple[int, str, dict, str] | None:
-    """A deposit application's review is written with a compare-and-set UPDATE (node.deposits.repository), not
-    through the ORM; its audit entry (`deposit.approve` / `deposit.reject`, detail `from` → `to`) is."""
-    detail = entry.detail or {}
-    new, old = detail.get("to"), detail.get("from")
-    if new not in _DEPOSIT_DECIDED or entry.target_id is None or not str(entry.target_id).isdigit():
-        return None
-    with session.no_autoflush:
-        app = session.get(DepositApplication, int(entry.target_id))
-    if app is None:
-        return None
-    kind = "appeal_answered" if (old or "").startswith("appealed") or detail.get("appeal") else "review_decided"
-    return app.learner_id, kind, {"id": app.id, "application": app.id, "outcome": _DEPOSIT_DECIDED[new]}, \
-        f"/me/applications/{app.id}"
-
-
-def _orm_notice(obj: Any, new: str | None) -> tuple[int, str, dict, str | None] | None:
-    from node.models.standards import ConversionRequest
-    from node.models.transfers import Transfer
-
-    if isinstance(obj, ConversionRequest) and new in ("decided", "closed"):
-        kind = "appeal_answered" if new == "closed" else "conversion_decided"
-        return obj.learner_id, kind, {"conversion": obj.id, "outcome": new}, None
-    if isinstance(obj, Transfer) and new == "completed":
-        return obj.learner_id, "transfer_completed", {"transfer": obj.id}, None
-    return None
-
-
-def _before_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
-    from node.models.standards import ConversionRequest
-    from node.models.transfers import Transfer
-
-    pending: list = []
-    for obj in list(session.new) + list(session.dirty):
-        if isinstance(obj, AuditEntry):
-            if obj in session.new and obj.outcome == "ok" and obj.action in ("deposit.approve", "deposit.reject") \
-                    and obj.target_type == "deposit_application":
-                notice = _deposit_notice(session, obj)
-                if notice is not None:
-                    pending.append((None, notice))
-            continue
-        if not isinstance(obj, ConversionRequest | Transfer):
-            continue
-        change = (None, obj.state) if obj in session.new else _state_change(obj)
-        if change is not None:
-            pending.append((obj, change))
-    if pending:
-        session.info.setdefault("engage_pending", []).extend(pending)
-
-
-def _after_flush(session: OrmSession, _context: Any) -> None:
-    pending = session.info.pop("engage_pending", None)
-    if not pending:
+def on_decision(session: Session, decision: Decision) -> None:
+    """The notices' listener of the workflow's steps (node.decisions): one notice per decision the learner
+    waits for, in the decision's transaction."""
+    kind = _KIND_OF.get(decision.kind)
+    if kind is None:
         return
-    for obj, change in pending:
-        notice = change if obj is None else _orm_notice(obj, change[1])
-        if notice is not None and notice[0] is not None:
-            learner_id, kind, params, link = notice
-            if obj is not None:
-                params = {**params, "id": getattr(obj, "id", None)}
-            notify(session, learner_id=learner_id, kind=kind, params=params, link=link)  # type: ignore[arg-type]
-
-
-_installed = False
-
-
-def install_hooks() -> None:
-    """Listen for decisions in every session of the process (once)."""
-    global _installed
-    if _installed:
-        return
-    event.listen(OrmSession, "before_flush", _before_flush)
-    event.listen(OrmSession, "after_flush", _after_flush)
-    _installed = True
+    if decision.kind.startswith("deposit."):
+        if decision.appeal:
+            kind = "appeal_answered"
+        notify(session, learner_id=decision.learner_id, kind=kind,
+               params={"id": decision.subject_id, "application": decision.subject_id, "outcome": decision.outcome},
+               link=f"/me/applications/{decision.subject_id}")
+    elif decision.kind.startswith("conversion."):
+        notify(session, learner_id=decision.learner_id, kind=kind,
+               params={"conversion": decision.subject_id, "outcome": decision.outcome, "id": decision.subject_id})
+    elif decision.kind.startswith("rpl."):
+        notify(session, learner_id=decision.learner_id, kind=kind,
+               params={"id": decision.subject_id, "outcome": decision.outcome},
+               link=f"/me/rpl/{decision.subject_id}")
+    else:
+        notify(session, learner_id=decision.learner_id, kind=kind,
+               params={"transfer": decision.subject_id, "id": decision.subject_id})
 
 
 # -- deadlines ------------------------------------------------------------------------------------------

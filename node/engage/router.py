@@ -38,7 +38,8 @@ OutletStaff = Annotated[Principal, Depends(require_roles(Role.OUTLET_STAFF))]
 Uploader = Annotated[Principal, Depends(require_roles(Role.INSTITUTION_UPLOADER))]
 
 NoticeKind = Literal["review_decided", "appeal_answered", "conversion_decided", "transfer_completed",
-                     "certificate_expiring", "correction_answered"]
+                     "certificate_expiring", "correction_answered", "rpl_decided",
+                     "conversion_window_closing"]
 assert set(NoticeKind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
 

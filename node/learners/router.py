@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from node.privacy.erasure import still_personal
 from node.audit.service import record, refusals_recorded
 from node.auth.router import TokenPublic, check_unlocked, issue_token_for, sign_in_limit
 from node.auth.service import (
@@ -139,6 +140,7 @@ def issue_code(learner_id: LearnerId, ctx: CtxDep, session: SessionDep, staff: O
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    still_personal(learner)
     issued = issue_activation_code(session, learner=learner, secret=ctx.token_secret,
                                    ttl_days=ctx.settings.accounts.activation_code_ttl_days, issued_by=staff.name)
     record(session, actor=staff, action="learner.activation_code", target_type="learner", target_id=learner.id,
@@ -202,6 +204,7 @@ def search_learner(
            detail={"by": "id_number" if id_number else "account_no"})
     if learner is None:
         raise NotFound("no learner matches")
+    still_personal(learner)
     return learner_public(ctx, learner)
 
 
@@ -212,6 +215,7 @@ def read_learner(learner_id: Int64, ctx: CtxDep, session: SessionDep, staff: Sta
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    still_personal(learner)
     record(session, actor=staff, action="learner.read", target_type="learner", target_id=learner_id)
     return learner_public(ctx, learner)
 

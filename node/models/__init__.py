@@ -130,6 +130,8 @@ class Learner(SQLModel, table=True):
     home_org_id: int | None = Field(default=None, foreign_key="organisation.id", sa_type=BigId)
     created_at: dt.datetime = _ts()
     token_version: int = _token_version()
+    # set when the centre erased the person (node.engage.erasure): the personal fields are shredded
+    erased_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())
 
 
 # -- outcomes -----------------------------------------------------------------------------------

@@ -131,3 +131,23 @@ class CounsellingSession(SQLModel, table=True):
     on_date: dt.date
     result: dict = Field(default_factory=dict, sa_type=sa.JSON)  # the what-if as evaluated
     created_at: dt.datetime = _ts()
+
+
+class ErasureRequest(SQLModel, table=True):
+    """The centre's erasure of a person (docs/privacy.md): one administrator asks, with the basis, a second one
+    confirms (maker-checker), and the node shreds the personal data in that transaction. requested → done |
+    cancelled."""
+
+    __tablename__ = "erasure_request"
+    id: int | None = _id()
+    learner_id: int = Field(foreign_key="learner.id", sa_type=BigId, index=True)
+    basis: str = Field(max_length=30)  # learner_request | legal_obligation | retention_expired
+    legal_reference: str | None = Field(default=None, max_length=300)  # the document the basis rests on
+    reason: str = Field(max_length=1000)
+    state: str = Field(default="requested", max_length=12)
+    requested_by: int = Field(foreign_key="staff_account.id", sa_type=BigId)
+    confirmed_by: int | None = Field(default=None, foreign_key="staff_account.id", sa_type=BigId)
+    result: dict = Field(default_factory=dict, sa_type=sa.JSON)  # what was shredded (counts only)
+    version: int = Field(default=1)
+    created_at: dt.datetime = _ts()
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime())

@@ -97,7 +97,10 @@ class DcExemptionReport(SQLModel, table=True):
     """A signed list of the exemptions granted under a project, as handed to the skills appraisal centre."""
 
     __tablename__ = "dc_exemption_report"
+    # a scheduled report is issued once per project and period (node.projects.schedule); on request: no period
+    __table_args__ = (sa.UniqueConstraint("project_id", "period", name="uq_dc_exemption_report_project_id_period"),)
     id: int | None = _id()
+    period: str | None = Field(default=None, max_length=16)  # e.g. "2026-11" (month), "2026-Q4", "2026-W49"
     project_id: int = Field(foreign_key="dc_project.id", sa_type=BigId, index=True)
     count: int
     document: dict = Field(default_factory=dict, sa_type=sa.JSON)

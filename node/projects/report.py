@@ -101,10 +101,13 @@ def build_report(session: Session, ctx: Any, *, project: DcProject, report_id: i
     return document, len(entries)
 
 
-def issue_report(session: Session, ctx: Any, *, project: DcProject, admin: Principal) -> DcExemptionReport:
-    """Build, sign (node key, like every credential) and keep a report; its ledger event and audit entry."""
+def issue_report(session: Session, ctx: Any, *, project: DcProject, admin: Principal,
+                 period: str | None = None) -> DcExemptionReport:
+    """Build, sign (node key, like every credential) and keep a report; its ledger event and audit entry.
+    `period`: the scheduled report's period (node.projects.schedule), once per project."""
     service.expect(project, ("published", "suspended", "ended"), "report exemptions")
-    report = DcExemptionReport(project_id=project.id, count=0, document={}, created_by=standards.actor_ref(admin))
+    report = DcExemptionReport(project_id=project.id, count=0, document={}, created_by=standards.actor_ref(admin),
+                               period=period)
     session.add(report)
     session.flush()
     unsigned, count = build_report(session, ctx, project=project, report_id=report.id)

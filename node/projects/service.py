@@ -408,7 +408,8 @@ def record_report(session: Session, *, project: DcProject, admin: Principal, rep
                                count=report.count, sha256=digest)
     session.add(report)
     record(session, actor=admin, action="project.report", target_type=_TARGET, target_id=project.id,
-           detail={"report": report.id, "count": report.count, "sha256": digest, "ledger_seq": report.ledger_seq})
+           detail={"report": report.id, "count": report.count, "sha256": digest, "ledger_seq": report.ledger_seq}
+           | ({"period": report.period} if report.period else {}))
 
 
 def report_for(session: Session, *, project: DcProject, report_id: int) -> DcExemptionReport:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from node.audit.service import record
+from node.decisions import Decision, publish
 from node.deposits.schemas import dec_str
 from node.deps import Principal
 from node.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -169,8 +170,10 @@ def decide(session: Session, *, app: RplApplication, reviewer: Principal, decisi
         app.achievement_id, app.ledger_seq = achievement.id, seq
         _touch(session, app, "confirmed")
         detail |= {"achievement_id": achievement.id, "ledger_seq": seq}
-    record(session, actor=reviewer, action=f"rpl.{decision}", target_type=_TARGET, target_id=app.id,
-           detail=detail | ({"reason": reason[:200]} if reason else {}))
+    entry = record(session, actor=reviewer, action=f"rpl.{decision}", target_type=_TARGET, target_id=app.id,
+                   detail=detail | ({"reason": reason[:200]} if reason else {}))
+    publish(session, Decision(kind=f"rpl.{decision}", learner_id=app.learner_id, subject_id=app.id, at=entry.at,
+                              outcome=app.state, subject=app))
     return app
 
 

@@ -37,8 +37,10 @@ _ach = Achievement.__table__
 _DATA_KINDS = frozenset({
     "learner.opened", "achievement.deposited", "achievement.recognised", "achievement.revoked",
     "conversion.approved", "conversion.revoked", "transfer.verified", "transfer.rejected", "consent.released",
-    "transfer.receipt",
+    "transfer.receipt", "achievement.corrected",
 })
+# the events that count an achievement in `achievements.deposited` (its first such event is where it was counted)
+_DEPOSITING_KINDS = ("achievement.deposited", "achievement.recognised", "conversion.approved")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -49,6 +51,28 @@ def _thousandths(value: Any) -> int:
         return int(Decimal(str(value)) * 1000)
     except (InvalidOperation, ValueError):
         return 0
+
+
+def _leaf_at(leaf_text: str) -> tuple[str, dict | None]:
+    """The leaf's `at`, and the parsed leaf when it had to be parsed."""
+    # a v2 leaf is RFC 8785 JSON: "at" is its first key, so the time is read without parsing the leaf
+    if leaf_text.startswith('{"at":"') and leaf_text[27:29] == '",':
+        return leaf_text[7:27], None
+    leaf = orjson.loads(leaf_text)
+    return leaf.get("at") or "", leaf
+
+
+def _local_day(at: str) -> dt.date:
+    when = dt.datetime.fromisoformat(at) if at else utcnow()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(REPORT_TZ).date()
+
+
+def _event_data(leaf_text: str, opening: str | None) -> dict:
+    if opening is not None:
+        return orjson.loads(opening)["data"]
+    return orjson.loads(leaf_text).get("data") or {}
 
 
 class _Counts:
@@ -74,18 +98,10 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
     loads = orjson.loads
     for row in rows:
         seq, kind, learner_id, _achievement_id, leaf_text, opening = row
-        # a v2 leaf is RFC 8785 JSON: "at" is its first key, so the time is read without parsing the leaf
-        if leaf_text.startswith('{"at":"') and leaf_text[27:29] == '",':
-            at, leaf = leaf_text[7:27], None
-        else:
-            leaf = loads(leaf_text)
-            at = leaf.get("at") or ""
+        at, leaf = _leaf_at(leaf_text)
         cached = days.get(at)
         if cached is None:
-            when = dt.datetime.fromisoformat(at) if at else utcnow()
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-            day = when.astimezone(REPORT_TZ).date()
+            day = _local_day(at)
             cached = days[at] = (day, day.replace(day=1))
         day, month = cached
         if learner_id is not None:
@@ -126,17 +142,24 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
             modes[key] = (body or {}).get("mode") if isinstance(body, dict) else None
         return modes[key]
 
+    counted_as = _counted_as(session, {d.get("achievement") for r, _, d in parsed
+                                       if r.kind == "achievement.corrected" and _credit_change(d)})
+
     for row, day, data in parsed:
         kind = row.kind
-        if kind == "learner.opened":
+        if kind == "achievement.corrected":
+            change = _credit_change(data)
+            where = counted_as.get(data.get("achievement"))
+            if change and where is not None:  # moves the credits where the achievement was counted
+                counts.add("achievements.deposited", where[0], *where[1:], count=0, amount=change)
+        elif kind == "learner.opened":
             counts.add("accounts.opened", day, data.get("id_type"))
         elif kind == "achievement.recognised":
             a = achievements.get(data.get("achievement"))
             credits = _thousandths(data.get("credits"))
             counts.add("transfers.in.recognised", day, data.get("origin"), amount=credits)
-            if a is not None:
-                counts.add("achievements.deposited", day, a.type, a.source, a.issuer_code,
-                           amount=int((a.credits or 0) * 1000))
+            if a is not None:  # the credits recognised, not the row's now (a correction counts on its own)
+                counts.add("achievements.deposited", day, a.type, a.source, a.issuer_code, amount=credits)
         elif kind == "achievement.revoked":
             a = achievements.get(data.get("achievement"))
             if a is not None:
@@ -153,8 +176,7 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
                 counts.add("dualcert.approved", day, mode, rule.get("id"), target_kind, amount=credits)
             a = achievements.get(data.get("achievement"))
             if a is not None:
-                counts.add("achievements.deposited", day, a.type, a.source, a.issuer_code,
-                           amount=int((a.credits or 0) * 1000))
+                counts.add("achievements.deposited", day, a.type, a.source, a.issuer_code, amount=credits)
         elif kind == "conversion.revoked":
             rule = data.get("rule") or {}
             counts.add("conversions.revoked", day, programmes.get(data.get("request"), ""), rule.get("id"),
@@ -177,6 +199,40 @@ def count_events(session: Session, rows: list[Any]) -> _Counts:
             if n:
                 counts.add("transfers.out.recognised", day, data.get("destination"), count=n)
     return counts
+
+
+def _credit_change(data: dict) -> int:
+    """Thousandths of credits a correction adds (negative: removes); 0 when it leaves the credits alone."""
+    old, new = data.get("old") or {}, data.get("new") or {}
+    if "credits" not in new:
+        return 0
+    return _thousandths(new.get("credits")) - _thousandths(old.get("credits"))
+
+
+def _counted_as(session: Session, ids: set[Any]) -> dict[int, tuple[dt.date, str, str, str]]:
+    """Where each achievement was counted in `achievements.deposited`: the local day of its first depositing
+    event and the cell's dimensions (type, source, issuer) as that event counted them."""
+    wanted = sorted(i for i in ids if isinstance(i, int))
+    if not wanted:
+        return {}
+    first = (sa.select(sa.func.min(_events.c.seq)).where(_events.c.achievement_id.in_(wanted),
+                                                         _events.c.kind.in_(_DEPOSITING_KINDS))
+             .group_by(_events.c.achievement_id))
+    rows = session.execute(sa.select(_events.c.achievement_id, _events.c.kind, _events.c.leaf, _events.c.opening)
+                           .where(_events.c.seq.in_(first))).all()
+    rows_of = {a.id: a for a in session.execute(
+        sa.select(_ach.c.id, _ach.c.type, _ach.c.source, _ach.c.issuer_code).where(_ach.c.id.in_(wanted)))}
+    out: dict[int, tuple[dt.date, str, str, str]] = {}
+    for r in rows:
+        day = _local_day(_leaf_at(r.leaf)[0])
+        if r.kind == "achievement.deposited":
+            data = _event_data(r.leaf, r.opening)
+            out[r.achievement_id] = (day, str(data.get("type") or ""), str(data.get("source") or ""),
+                                     str(data.get("issuer") or ""))
+        elif r.achievement_id in rows_of:
+            a = rows_of[r.achievement_id]
+            out[r.achievement_id] = (day, str(a.type or ""), str(a.source or ""), str(a.issuer_code or ""))
+    return out
 
 
 def _apply(session: Session, counts: _Counts) -> None:

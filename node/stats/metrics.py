@@ -27,8 +27,9 @@ METRICS: dict[str, tuple[str, str, str, str]] = {
     "reviews.entered": ("queue", "stage", "", ""),
     "reviews.decided": ("queue", "stage", "decision", ""),
     "reviews.wait": ("queue", "stage", "bucket", "seconds"),
+    "reviews.moved": ("queue", "stage", "direction", ""),  # re-routed between branches: "out" of, "in" to
 }
-REVIEW_METRICS = ("reviews.entered", "reviews.decided", "reviews.wait")
+REVIEW_METRICS = ("reviews.entered", "reviews.decided", "reviews.wait", "reviews.moved")
 LEDGER_METRICS = tuple(m for m in METRICS if m not in REVIEW_METRICS)
 
 DUAL_CERT_MODES = frozenset({"credit_recognition", "certificate_recognition", "course_restructuring",

@@ -118,7 +118,7 @@ def centre_report(session: Session, start: dt.date, end: dt.date) -> Report:
                                      "transfers.in.requested", "transfers.in.recognised", "transfers.in.rejected",
                                      "transfers.in.not_recognised", "transfers.out.released",
                                      "transfers.out.recognised", "reviews.entered", "reviews.decided",
-                                     "reviews.wait"], start, end)
+                                     "reviews.wait", "reviews.moved"], start, end)
     tables = [
         _accounts(rows),
         _active(session, start, end),
@@ -223,11 +223,15 @@ def _reviews(session: Session, rows: list[Any], end: dt.date) -> Table:
     entered = _sum(rows, "reviews.entered", (0, 1))
     decided = _sum(rows, "reviews.decided", (0, 1, 2))
     waits = _sum(rows, "reviews.wait", (0, 1, 2))
-    # open at the end of the range: everything that entered the queue up to then, less what left it
-    history = repo.range_rows(session, ["reviews.entered", "reviews.decided"], EARLIEST, end)
+    moved = _sum(rows, "reviews.moved", (0, 1, 2))
+    # open at the end of the range: everything that entered the queue (or was moved into it) up to then, less
+    # what was decided (or moved out)
+    history = repo.range_rows(session, ["reviews.entered", "reviews.decided", "reviews.moved"], EARLIEST, end)
     ever_in = _sum(history, "reviews.entered", (0, 1))
     ever_out = _sum(history, "reviews.decided", (0, 1))
-    queues = sorted(set(entered) | {k[:2] for k in decided} | {k[:2] for k in waits} | set(ever_in))
+    ever_moved = _sum(history, "reviews.moved", (0, 1, 2))
+    queues = sorted(set(entered) | {k[:2] for k in decided} | {k[:2] for k in waits} | set(ever_in)
+                    | {k[:2] for k in moved} | {k[:2] for k in ever_moved})
     names = _org_names(session, {q[0] for q in queues})
     body = []
     for q in queues:
@@ -243,11 +247,13 @@ def _reviews(session: Session, rows: list[Any], end: dt.date) -> Table:
                 if seen * 2 >= n:
                     median = b
                     break
+        still_open = (ever_in.get(q, [0])[0] + ever_moved.get((*q, "in"), [0])[0] - ever_out.get(q, [0])[0]
+                      - ever_moved.get((*q, "out"), [0])[0])
         body.append([q[0], names.get(q[0], ""), q[1], entered.get(q, [0])[0], decided.get((*q, "approve"), [0])[0],
-                     decided.get((*q, "reject"), [0])[0], ever_in.get(q, [0])[0] - ever_out.get(q, [0])[0],
-                     mean, median])
+                     decided.get((*q, "reject"), [0])[0], still_open, mean, median,
+                     moved.get((*q, "in"), [0])[0], moved.get((*q, "out"), [0])[0]])
     return Table("reviews", ["queue", "name", "stage", "entered", "approved", "rejected", "open_at_end",
-                             "mean_days", "median_within"], body, None, labels=3,
+                             "mean_days", "median_within", "moved_in", "moved_out"], body, None, labels=3,
                  chart=[(f"{r[0]} {r[2]}", r[7] or 0) for r in body])
 
 

@@ -1,7 +1,8 @@
 """The centre's pages (issue 15, journey 4), under /centre: the centre's home, the standards (node.portal.centre
 .standards), the conversion and transfer review queues and the revocations (…centre.queues), organisations,
-staff and roles and the audit log (…centre.admin). Pages call the API's own route functions: roles, validation,
-four-eyes rules and audit entries are the API's (docs/centre-portal.md)."""
+staff and roles and the audit log (…centre.admin), the erasure of a person (…centre.privacy). Pages call the
+API's own route functions: roles, validation, four-eyes rules and audit entries are the API's
+(docs/centre-portal.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from node.deps import SessionDep, public
-from node.portal.centre import admin, catalogue, queues, standards
+from node.portal.centre import admin, catalogue, privacy, queues, standards
 from node.portal.centre.common import CENTRE_ROLES, page, sections_of, staff_page
 from node.portal.web import display_name
 from node.roles import Role
@@ -31,3 +32,4 @@ router.include_router(standards.router)
 router.include_router(catalogue.router)
 router.include_router(admin.router)
 router.include_router(queues.router)
+router.include_router(privacy.router)

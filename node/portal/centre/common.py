@@ -31,6 +31,7 @@ SECTIONS = (
     ("revocations", "/centre/revocations", frozenset({Role.CENTRE_REVIEWER})),
     ("organisations", "/centre/organisations", frozenset({Role.NODE_ADMIN})),
     ("staff", "/centre/staff", frozenset({Role.NODE_ADMIN})),
+    ("erasures", "/centre/erasures", frozenset({Role.NODE_ADMIN})),
     ("audit", "/centre/audit", frozenset({Role.AUDITOR})),
 )
 
