@@ -216,8 +216,10 @@ def counter_page(agreement: AgreementId, request: Request, session: SessionDep, 
     return _form_page(request, session, ctx, form_from_document(head["document"], me=ctx.node_id), head=head)
 
 
-@router.post("/federation/agreements/{agreement}/counter", response_class=HTMLResponse)
-async def counter_submit(agreement: AgreementId, request: Request, session: SessionDep, ctx: CtxDep) -> Response:
+async def _posted_changes(agreement: str, request: Request, session: Any, ctx: Any) -> tuple:
+    """A posted counter-proposal or amendment read against the version it was made from (`base`, else the
+    latest): (form, admin, history, base, that version, the parsed page, its changes — empty when the page has
+    errors, "no changes" being one; the page's mapping rows then get their blank rows back)."""
     form = await request.form()
     check_csrf(request, form)
     me = _admin(request, session)
@@ -225,12 +227,20 @@ async def counter_submit(agreement: AgreementId, request: Request, session: Sess
     base = str(form.get("base") or "")[:64]
     head = next((v for v in history if v["hash"] == base), history[-1])
     page, terms = parse_form(form, me=ctx.node_id, partners=[], fixed=head["document"])
+    changes: dict = {}
     if not page.errors:
         changes = changes_from(head["document"], terms)
         if not changes:
             page.errors = {"": "fed.err.no_changes"}
     if page.errors:
         page.mappings = with_blank_rows(page.mappings, ctx.node_id, 0)
+    return form, me, history, base, head, page, changes
+
+
+@router.post("/federation/agreements/{agreement}/counter", response_class=HTMLResponse)
+async def counter_submit(agreement: AgreementId, request: Request, session: SessionDep, ctx: CtxDep) -> Response:
+    _form, me, history, base, head, page, changes = await _posted_changes(agreement, request, session, ctx)
+    if page.errors:
         return _form_page(request, session, ctx, page, head=head, status=400)
     try:
         api.counter(agreement=agreement, request=api.Change(base=_hash_or_refuse(base), changes=changes), ctx=ctx,
@@ -339,20 +349,8 @@ def amend_page(agreement: AgreementId, request: Request, session: SessionDep, ct
 async def amend_submit(agreement: AgreementId, request: Request, session: SessionDep, ctx: CtxDep) -> Response:
     """First post: the changes shown beside the version in force, with a confirmation button. A confirmed post
     whose changes are the ones shown: the API's amend (signed by this node, sent to the other parties)."""
-    form = await request.form()
-    check_csrf(request, form)
-    me = _admin(request, session)
-    history = _history(session, ctx, me, agreement)["history"]
-    base = str(form.get("base") or "")[:64]
-    head = next((v for v in history if v["hash"] == base), history[-1])
-    page, terms = parse_form(form, me=ctx.node_id, partners=[], fixed=head["document"])
-    changes: dict = {}
-    if not page.errors:
-        changes = changes_from(head["document"], terms)
-        if not changes:
-            page.errors = {"": "fed.err.no_changes"}
+    form, me, history, base, head, page, changes = await _posted_changes(agreement, request, session, ctx)
     if page.errors:
-        page.mappings = with_blank_rows(page.mappings, ctx.node_id, 0)
         return _form_page(request, session, ctx, page, head=head, mode="amend", status=400)
     preview = _preview(request, head, changes, ctx.node_id)
     confirmed = form.get("confirm") == "yes" and form.get("preview") == preview["token"]
