@@ -18,8 +18,7 @@ from pydantic import ValidationError
 from node.archive.service import learner_archive
 from node.audit.service import accesses_to_learner
 from node.auth.router import PasswordChange, change_password, sign_in, sign_in_limit, sign_out
-from node.credentials.router import my_credential
-from node.credentials.service import printed_transcript
+from node.credentials.service import achievement_credential_json, printed_transcript
 from node.deps import CtxDep, Principal, SessionDep, public
 from node.engage.points import points_summary
 from node.errors import NodeError
@@ -197,10 +196,10 @@ def record_page(achievement_id: Int64, request: Request, ctx: CtxDep, session: S
 def record_credential(achievement_id: Int64, request: Request, ctx: CtxDep, session: SessionDep) -> Response:
     """The signed credential, as the API serves it (`/api/v1/me/credentials/{id}`), saved as a file."""
     me = _learner(request, session)
-    response = my_credential(achievement_id=achievement_id, ctx=ctx, session=session, me=me)
-    response.headers["Content-Disposition"] = f'attachment; filename="credential-{achievement_id}.jsonld"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    data = achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True)
+    return Response(data, media_type="application/ld+json", headers={
+        "Content-Disposition": f'attachment; filename="credential-{achievement_id}.jsonld"',
+        "Cache-Control": "no-store"})
 
 
 @router.get("/me/transcript.pdf")

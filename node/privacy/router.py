@@ -16,7 +16,7 @@ from node.errors import NotFound
 from node.learners.service import find_learner_by_account
 from node.models import Learner
 from node.models.engage import ErasureRequest
-from node.models.types import Int64
+from node.models.types import Int32, Int64
 from node.privacy import erasure
 from node.roles import Role
 
@@ -44,7 +44,7 @@ class ErasureCreate(BaseModel):
 
 
 class ErasureStep(BaseModel):
-    version: Int64
+    version: Int32
     reason: str | None = Field(default=None, max_length=1000)
 
 

@@ -23,7 +23,11 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # ... and the statistics' counting job (node/stats/counting.py)
                 "node.stats.counting",
                 # ... and registers the engagement area's jobs (engage.*: points, notices, deliveries)
-                "node.engage.jobs"}
+                "node.engage.jobs",
+                # ... and the 双证融通 projects' scheduled exemption report (projects.report_exemptions)
+                "node.projects.jobs",
+                # a transfer's completion is a decision that statistics and notices listen to (node/decisions.py)
+                "node.decisions"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:
