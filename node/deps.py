@@ -101,7 +101,7 @@ async def get_session(request: Request, ctx: CtxDep) -> AsyncIterator[Session]:
 
 @contextlib.asynccontextmanager
 async def request_unit_of_work(request: Request, ctx: NodeContext) -> AsyncIterator[Session]:
-    """The body of `get_session` (also the learner reads' one dependency, `learner_call`)."""
+    """The body of `get_session` (also the learner reads' one dependency, `LearnerCallDep`)."""
     session = Session(ctx.engine, expire_on_commit=False)
     if request.method in _READ_METHODS:
         session.info[READ_MODE] = True

@@ -255,25 +255,27 @@ def _records(session: Session, statement: sa.Select, params: dict) -> list[sa.Ro
     return list(session.connection().execute(statement, params).all())
 
 
-class IndexNotReserved(Exception):
-    """The record was never exported: its credential needs a status-list index reserved first (a write)."""
+class NotAQuickRead(Exception):
+    """A `quick` credential read cannot be served as one: the record was never exported (its status-list index
+    must be reserved first: a write), or its signed credential is not in the cache (signing costs milliseconds of
+    CPU, RDFC tens). The caller does the full read in a worker thread."""
 
 
-def _ensure_index(session: Session, row: sa.Row, *, reserve: bool = True) -> int:
+def _ensure_index(session: Session, row: sa.Row, *, quick: bool = False) -> int:
     if row.status_index is not None:
         return row.status_index
-    if not reserve:
-        raise IndexNotReserved(row.id)
+    if quick:
+        raise NotAQuickRead(row.id)
     return ensure_status_index(session, session.get(Achievement, row.id))  # first export: reserve one (a write)
 
 
-def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, reserve: bool = True
+def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, quick: bool = False
                    ) -> tuple[dict | None, bytes]:
     """The signed credential of one record row: (the document if it was just built, else None; its JSON).
     A deposited record's credential comes from `signed_credentials` when nothing it is made of has changed
     (node.credentials.cache); a revoked one is always built and signed afresh."""
     settings, identity = ctx.settings, ctx.identity
-    index = _ensure_index(session, row, reserve=reserve)
+    index = _ensure_index(session, row, quick=quick)
     level_map = _reference_levels(settings)
     key = None
     if row.status == "deposited" and "non_jcs_canonicalisation" not in settings.active_faults:
@@ -286,6 +288,8 @@ def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, reserve: b
         cached = signed_credentials.get(key)
         if cached is not None:
             return None, cached
+    if quick:
+        raise NotAQuickRead(row.id)
     event = None
     if row.event_seq is not None:
         event = SimpleNamespace(seq=row.event_seq, hash=bytes(row.event_hash), opening=row.event_opening,
@@ -332,11 +336,11 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
 
 
 def achievement_credential_json(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
-                                rdfc: bool = False, reserve: bool = True) -> bytes:
-    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it. With `reserve=False` a record
-    never exported raises `IndexNotReserved` instead of writing (a caller reading on the event loop)."""
+                                rdfc: bool = False, quick: bool = False) -> bytes:
+    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it. With `quick`, only what costs no
+    write and no signing (a cached credential), else `NotAQuickRead` (a caller reading on the event loop)."""
     return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc,
-                          reserve=reserve)[1]
+                          quick=quick)[1]
 
 
 def transcript_totals(credentials: list[dict]) -> list[dict]:
@@ -356,18 +360,17 @@ def transcript_totals(credentials: list[dict]) -> list[dict]:
 
 
 def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | None = None,
-               rdfc: bool = True, reserve: bool = True) -> dict:
+               rdfc: bool = True) -> dict:
     """A signed Verifiable Presentation (`CreditBankTranscript`) of all the learner's deposited records: the
     learner's name (never the ID number), the issue time, totals by group, and each credential; proof sets
     with `eddsa-jcs-2022` and (unless `rdfc` is False) `eddsa-rdfc-2022`, on the presentation and on every
-    credential. `transcript_id` is the presentation's id (the verification link of a printed transcript).
-    With `reserve=False`, a record never exported raises `IndexNotReserved` instead of writing."""
+    credential. `transcript_id` is the presentation's id (the verification link of a printed transcript)."""
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
     credentials, serialised = [], []
     for row in _records(session, _DEPOSITED_RECORDS, {"learner_id": learner_id}):
-        signed, data = _signed_record(session, ctx, row, rdfc=rdfc, reserve=reserve)
+        signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
         credentials.append(orjson.loads(data) if signed is None else signed)
         serialised.append(data)
     now = _iso(dt.datetime.now(dt.UTC))
