@@ -202,6 +202,13 @@ def _admin(request: Request, session: Session) -> Principal:
     return staff_page(request, session, ADMIN)
 
 
+async def _posted(request: Request, session: Session) -> tuple[Any, Principal]:
+    """A posted catalogue form, its CSRF token checked, and the standards admin posting it."""
+    form = await request.form()
+    check_csrf(request, form)
+    return form, _admin(request, session)
+
+
 @router.get("/centre/catalogue", response_class=HTMLResponse)
 def catalogue_page(request: Request, session: SessionDep, kind: str = "programmes", q: str = "") -> HTMLResponse:
     """The programmes or the certificates (the newest version of each), searchable by code or name."""
@@ -341,26 +348,20 @@ def _save(request: Request, session: Session, me: Principal, segment: str, form_
 
 @router.post("/centre/catalogue/{segment}/new", response_class=HTMLResponse)
 async def new_submit(segment: Segment, request: Request, session: SessionDep) -> Response:
-    form = await request.form()
-    check_csrf(request, form)
-    me = _admin(request, session)
+    form, me = await _posted(request, session)
     return _save(request, session, me, segment, form, None)
 
 
 @router.post("/centre/catalogue/{segment}/{code}", response_class=HTMLResponse)
 async def edit_submit(segment: Segment, code: Code, request: Request, session: SessionDep) -> Response:
-    form = await request.form()
-    check_csrf(request, form)
-    me = _admin(request, session)
+    form, me = await _posted(request, session)
     return _save(request, session, me, segment, form, code)
 
 
 @router.post("/centre/catalogue/{segment}/{code}/end", response_class=HTMLResponse)
 async def end_submit(segment: Segment, code: Code, request: Request, session: SessionDep) -> Response:
     """Retire the entry: its newest version ends on the day given (older versions stay readable)."""
-    form = await request.form()
-    check_csrf(request, form)
-    me = _admin(request, session)
+    form, me = await _posted(request, session)
     try:
         latest = api.entry_versions(segment=segment, code=code, session=session, _=me)[-1]
     except NotFound:
