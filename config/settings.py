@@ -109,6 +109,13 @@ class NodeSettings(BaseModel):
     max_body_bytes: int = 1024 * 1024
     # text: `time level logger [request-id] message`; json: one object per line (docs/operations.md)
     log_format: Literal["text", "json"] = "text"
+    # The hottest reads (a learner's archive, credential and transcript, the discovery document) answered in
+    # their plain case past the framework, byte for byte as their routes answer (node/fastlane.py). Off: every
+    # request goes through its route.
+    fast_reads: bool = True
+    # A learner asking again for their signed transcript within this many seconds, with nothing in it changed,
+    # gets the same signed presentation (its id, issue time and proofs); 0: signed afresh every time.
+    transcript_reuse_seconds: int = Field(default=300, ge=0, le=86400)
 
     @field_validator("region")
     @classmethod

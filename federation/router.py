@@ -43,6 +43,7 @@ from node.audit.service import record
 from node.context import NodeContext
 from node.deps import CtxDep, Principal, SessionDep, public, require_roles
 from node.errors import BadRequest, NotFound
+from node.fastlane import Lane, fast_read
 from node.models import MembershipProposal, OutboxMessage
 from node.roles import Role
 
@@ -80,6 +81,13 @@ async def credit_node(ctx: CtxDep) -> Response:
     installed by this process shows at once)."""
     body = discovery_bytes(ctx) or await _rebuilt_discovery(ctx)
     return Response(body, media_type="application/json")
+
+
+@fast_read(DISCOVERY_PATH)
+async def fast_discovery(lane: Lane, _scope: dict, _param: None) -> tuple[bytes, bytes] | None:
+    """`credit_node` while its bytes are fresh (node.fastlane); the route rebuilds them."""
+    body = discovery_bytes(lane.ctx)
+    return None if body is None else (body, b"application/json")
 
 
 async def _rebuilt_discovery(ctx: Any) -> bytes:

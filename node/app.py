@@ -20,6 +20,7 @@ from config.settings import Settings
 from node.context import NodeContext
 from node.deps import end_request_transaction
 from node.errors import NodeError
+from node.fastlane import FastLane, Lane
 from node.logging import configure_logging
 from node.middleware import BodyTooLarge, EdgeMiddleware, refuse_unstorable_form_text
 from node.openapi import openapi_with_errors
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_portal(app)  # the pages for people under / (node/portal, docs/portal.md)
     _end_transactions_in_endpoint_threads(app)
     app.state.startup_hooks.append(lambda _ctx: _end_transactions_in_endpoint_threads(app))
+    # The hottest reads in their plain case, past the framework (node/fastlane.py): innermost, so every
+    # middleware below applies to them as to any request.
+    lane = Lane(ctx)
+    app.state.shutdown_hooks.append(lambda _ctx: lane.close())
+    app.add_middleware(FastLane, lane=lane, enabled=settings.node.fast_reads)
     # The HTTP edge (node/middleware.py): security headers, body limits, text no database stores, bad JSON.
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = functools.partial(openapi_with_errors, app)  # the node's ErrorBody (node/openapi.py)
@@ -84,8 +90,12 @@ def create_app_from_env() -> FastAPI:
     process): the settings from `$CREDITNODE_CONFIG` and the environment, which the parent process found, checked
     and exported before starting the workers."""
     from config.settings import find_settings
+    from node.logging import AccessLog
 
-    return create_app(find_settings())
+    settings = find_settings()
+    app = create_app(settings)
+    app.state.access_log = AccessLog(settings.node.log_level, settings.node.log_format)  # as `serve` (one worker)
+    return app
 
 
 def _include_routers(app: FastAPI) -> None:

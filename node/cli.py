@@ -260,7 +260,7 @@ def serve(
 
     from crypto.did import did_web_from_url
     from node.app import create_app
-    from node.logging import uvicorn_log_config
+    from node.logging import AccessLog, uvicorn_log_config
     from node.ops.checks import direct_port, port_problem
 
     settings = load_settings(config)
@@ -289,8 +289,11 @@ def serve(
     logging.getLogger("creditnode").info("node %s as %s: listening on http://%s:%s, base URL %s%s", settings.node_id,
                                          did, host, port, settings.base_url,
                                          f", {workers} worker processes" if workers > 1 else "")
-    options = dict(host=host, port=port, log_level=None,
-                   log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format),
+    # the access lines are the node's own (node.logging.AccessLog, written by its outermost middleware)
+    application.state.access_log = AccessLog(settings.node.log_level, settings.node.log_format)
+    options = dict(host=host, port=port, log_level=None, access_log=False,
+                   log_config=uvicorn_log_config(settings.node.log_level, settings.node.log_format,
+                                                 access_log=False),
                    # the node itself decides whose X-Forwarded-For to believe (ratelimit.forwarded_allow_ips,
                    # node.security.ratelimit); uvicorn's default trusts any local caller
                    proxy_headers=False)

@@ -23,11 +23,14 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
+from urllib.parse import quote
 
 __all__ = [
+    "AccessLog",
     "IdNumberRedactor",
     "JsonFormatter",
     "RequestIdFilter",
@@ -195,6 +198,52 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:
                 logger.addFilter(IdNumberRedactor())
     _handler.setFormatter(make_formatter(fmt))
     node_logger.setLevel(level)
+
+
+class AccessLog:
+    """The access line of every HTTP request, written by the node's outermost middleware
+    (`node.ops.middleware.RequestContextMiddleware`) in place of uvicorn's: the same message
+    (`client - "METHOD /path?query HTTP/1.1" status`), the same line format as every other (`TextFormatter` /
+    `JsonFormatter`: time, level, logger `creditnode.access`, request id), masked the same way — but composed in one
+    step (~5 µs) instead of passing through the logging machinery with three filters and three maskings (~30 µs:
+    a tenth of a cheap request; docs/performance.md, "Fourth pass"). Written to whatever `sys.stderr` is then.
+    `creditnode serve` installs it (`app.state.access_log`); in-process test clients write none, as before."""
+
+    LOGGER = "creditnode.access"
+
+    def __init__(self, level: str = "INFO", fmt: LogFormat = "text") -> None:
+        self.enabled = logging.getLevelNamesMapping().get(level.upper(), logging.INFO) <= logging.INFO
+        self.json = fmt == "json"
+        self._second = -1
+        self._stamp = ""
+
+    def _asctime(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:  # the local-time prefix, formatted once a second
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._stamp},{int((now - second) * 1000):03d}"
+
+    def write(self, scope: dict[str, Any], status: int, request_id: str) -> None:
+        if not self.enabled:
+            return
+        client = scope.get("client")
+        target = quote(scope.get("root_path", "") + scope["path"])
+        if scope.get("query_string"):
+            target = f"{target}?{scope['query_string'].decode('ascii', 'replace')}"
+        # uvicorn's access message, masked once (the client's address, method and target are all it quotes)
+        message = redact(f'{"%s:%d" % tuple(client) if client else ""} - "{scope["method"]} {target} '
+                         f'HTTP/{scope.get("http_version", "1.1")}" {status}')
+        now = time.time()
+        if self.json:
+            line = json.dumps({"ts": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="milliseconds")
+                               .replace("+00:00", "Z"), "level": "INFO", "logger": self.LOGGER,
+                               "message": message, "request_id": request_id}, ensure_ascii=False)
+        else:
+            line = f"{self._asctime(now)} INFO {self.LOGGER} [{request_id}] {message}"
+        try:
+            sys.stderr.write(line + "\n")
+        except (OSError, ValueError):  # a closed or broken stderr must not fail the request
+            pass
 
 
 def uvicorn_log_config(level: str = "INFO", fmt: LogFormat = "text", *, access_log: bool = True) -> dict[str, Any]:

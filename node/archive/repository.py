@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from node.archive.groups import ARCHIVE_GROUPS, OTHER
 from node.models import Achievement, DepositApplication, Learner
 
-__all__ = ["ITEM_COLUMNS", "GroupTotals", "archive_items", "archive_rows", "group_totals", "learner_row"]
+__all__ = ["ARCHIVE_ROWS", "ITEM_COLUMNS", "LEARNER_ROW", "GroupTotals", "archive_items", "archive_rows", "group_totals", "learner_row"]
 
 
 def _live(learner_id: int) -> tuple:
@@ -43,13 +43,13 @@ _ARCHIVE_ORDER = (sa.nulls_last(Achievement.earned_on.desc()), sa.nulls_last(Ach
 
 
 # Built once: a statement is a tree of objects whose building and cache key cost more than running it.
-_ARCHIVE_ROWS = (
+ARCHIVE_ROWS = (
     sa.select(*ITEM_COLUMNS)
     .outerjoin(DepositApplication, DepositApplication.achievement_id == Achievement.id)
     .where(Achievement.learner_id == sa.bindparam("learner_id"), Achievement.status == "deposited")
     .order_by(*_ARCHIVE_ORDER)
 )
-_LEARNER_ROW = sa.select(Learner.id, Learner.account_no, Learner.id_type, Learner.id_masked, Learner.name_cipher,
+LEARNER_ROW = sa.select(Learner.id, Learner.account_no, Learner.id_type, Learner.id_masked, Learner.name_cipher,
                          Learner.key_id, Learner.pseudonym, Learner.created_at, Learner.erased_at).where(
     Learner.id == sa.bindparam("learner_id"))
 
@@ -57,12 +57,12 @@ _LEARNER_ROW = sa.select(Learner.id, Learner.account_no, Learner.id_type, Learne
 def archive_rows(session: Session, learner_id: int) -> list[sa.Row]:
     """The same items as `archive_items`, as rows of ITEM_COLUMNS (no ORM objects: the archive only shows them;
     run on the session's connection, past the ORM's statement handling)."""
-    return list(session.connection().execute(_ARCHIVE_ROWS, {"learner_id": learner_id}))
+    return list(session.connection().execute(ARCHIVE_ROWS, {"learner_id": learner_id}))
 
 
 def learner_row(session: Session, learner_id: int) -> sa.Row | None:
     """What the archive shows of a learner (the columns `learner_public` reads), or None."""
-    return session.connection().execute(_LEARNER_ROW, {"learner_id": learner_id}).first()
+    return session.connection().execute(LEARNER_ROW, {"learner_id": learner_id}).first()
 
 
 class GroupTotals(NamedTuple):

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import time
 import uuid
 from types import SimpleNamespace
 from decimal import Decimal
@@ -24,7 +25,7 @@ from crypto.dataintegrity import JCS, RDFC
 from crypto.jcs import canonicalize
 from crypto.rdfc import EmbeddedDataset, canonicalize_embedding
 from node.counters import reserve
-from node.credentials.cache import embedded_datasets, signed_credentials
+from node.credentials.cache import SignedCache, embedded_datasets, signed_credentials
 from node.credentials.context import (
     FEDERATION_CONTEXT,
     OB_SCHEMA,
@@ -36,15 +37,23 @@ from node.errors import Conflict, NotFound
 from node.models import Achievement, IssuedTranscript, Learner, LedgerEvent, Organisation
 
 __all__ = [
+    "DEPOSITED_RECORDS",
+    "ONE_RECORD",
     "STATUS_LIST_SIZE",
     "achievement_credential",
     "achievement_credential_json",
     "build_achievement_credential",
+    "cached_credential",
+    "credential_key",
+    "issuer_constants",
     "credential_id",
     "ensure_status_index",
     "issued_transcript",
     "printed_transcript",
+    "reused_transcript",
+    "reused_transcripts",
     "transcript",
+    "transcript_json",
     "transcript_totals",
 ]
 
@@ -246,8 +255,8 @@ def _records_statement(*conditions) -> sa.Select:
 
 
 # Built once (a statement's building and cache key cost more than running it), run on the session's connection.
-_ONE_RECORD = _records_statement(Achievement.id == sa.bindparam("achievement_id"))
-_DEPOSITED_RECORDS = _records_statement(Achievement.learner_id == sa.bindparam("learner_id"),
+ONE_RECORD = _records_statement(Achievement.id == sa.bindparam("achievement_id"))
+DEPOSITED_RECORDS = _records_statement(Achievement.learner_id == sa.bindparam("learner_id"),
                                         Achievement.status == "deposited")
 
 
@@ -277,14 +286,8 @@ def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, quick: boo
     settings, identity = ctx.settings, ctx.identity
     index = _ensure_index(session, row, quick=quick)
     level_map = _reference_levels(settings)
-    key = None
-    if row.status == "deposited" and "non_jcs_canonicalisation" not in settings.active_faults:
-        signing = identity.signing_key
-        values = [bytes(v) if isinstance(v, memoryview) else v for v in row]
-        values[_STATUS_INDEX] = index  # reserved by this read or an earlier one: the same credential
-        key = (tuple(values), settings.base_url,
-               identity.did, identity.key_id, signing.public_key.raw, settings.region.name_zh,
-               level_map.get(row.level or ""), rdfc)
+    key = credential_key(ctx, row, index, rdfc=rdfc)
+    if key is not None:
         cached = signed_credentials.get(key)
         if cached is not None:
             return None, cached
@@ -313,12 +316,44 @@ def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, quick: boo
     return signed, data
 
 
+def credential_key(ctx, row, index: int, *, rdfc: bool, issuer: tuple | None = None) -> tuple | None:
+    """The key of a record row's signed credential in `signed_credentials` (node.credentials.cache says what it
+    is made of), with its status-list `index`; None for a credential never cached (a revoked record). `issuer`:
+    `issuer_constants(ctx)` when the caller keys many rows."""
+    if row.status != "deposited" or "non_jcs_canonicalisation" in ctx.settings.active_faults:
+        return None
+    constants, level_map = issuer or issuer_constants(ctx)
+    values = list(row)
+    for i, value in enumerate(values):
+        if isinstance(value, memoryview):
+            values[i] = bytes(value)
+    values[_STATUS_INDEX] = index  # reserved by this read or an earlier one: the same credential
+    return (tuple(values), constants, level_map.get(row.level or ""), rdfc)
+
+
+def issuer_constants(ctx) -> tuple[tuple, dict[str, str]]:
+    """What every credential of this node is signed with and says of its issuer: (base URL, DID, key id, public
+    key, name), and the region's reference levels."""
+    settings, identity = ctx.settings, ctx.identity
+    return ((settings.base_url, identity.did, identity.key_id, identity.signing_key.public_key.raw,
+             settings.region.name_zh), _reference_levels(settings))
+
+
+def cached_credential(ctx, row, *, rdfc: bool) -> bytes | None:
+    """A record row's signed credential if it is cached (an exported, deposited record signed since the process
+    started and unchanged since), else None. Reads nothing and writes nothing: the fast lane's credential."""
+    if row.status_index is None:
+        return None
+    key = credential_key(ctx, row, row.status_index, rdfc=rdfc)
+    return None if key is None else signed_credentials.get(key)
+
+
 def _reference_levels(settings) -> dict[str, str]:
     return {lv.code: lv.reference_level for lv in settings.region.framework_levels}
 
 
 def _one_record(session: Session, achievement_id: int, learner_id: int | None) -> sa.Row:
-    rows = _records(session, _ONE_RECORD, {"achievement_id": achievement_id})
+    rows = _records(session, ONE_RECORD, {"achievement_id": achievement_id})
     if not rows or (learner_id is not None and rows[0].learner_id != learner_id):
         raise NotFound("no such achievement")
     if rows[0].status not in ("deposited", "revoked"):
@@ -368,8 +403,13 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     learner = session.get(Learner, learner_id)
     if learner is None:
         raise NotFound("no such learner")
+    rows = _records(session, DEPOSITED_RECORDS, {"learner_id": learner_id})
+    return _transcript_of(session, ctx, learner, rows, transcript_id=transcript_id, rdfc=rdfc)
+
+
+def _transcript_of(session: Session, ctx, learner, rows, *, transcript_id: str | None, rdfc: bool) -> dict:
     credentials, serialised = [], []
-    for row in _records(session, _DEPOSITED_RECORDS, {"learner_id": learner_id}):
+    for row in rows:
         signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
         credentials.append(orjson.loads(data) if signed is None else signed)
         serialised.append(data)
@@ -386,6 +426,61 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
         "verifiableCredential": credentials,
     }
     return _sign_presentation(ctx, presentation, serialised, rdfc=rdfc)
+
+
+# Signed transcripts kept for reuse: (learner, everything the presentation is made of) -> (monotonic time signed,
+# its JSON). A learner who asks again within `node.transcript_reuse_seconds`, nothing in it changed, gets the same
+# presentation: its id, issue time and proofs (two proofs over every embedded credential: ~10 ms of CPU). Bounded
+# by entries and by size (a presentation over _MAX_REUSED_BYTES is not kept).
+reused_transcripts = SignedCache(max_entries=256, value_type=tuple)
+_MAX_REUSED_BYTES = 1 << 20
+
+
+def _transcript_key(ctx, learner_id: int, learner, rows, indexes, *, rdfc: bool) -> tuple | None:
+    keys = []
+    issuer = issuer_constants(ctx)
+    for row, index in zip(rows, indexes, strict=True):
+        key = credential_key(ctx, row, index, rdfc=rdfc, issuer=issuer)
+        if key is None:
+            return None
+        keys.append(key)
+    return (learner_id, learner.pseudonym, ctx.cipher.decrypt(learner.name_cipher, learner.key_id),
+            ctx.settings.region.name_zh, tuple(keys), rdfc)
+
+
+def _reused(ctx, key: tuple | None) -> bytes | None:
+    window = ctx.settings.node.transcript_reuse_seconds
+    if key is None or window <= 0:
+        return None
+    found = reused_transcripts.get(key)
+    if found is None or time.monotonic() - found[0] > window:
+        return None
+    return found[1]
+
+
+def reused_transcript(ctx, learner_id: int, learner, rows, *, rdfc: bool = True) -> bytes | None:
+    """The learner's transcript JSON if one was signed within the reuse window from exactly these rows (of
+    `DEPOSITED_RECORDS`, every one exported), else None. Reads and writes nothing: the fast lane's transcript."""
+    if any(row.status_index is None for row in rows):
+        return None
+    return _reused(ctx, _transcript_key(ctx, learner_id, learner, rows, [r.status_index for r in rows], rdfc=rdfc))
+
+
+def transcript_json(session: Session, ctx, learner_id: int) -> bytes:
+    """`transcript(...)` as the API sends it (UTF-8 JSON): reused when the same learner asked within
+    `node.transcript_reuse_seconds` and nothing in it changed, else signed afresh (and kept for reuse)."""
+    learner = session.get(Learner, learner_id)
+    if learner is None:
+        raise NotFound("no such learner")
+    rows = _records(session, DEPOSITED_RECORDS, {"learner_id": learner_id})
+    indexes = [_ensure_index(session, row) for row in rows]
+    key = _transcript_key(ctx, learner_id, learner, rows, indexes, rdfc=True)
+    data = _reused(ctx, key)
+    if data is None:
+        data = orjson.dumps(_transcript_of(session, ctx, learner, rows, transcript_id=None, rdfc=True))
+        if key is not None and ctx.settings.node.transcript_reuse_seconds > 0 and len(data) <= _MAX_REUSED_BYTES:
+            reused_transcripts.put(key, (time.monotonic(), data))
+    return data
 
 
 def _sign_presentation(ctx, presentation: dict, serialised: list[bytes], *, rdfc: bool) -> dict:

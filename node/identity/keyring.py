@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -39,6 +40,14 @@ __all__ = [
 _AAD = b"creditnode-keyring-v1"
 
 
+@functools.lru_cache(maxsize=64)
+def _key_of_seed(seed_b64: str) -> Ed25519Key:
+    # A key object per seed, built once: every signed credential's cache key reads the signing key, and building
+    # it from the seed each time cost ~40 µs (docs/performance.md, "Fourth pass"). Keyed by the seed itself, so
+    # a rotated or reloaded ring gets its own keys.
+    return Ed25519Key.from_seed(base64.b64decode(seed_b64))
+
+
 class KeyringLocked(RuntimeError):
     """The key ring file is encrypted with a database key that is not configured."""
 
@@ -53,7 +62,7 @@ class NodeKey:
 
     @property
     def signing_key(self) -> Ed25519Key:
-        return Ed25519Key.from_seed(base64.b64decode(self.seed_b64))
+        return _key_of_seed(self.seed_b64)
 
 
 @dataclass

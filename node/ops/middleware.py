@@ -11,14 +11,14 @@ the id too. Its cost per request: one header scan, one contextvar set, one count
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from node.logging import redact, request_id_var
+from node.logging import AccessLog, redact, request_id_var
 from node.ops.metrics import HttpMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "ConcurrencyGate", "RequestContextMiddleware", "admitted_requests",
@@ -50,17 +50,18 @@ def route_template(scope: dict[str, Any]) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: Any, metrics: HttpMetrics | None = None) -> None:
+    def __init__(self, app: Any, metrics: HttpMetrics | None = None, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log  # the access line of each request (`creditnode serve`), after the response
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope.get("headers") or []) or uuid.uuid4().hex
-        # Not reset afterwards: each request runs in a task (and context) of its own, and error handlers and
-        # uvicorn's access line, which run after the app returns, must still see it.
+        request_id = _incoming_id(scope.get("headers") or []) or os.urandom(16).hex()  # 32 hex digits
+        # Not reset afterwards: each request runs in a task (and context) of its own, and error handlers, which
+        # run after the app returns, must still see it.
         request_id_var.set(request_id)
         header = (_HEADER_KEY, request_id.encode("ascii"))
         status = 500
@@ -79,6 +80,8 @@ class RequestContextMiddleware:
             if self.metrics is not None:
                 self.metrics.observe(scope["method"], route_template(scope), status,
                                      time.perf_counter() - started)
+            if self.access_log is not None:
+                self.access_log.write(scope, status, request_id)
 
 
 def admitted_requests(engine: Engine, *, threads: int = 40) -> int:

@@ -210,6 +210,7 @@ def install(app: FastAPI, ctx: NodeContext) -> None:
     app.state.admitted_requests = gate_limit
 
     def build_middleware_stack() -> Any:
-        return RequestContextMiddleware(ConcurrencyGate(build_stack(), gate_limit), http_metrics)
+        return RequestContextMiddleware(ConcurrencyGate(build_stack(), gate_limit), http_metrics,
+                                        getattr(app.state, "access_log", None))
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

@@ -27,7 +27,9 @@ ALLOWED_NODE = {"node.models", "node.db", "node.context", "node.deps", "node.err
                 # ... and the 双证融通 projects' scheduled exemption report (projects.report_exemptions)
                 "node.projects.jobs",
                 # a transfer's completion is a decision that statistics and notices listen to (node/decisions.py)
-                "node.decisions"}
+                "node.decisions",
+                # the discovery document is one of the fast lane's reads (node/fastlane.py registers it)
+                "node.fastlane"}
 
 
 def test_federation_imports_only_allowed_node_modules() -> None:

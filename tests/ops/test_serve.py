@@ -80,7 +80,7 @@ def test_json_logs_are_one_object_per_line(initialised: tuple[Path, int]) -> Non
     assert ID not in "\n".join(lines)
     objects = [json.loads(line) for line in lines]
     assert objects and all({"ts", "level", "logger", "message", "request_id"} <= obj.keys() for obj in objects)
-    access = [obj for obj in objects if obj["logger"] == "uvicorn.access"]
+    access = [obj for obj in objects if obj["logger"] == "creditnode.access"]
     assert len(access) == 3
     probe = next(obj for obj in access if obj["request_id"] == "probe-1")
     assert f"/api/v1/ledger/events/{ID[:6]}********{ID[-4:]}" in probe["message"]
