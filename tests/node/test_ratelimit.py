@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import RateLimitSettings
 from node.errors import TooManyRequests
+from node.logging import AccessLog
 from node.security.ratelimit import RateLimits, client_address
 
 PROXY = (ipaddress.ip_network("10.0.0.0/8"),)
@@ -82,7 +84,8 @@ def test_serve_leaves_proxy_headers_to_the_node(monkeypatch, tmp_path) -> None:
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
-    monkeypatch.setattr(node.app, "create_app", lambda settings: object())
+    served = SimpleNamespace(state=SimpleNamespace())
+    monkeypatch.setattr(node.app, "create_app", lambda settings: served)
     from node.cli import initialise_node
 
     monkeypatch.setenv("CREDITNODE_CONFIG", "")  # recorded, so the value init sets is undone after the test
@@ -91,6 +94,8 @@ def test_serve_leaves_proxy_headers_to_the_node(monkeypatch, tmp_path) -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--config", str(config), "--behind-proxy", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert seen.get("proxy_headers") is False
+    # the access lines are the node's own (node.logging.AccessLog), not uvicorn's
+    assert seen.get("access_log") is False and isinstance(served.state.access_log, AccessLog)
 
 
 def test_several_limits_in_one_setting() -> None:
