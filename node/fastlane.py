@@ -50,17 +50,18 @@ log = logging.getLogger("creditnode.fastlane")
 
 # (body, content type) or None: hand the request to the normal route
 Answer = tuple[bytes, bytes] | None
-Handler = Callable[["Lane", dict, "int | None"], Awaitable[Answer]]
+Handler = Callable[..., Awaitable[Answer]]  # (lane, scope, id or None[, (learner id, token version)])
 
 _EXACT: dict[str, Handler] = {}
 _WITH_ID: dict[str, Handler] = {}  # prefix ending in "/" → handler of PREFIX{integer id}
 _MAX_ID_DIGITS = 18  # below 2**63 - 1 (the routes' Int64): longer ids go to the route, which says 422
 
 
-def fast_read(path: str) -> Callable[[Handler], Handler]:
+def fast_read(path: str, *, learner: bool = False) -> Callable[[Handler], Handler]:
     """Register `handler` as the fast answer to `GET path` (a path ending in `/{name}` takes an integer id). The
     normal route at the same path must exist and stay the reference: the handler returns None for anything but
-    the plain case."""
+    the plain case. A `learner` read is called only for a request whose bearer token names a learner
+    (`learner_of`), with that `(learner id, token version)` as its last argument."""
 
     def register(handler: Handler) -> Handler:
         if path.endswith("}"):
@@ -69,6 +70,7 @@ def fast_read(path: str) -> Callable[[Handler], Handler]:
         else:
             _EXACT[path] = handler
         handler.fast_path = path  # type: ignore[attr-defined]
+        handler.for_learner = learner  # type: ignore[attr-defined]
         return handler
 
     return register
@@ -83,7 +85,8 @@ class PreparedRead:
     def __init__(self, statement: sa.Select) -> None:
         self.statement = statement
         self.Row = namedtuple("Row", [c.key for c in statement.selected_columns], rename=True)  # type: ignore[misc]
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict, list]] = {}  # (SQL, order, defaults, processors)
+        # per dialect: (SQL, bind names in order or None, default values, [(column, result processor)])
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict, list]] = {}
 
     def bound(self, dialect: sa.Dialect, params: dict[str, Any]) -> tuple[str, Any]:
         """(SQL, the driver's parameters) of this statement for `dialect`."""
@@ -268,7 +271,11 @@ class FastLane:
             if found is not None:
                 handler, param = found
                 try:
-                    answer = await handler(self.lane, scope, param)
+                    if handler.for_learner:
+                        who = learner_of(self.lane, scope)
+                        answer = None if who is None else await handler(self.lane, scope, param, who)
+                    else:
+                        answer = await handler(self.lane, scope, param)
                 except Exception:  # the route answers it, its own way (and logs what it must)
                     # once per path at WARNING (a defect here would otherwise only show as a slower node)
                     level = logging.DEBUG if handler in self._warned else logging.WARNING

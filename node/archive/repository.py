@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from node.archive.groups import ARCHIVE_GROUPS, OTHER
 from node.models import Achievement, DepositApplication, Learner
 
-__all__ = ["ARCHIVE_ROWS", "ITEM_COLUMNS", "LEARNER_ROW", "GroupTotals", "archive_items", "archive_rows", "group_totals", "learner_row"]
+__all__ = ["ARCHIVE_ROWS", "ITEM_COLUMNS", "LEARNER_ROW", "GroupTotals", "archive_items", "archive_rows",
+           "group_totals", "learner_row"]
 
 
 def _live(learner_id: int) -> tuple:

@@ -12,7 +12,7 @@ from node.archive.schemas import ArchivePublic
 from node.archive.service import archive_document, learner_archive_json
 from node.audit.service import record, refusals_recorded
 from node.deps import CtxDep, LearnerCallDep, Principal, SessionDep, on_reader, require_roles
-from node.fastlane import Lane, PreparedRead, current, fast_read, learner_of
+from node.fastlane import Lane, PreparedRead, current, fast_read
 from node.models import Learner
 from node.roles import Role
 from node.models.types import Int64
@@ -39,12 +39,9 @@ _LEARNER = PreparedRead(repo.LEARNER_ROW.add_columns(Learner.token_version))
 _ITEMS = PreparedRead(repo.ARCHIVE_ROWS)
 
 
-@fast_read("/api/v1/me/archive")
-async def fast_archive(lane: Lane, scope: dict, _param: None) -> tuple[bytes, bytes] | None:
+@fast_read("/api/v1/me/archive", learner=True)
+async def fast_archive(lane: Lane, _scope: dict, _param: None, who: tuple[int, int]) -> tuple[bytes, bytes] | None:
     """`read_my_archive` in its plain case (node.fastlane): the same two queries and the same bytes."""
-    who = learner_of(lane, scope)
-    if who is None:
-        return None
     async with lane.reading() as r:
         learner = await r.named(_LEARNER, {"learner_id": who[0]})
         if not learner or not current(who, learner[0].token_version) or learner[0].erased_at is not None:

@@ -48,7 +48,7 @@ from node.deps import (
     require_roles,
 )
 from node.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
-from node.fastlane import Lane, PreparedRead, current, fast_read, learner_of
+from node.fastlane import Lane, PreparedRead, current, fast_read
 from node.ledger.log import consistency, event_by_seq, inclusion, latest_checkpoint, served_note
 from node.ledger.service import public_view
 from node.models import Learner
@@ -190,12 +190,10 @@ _HOLDER = PreparedRead(sa.select(Learner.pseudonym, Learner.name_cipher, Learner
 _RECORD = PreparedRead(ONE_RECORD).Row  # a record row as the route reads it (without the token version)
 
 
-@fast_read("/api/v1/me/credentials/{achievement_id}")
-async def fast_credential(lane: Lane, scope: dict, achievement_id: int) -> tuple[bytes, bytes] | None:
+@fast_read("/api/v1/me/credentials/{achievement_id}", learner=True)
+async def fast_credential(lane: Lane, _scope: dict, achievement_id: int, who: tuple[int, int]
+                          ) -> tuple[bytes, bytes] | None:
     """`my_credential` when the learner's credential is signed and cached: one query, no signing, no write."""
-    who = learner_of(lane, scope)
-    if who is None:
-        return None
     async with lane.reading() as r:
         rows = await r.rows(_ONE, {"achievement_id": achievement_id})
     if not rows or not current(who, rows[0][-1]):
@@ -207,15 +205,13 @@ async def fast_credential(lane: Lane, scope: dict, achievement_id: int) -> tuple
     return None if data is None else (data, _LD_BYTES)
 
 
-@fast_read("/api/v1/me/transcript")
-async def fast_transcript(lane: Lane, scope: dict, _param: None) -> tuple[bytes, bytes] | None:
+@fast_read("/api/v1/me/transcript", learner=True)
+async def fast_transcript(lane: Lane, scope: dict, _param: None, who: tuple[int, int]
+                          ) -> tuple[bytes, bytes] | None:
     """`my_transcript` (JSON) when the same presentation was signed within `node.transcript_reuse_seconds` from
     exactly the same records: two queries, no signing, no write."""
     accept = next((v for n, v in scope["headers"] if n == b"accept"), b"")
     if _accepts_pdf_first(accept.decode("latin-1")):
-        return None
-    who = learner_of(lane, scope)
-    if who is None:
         return None
     async with lane.reading() as r:
         holder = await r.named(_HOLDER, {"learner_id": who[0]})
