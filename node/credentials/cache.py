@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 __all__ = ["MAX_ENTRIES", "SignedCache", "embedded_datasets", "signed_credentials"]
 
@@ -34,11 +35,14 @@ class SignedCache:
     """A thread-safe LRU map of content keys to serialised signed documents (bytes), or to other immutable values
     derived from the key alone (`value_type`)."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES, value_type: type = bytes) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, value_type: type = bytes, *,
+                 max_weight: int | None = None, weigh: Callable[[Any], int] | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be positive")
         self.max_entries = max_entries
         self.value_type = value_type
+        # optionally bounded by the sum of the entries' weights too (e.g. their bytes): least recently used out
+        self.max_weight, self._weigh, self.weight = max_weight, weigh, 0
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -57,16 +61,25 @@ class SignedCache:
     def put(self, key: Hashable, value: bytes) -> None:
         if not isinstance(value, self.value_type):
             raise TypeError(f"this cache keeps {self.value_type.__name__} values")
+        weight = self._weigh(value) if self._weigh is not None else 0
+        if self.max_weight is not None and weight > self.max_weight:
+            return  # heavier than the whole budget: not kept
         with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None and self._weigh is not None:
+                self.weight -= self._weigh(old)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            self.weight += weight
+            while len(self._items) > self.max_entries or (
+                    self.max_weight is not None and self.weight > self.max_weight):
+                _, dropped = self._items.popitem(last=False)
+                if self._weigh is not None:
+                    self.weight -= self._weigh(dropped)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self.hits = self.misses = 0
+            self.hits = self.misses = self.weight = 0
 
     def __len__(self) -> int:
         return len(self._items)

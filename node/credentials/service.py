@@ -431,9 +431,9 @@ def _transcript_of(session: Session, ctx, learner, rows, *, transcript_id: str |
 # Signed transcripts kept for reuse: (learner, everything the presentation is made of) -> (monotonic time signed,
 # its JSON). A learner who asks again within `node.transcript_reuse_seconds`, nothing in it changed, gets the same
 # presentation: its id, issue time and proofs (two proofs over every embedded credential: ~10 ms of CPU). Bounded
-# by entries and by size (a presentation over _MAX_REUSED_BYTES is not kept).
-reused_transcripts = SignedCache(max_entries=256, value_type=tuple)
-_MAX_REUSED_BYTES = 1 << 20
+# by entries and by their bytes (32 MiB a process; ~66 KB for 20 records, least recently used out first).
+reused_transcripts = SignedCache(max_entries=1024, value_type=tuple, max_weight=32 << 20,
+                                 weigh=lambda entry: len(entry[1]))
 
 
 def _transcript_key(ctx, learner_id: int, learner, rows, indexes, *, rdfc: bool) -> tuple | None:
@@ -478,7 +478,7 @@ def transcript_json(session: Session, ctx, learner_id: int) -> bytes:
     data = _reused(ctx, key)
     if data is None:
         data = orjson.dumps(_transcript_of(session, ctx, learner, rows, transcript_id=None, rdfc=True))
-        if key is not None and ctx.settings.node.transcript_reuse_seconds > 0 and len(data) <= _MAX_REUSED_BYTES:
+        if key is not None and ctx.settings.node.transcript_reuse_seconds > 0:
             reused_transcripts.put(key, (time.monotonic(), data))
     return data
 

@@ -85,3 +85,17 @@ def test_the_cache_is_bounded_least_recently_used_first() -> None:
         cache.put("d", {"not": "bytes"})  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         SignedCache(max_entries=0)
+
+
+def test_a_weighed_cache_keeps_within_its_budget() -> None:
+    """The transcripts' reuse cache is bounded by bytes too (node.credentials.service.reused_transcripts)."""
+    cache = SignedCache(max_entries=10, max_weight=10, weigh=len)
+    cache.put("a", b"1234")
+    cache.put("b", b"5678")
+    assert cache.weight == 8
+    cache.put("c", b"90ab")  # 12 > 10: the least recently used ("a") goes
+    assert cache.get("a") is None and cache.get("b") == b"5678" and cache.weight == 8
+    cache.put("b", b"xy")  # replacing an entry re-weighs it
+    assert cache.weight == 6 and len(cache) == 2
+    cache.put("big", b"x" * 11)  # heavier than the whole budget: not kept, nothing dropped for it
+    assert cache.get("big") is None and len(cache) == 2 and cache.weight == 6
