@@ -10,14 +10,14 @@ reads in their **ordinary case only**:
 
 * a GET of an exact path registered here (`fast_read`), by the module that owns the route;
 * for a learner's read, a bearer token (no API key) that verifies, names a learner, and whose version is the
-  learner's current one (checked in the same read transaction as the data);
+  learner's current one (read in the same query as the data);
 * the data in its plain state (an archive of a learner not erased, a credential already signed and cached, a
   transcript signed moments ago from exactly the same records).
 
 Anything else — no or a bad token, a staff token, a revoked one, an erased learner, a record never exported, a
 credential to sign, a PDF, an error of any kind — is handed to the normal route, which answers it with all its
 checks, refusals, audit entries and error bodies. So the lane never decides a refusal and never writes: it only
-serves, faster, what the route would have served. `tests/test_fastlane.py` checks that it answers byte for byte
+serves, faster, what the route would have served. `tests/credentials/test_fastlane.py` checks that it answers byte for byte
 as the route does, and hands over every other case. `node.fast_reads = false` turns it off.
 
 Queries: `PreparedRead` compiles a SQLAlchemy `select()` once per dialect and runs it on the driver, converting each
