@@ -194,9 +194,8 @@ class Lane:
     def __init__(self, ctx: Any, engine: Engine | None = None) -> None:
         self.ctx = ctx
         self.engine = engine or ctx.engine
-        self.sqlite = is_sqlite(self.engine)
-        self.pg: PgConnections | None = None
-        if not self.sqlite:
+        self.pg: PgConnections | None = None  # None: SQLite
+        if not is_sqlite(self.engine):
             url = self.engine.url.set(drivername="postgresql")
             self.pg = PgConnections(url.render_as_string(hide_password=False))
             sa.event.listen(self.engine, "engine_disposed", lambda _engine: self.close())

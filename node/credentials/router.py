@@ -27,7 +27,6 @@ from node.credentials.pdf import MAX_PDF_BYTES, PdfUnreadable, extract_presentat
 from node.credentials.service import (
     DEPOSITED_RECORDS,
     ONE_RECORD,
-    NotAQuickRead,
     achievement_credential_json,
     cached_credential,
     issued_transcript,
@@ -43,7 +42,6 @@ from node.deps import (
     Principal,
     SessionDep,
     end_request_transaction,
-    on_reader,
     public,
     require_roles,
 )
@@ -114,19 +112,14 @@ async def my_credential(achievement_id: Int64, call: LearnerCallDep) -> Response
     `eddsa-jcs-2022` and `eddsa-rdfc-2022` proofs; 404 if it is not theirs."""
     session, ctx, me = call.session, call.ctx, call.me
 
-    def quick() -> bytes:
-        return achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True, quick=True)
-
-    def full() -> bytes:  # may sign (ms of CPU) and reserve the status-list index (a write), committed here
+    def read() -> bytes:  # may sign (ms of CPU) and reserve the status-list index (a write), committed here
         data = achievement_credential_json(session, ctx, achievement_id, learner_id=me.id, rdfc=True)
         end_request_transaction()
         return data
 
-    try:
-        # a cached credential: on SQLite on the event loop, on PostgreSQL in a worker thread
-        data = await on_reader(session, quick)
-    except NotAQuickRead:  # never exported, or not signed since the node started: in a worker thread
-        data = await run_in_threadpool(full)
+    # a credential signed and cached was served by the fast lane (fast_credential below): what reaches the route
+    # is to be signed, reserved or refused — in a worker thread
+    data = await run_in_threadpool(read)
     return Response(data, media_type=_LD)
 
 

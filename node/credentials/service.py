@@ -264,35 +264,27 @@ def _records(session: Session, statement: sa.Select, params: dict) -> list[sa.Ro
     return list(session.connection().execute(statement, params).all())
 
 
-class NotAQuickRead(Exception):
-    """A `quick` credential read cannot be served as one: the record was never exported (its status-list index
-    must be reserved first: a write), or its signed credential is not in the cache (signing costs milliseconds of
-    CPU, RDFC tens). The caller does the full read in a worker thread."""
-
-
-def _ensure_index(session: Session, row: sa.Row, *, quick: bool = False) -> int:
+def _ensure_index(session: Session, row: sa.Row) -> int:
     if row.status_index is not None:
         return row.status_index
-    if quick:
-        raise NotAQuickRead(row.id)
     return ensure_status_index(session, session.get(Achievement, row.id))  # first export: reserve one (a write)
 
 
-def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, quick: bool = False
-                   ) -> tuple[dict | None, bytes]:
+def _signed_record(session: Session, ctx, row: sa.Row, *, rdfc: bool, index: int | None = None,
+                   issuer: tuple | None = None) -> tuple[dict | None, bytes]:
     """The signed credential of one record row: (the document if it was just built, else None; its JSON).
     A deposited record's credential comes from `signed_credentials` when nothing it is made of has changed
-    (node.credentials.cache); a revoked one is always built and signed afresh."""
+    (node.credentials.cache); a revoked one is always built and signed afresh. `index`: its status-list index if
+    the caller reserved it; `issuer`: `issuer_constants(ctx)` if the caller signs many."""
     settings, identity = ctx.settings, ctx.identity
-    index = _ensure_index(session, row, quick=quick)
-    level_map = _reference_levels(settings)
-    key = credential_key(ctx, row, index, rdfc=rdfc)
+    index = _ensure_index(session, row) if index is None else index
+    issuer = issuer or issuer_constants(ctx)
+    level_map = issuer[1]
+    key = credential_key(ctx, row, index, rdfc=rdfc, issuer=issuer)
     if key is not None:
         cached = signed_credentials.get(key)
         if cached is not None:
             return None, cached
-    if quick:
-        raise NotAQuickRead(row.id)
     event = None
     if row.event_seq is not None:
         event = SimpleNamespace(seq=row.event_seq, hash=bytes(row.event_hash), opening=row.event_opening,
@@ -371,11 +363,9 @@ def achievement_credential(session: Session, ctx, achievement_id: int, *, learne
 
 
 def achievement_credential_json(session: Session, ctx, achievement_id: int, *, learner_id: int | None = None,
-                                rdfc: bool = False, quick: bool = False) -> bytes:
-    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it. With `quick`, only what costs no
-    write and no signing (a cached credential), else `NotAQuickRead` (a caller reading on the event loop)."""
-    return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc,
-                          quick=quick)[1]
+                                rdfc: bool = False) -> bytes:
+    """`achievement_credential` serialised (UTF-8 JSON), as the routes send it."""
+    return _signed_record(session, ctx, _one_record(session, achievement_id, learner_id), rdfc=rdfc)[1]
 
 
 def transcript_totals(credentials: list[dict]) -> list[dict]:
@@ -404,13 +394,16 @@ def transcript(session: Session, ctx, learner_id: int, *, transcript_id: str | N
     if learner is None:
         raise NotFound("no such learner")
     rows = _records(session, DEPOSITED_RECORDS, {"learner_id": learner_id})
-    return _transcript_of(session, ctx, learner, rows, transcript_id=transcript_id, rdfc=rdfc)
+    return _transcript_of(session, ctx, learner, rows, [_ensure_index(session, row) for row in rows],
+                          transcript_id=transcript_id, rdfc=rdfc)
 
 
-def _transcript_of(session: Session, ctx, learner, rows, *, transcript_id: str | None, rdfc: bool) -> dict:
+def _transcript_of(session: Session, ctx, learner, rows, indexes: list[int], *, transcript_id: str | None,
+                   rdfc: bool) -> dict:
     credentials, serialised = [], []
-    for row in rows:
-        signed, data = _signed_record(session, ctx, row, rdfc=rdfc)
+    issuer = issuer_constants(ctx)
+    for row, index in zip(rows, indexes, strict=True):
+        signed, data = _signed_record(session, ctx, row, rdfc=rdfc, index=index, issuer=issuer)
         credentials.append(orjson.loads(data) if signed is None else signed)
         serialised.append(data)
     now = _iso(dt.datetime.now(dt.UTC))
@@ -477,7 +470,7 @@ def transcript_json(session: Session, ctx, learner_id: int) -> bytes:
     key = _transcript_key(ctx, learner_id, learner, rows, indexes, rdfc=True)
     data = _reused(ctx, key)
     if data is None:
-        data = orjson.dumps(_transcript_of(session, ctx, learner, rows, transcript_id=None, rdfc=True))
+        data = orjson.dumps(_transcript_of(session, ctx, learner, rows, indexes, transcript_id=None, rdfc=True))
         if key is not None and ctx.settings.node.transcript_reuse_seconds > 0:
             reused_transcripts.put(key, (time.monotonic(), data))
     return data
